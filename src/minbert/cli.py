@@ -1,0 +1,169 @@
+"""`minbert` command line: parse, call the library, print. Nothing here that a script could not call.
+
+User errors (MinbertError) print as one line and exit 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from minbert import __version__
+from minbert.config import describe_fields, load_config
+from minbert.data.readers import FORMAT_HELP, FORMATS
+from minbert.errors import MinbertError
+
+TRAIN_EPILOG = """config fields (set in the YAML/JSON file, or override any of them on the command line):
+{fields}
+
+examples:
+  minbert train configs/massive_intent.yaml
+  minbert train configs/massive_intent.yaml --train.epochs 1 --train.lr 3e-5 --output_dir runs/quick
+  minbert train configs/massive_intent.yaml --data.train my/train.csv --data.dev my/dev.csv \\
+      --data.test my/test.csv --data.format csv --data.text_column text --data.label_column intent --output_dir runs/mine
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minbert",
+        description="Fine-tune, evaluate and serve BERT-family sentence models on a CPU.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `minbert COMMAND --help` for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"minbert {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on the console")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model from a config file (+ --section.field overrides)",
+        description="Fine-tune a classifier: reads data, trains, keeps the best dev checkpoint, evaluates, "
+        "writes model/, metrics.jsonl, report.md and plots into output_dir.",
+        epilog=TRAIN_EPILOG.format(fields=describe_fields()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("config", type=Path, help="YAML or JSON run config (see configs/)")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="score a saved model on a labelled file", description="Score a saved model on a labelled file; prints JSON metrics.")
+    evaluate.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
+    evaluate.add_argument("--data", type=Path, required=True, help="labelled data file")
+    evaluate.add_argument("--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl)")
+    evaluate.add_argument("--text-column", help="text field/column (default: the format's own)")
+    evaluate.add_argument("--label-column", help="label field/column (default: the format's own)")
+    evaluate.add_argument("--batch-size", type=int, default=128)
+    evaluate.add_argument("--out", type=Path, help="also write the metrics JSON here")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    predict = commands.add_parser(
+        "predict",
+        help="label texts with a saved model (JSON lines out)",
+        description="Label texts given as arguments, or one per line on standard input. Prints one JSON object per text.",
+    )
+    predict.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
+    predict.add_argument("texts", nargs="*", help="texts to label (default: read lines from stdin)")
+    predict.add_argument("--top-k", type=int, default=3, help="how many (label, probability) pairs to list (default: 3)")
+    predict.add_argument("--batch-size", type=int, default=128)
+    predict.set_defaults(handler=cmd_predict)
+
+    info = commands.add_parser("info", help="describe a checkpoint and run it on one sentence", description="Load a Hugging Face-format BERT checkpoint (default: all-MiniLM-L6-v2), print its architecture, and encode a sentence.")
+    info.add_argument("checkpoint", nargs="?", default=None, help="checkpoint directory (default: all-MiniLM-L6-v2)")
+    info.add_argument("--text", default="minbert turns BERT into sentence models.", help="sentence to encode")
+    info.set_defaults(handler=cmd_info)
+
+    formats = commands.add_parser("formats", help="list the data formats the readers understand")
+    formats.set_defaults(handler=cmd_formats)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.run import train
+
+    config = load_config(args.config, overrides)
+    result = train(config)
+    report = result.report_path.read_text(encoding="utf-8")
+    print(report.split("\n### ", 1)[0].rstrip())
+    print(f"\nfull report: {result.report_path}\nmodel: {result.output_dir / 'model'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.run import evaluate
+
+    metrics = evaluate(args.model_dir, args.data, args.format, text_column=args.text_column, label_column=args.label_column, batch_size=args.batch_size)
+    text = json.dumps(metrics, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.model.task_model import load
+
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise MinbertError("no texts to label: pass them as arguments or one per line on standard input")
+    model = load(args.model_dir)
+    for text, prediction in zip(texts, model.predict(texts, batch_size=args.batch_size)):
+        top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[: args.top_k]
+        print(json.dumps({"text": text, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    import torch
+
+    from minbert.model.checkpoint import resolve_checkpoint
+    from minbert.model.encoder import Encoder, count_parameters
+    from minbert.model.tokenizer import Tokenizer
+
+    directory = resolve_checkpoint(args.checkpoint)
+    encoder = Encoder.from_pretrained(directory)
+    tokenizer = Tokenizer.from_pretrained(directory)
+    c = encoder.config
+    print(f"checkpoint  {directory}")
+    print(f"encoder     BERT, {c.num_hidden_layers} layers, hidden {c.hidden_size}, {c.num_attention_heads} heads, intermediate {c.intermediate_size}, {c.hidden_act}")
+    print(f"parameters  {count_parameters(encoder):,}")
+    print(f"tokenizer   vocab {tokenizer.vocab_size:,}, lower-case {tokenizer.do_lower_case}, max_length {tokenizer.max_length}")
+    batch = tokenizer([args.text])
+    with torch.no_grad():
+        out = encoder(**batch.as_kwargs())
+    print(f"encoded     {args.text!r}: {batch.input_ids.shape[1]} tokens -> last_hidden_state {tuple(out.last_hidden_state.shape)}, pooler_output {tuple(out.pooler_output.shape)}")
+    return 0
+
+
+def cmd_formats(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    for name in FORMATS:
+        print(f"{name:<8} {FORMAT_HELP[name]}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger().addHandler(console)
+    logging.getLogger("minbert").setLevel(logging.INFO)
+    try:
+        return args.handler(args, extra)
+    except MinbertError as e:
+        print(f"minbert: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("minbert: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Every supported file format -> a list of `Example`s, with errors that name file and line.
+
+Generic formats take a column mapping (`jsonl`, `csv`, `tsv`); named formats know their
+benchmark's layout:
+
+    massive  MASSIVE jsonl: release files (`utt`, `intent`, `partition`) or the SetFit export (`text`, `label_text`)
+    pipe     `label ||| text` lines (SST-5, CFIMDB from the minBERT assignment)
+    cs224n   the CS224N project's tab-separated csv (`sentence`, `sentiment`)
+    glue     GLUE tsv with a header (`sentence`, `label`)
+    uci      UCI Sentiment Labelled Sentences: `text<TAB>label`, no header
+
+Nothing is dropped silently: a bad row stops the read with its file and line, unless the
+user asked to skip bad rows, in which case every skipped row is counted and logged.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from minbert.errors import MinbertError
+
+log = logging.getLogger(__name__)
+
+csv.field_size_limit(10_000_000)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One input: a text (a sentence or a review), its label if known, and where it came from."""
+
+    text: str
+    label: str | None
+    source: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+class RowError(Exception):
+    """A problem with one row; the reader adds file and line."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    text: str
+    label: str
+
+
+# Default text/label fields of each format; None = the format has no named columns.
+DEFAULT_COLUMNS: dict[str, Columns | None] = {
+    "jsonl": Columns("text", "label"),
+    "csv": Columns("text", "label"),
+    "tsv": Columns("text", "label"),
+    "massive": None,
+    "pipe": None,
+    "cs224n": Columns("sentence", "sentiment"),
+    "glue": Columns("sentence", "label"),
+    "uci": None,
+}
+FORMATS = tuple(DEFAULT_COLUMNS)
+FORMAT_HELP = {
+    "jsonl": "one JSON object per line; fields chosen by text_column / label_column (default text, label)",
+    "csv": "comma-separated with a header row; columns chosen by text_column / label_column",
+    "tsv": "tab-separated with a header row; columns chosen by text_column / label_column",
+    "massive": "MASSIVE jsonl: utt/intent (release, filtered by partition) or text/label_text (SetFit export)",
+    "pipe": "'label ||| text' per line (SST-5, CFIMDB)",
+    "cs224n": "CS224N project csv: tab-separated, header, columns sentence and sentiment",
+    "glue": "GLUE tsv: header, columns sentence and label",
+    "uci": "UCI Sentiment Labelled Sentences: 'text<TAB>label', no header",
+}
+
+RawRow = tuple[int, str | None, str | None]  # (line, text, label)
+
+
+def read_examples(
+    path: str | Path,
+    format: str = "jsonl",
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    split: str | None = None,
+    require_labels: bool = True,
+    skip_bad_rows: bool = False,
+) -> list[Example]:
+    """Read a file into examples; `split` selects a MASSIVE partition when the file has several."""
+    path = Path(path)
+    if format not in DEFAULT_COLUMNS:
+        raise MinbertError(f"unknown data format {format!r}; choose one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise MinbertError(f"{path}: data file not found{'' if path.parent.is_dir() else ' (nor its folder)'}; check data.* paths")
+    defaults = DEFAULT_COLUMNS[format]
+    columns = Columns(text_column or (defaults.text if defaults else ""), label_column or (defaults.label if defaults else ""))
+    rows = ROW_READERS[format](path, columns, split)
+    examples: list[Example] = []
+    skipped: list[str] = []
+    try:
+        for line, text, label in rows:
+            try:
+                examples.append(_check_row(path, line, text, label, require_labels, columns.label))
+            except RowError as e:
+                if not skip_bad_rows:
+                    raise MinbertError(f"{path}:{line}: {e}") from None
+                skipped.append(f"{line}: {e}")
+    except RowError as e:  # raised by the row reader itself (bad JSON, missing separator, ...)
+        raise MinbertError(f"{path}:{e}") from None
+    if skipped:
+        log.warning("%s: skipped %d bad rows (data.skip_bad_rows); first: line %s", path, len(skipped), skipped[0])
+    if not examples:
+        raise MinbertError(f"{path}: no examples read{f' for partition {split!r}' if split else ''}; is the format right?")
+    return examples
+
+
+def _check_row(
+    path: Path, line: int, text: str | None, label: str | None, require_labels: bool, label_column: str
+) -> Example:
+    if text is None or not text.strip():
+        raise RowError("empty text; remove the row or fill it in")
+    if label is not None:
+        label = label.strip()
+    if require_labels and not label:
+        where = f" (label field/column {label_column!r})" if label_column else ""
+        raise RowError(f"missing label{where}; training and evaluation rows need one: fill it in or set data.label_column")
+    return Example(text=text.strip(), label=label or None, source=str(path), line=line)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Non-blank lines with their 1-based numbers; a file that is not UTF-8 is an error."""
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, start=1):
+                line = line.rstrip("\r\n")
+                if line.strip():
+                    yield number, line
+    except UnicodeDecodeError as e:
+        raise MinbertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8") from None
+
+
+def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    for number, line in _lines(path):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RowError(f"{number}: not valid JSON ({e.msg}); each line must be one JSON object") from None
+        if not isinstance(row, dict):
+            raise RowError(f"{number}: a JSON {type(row).__name__}, not an object")
+        yield number, row
+
+
+def _field(row: dict, name: str, number: int, role: str) -> str | None:
+    if name not in row:
+        raise RowError(
+            f"{number}: no {role} field {name!r} (fields: {', '.join(map(str, row))}); set data.{role}_column"
+        )
+    value = row[name]
+    return None if value is None else str(value)
+
+
+def _read_jsonl(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
+    for number, row in _json_rows(path):
+        label = _field(row, columns.label, number, "label") if columns.label in row else None
+        yield number, _field(row, columns.text, number, "text"), label
+
+
+def _read_massive(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
+    partitions = {"dev": "dev", "validation": "dev", "train": "train", "test": "test"}
+    for number, row in _json_rows(path):
+        text_key = columns.text or ("utt" if "utt" in row else "text")
+        label_key = columns.label or ("intent" if "intent" in row else "label_text")
+        if split and "partition" in row and row["partition"] != partitions.get(split, split):
+            continue
+        label = _field(row, label_key, number, "label") if label_key in row else None
+        yield number, _field(row, text_key, number, "text"), label
+
+
+def _delimited(delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> Callable[[Path, Columns, str | None], Iterator[RawRow]]:
+    def read(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
+                header = next(reader, None)
+                if header is None:
+                    return
+                header = [h.strip() for h in header]
+                if columns.text not in header:
+                    raise RowError(
+                        f"1: no text column {columns.text!r} in the header ({', '.join(header)}); set data.text_column"
+                    )
+                text_at = header.index(columns.text)
+                label_at = header.index(columns.label) if columns.label in header else None
+                for row in reader:
+                    number = reader.line_num
+                    if not any(cell.strip() for cell in row):
+                        continue
+                    if len(row) != len(header):
+                        raise RowError(
+                            f"{number}: {len(row)} fields but the header has {len(header)}; "
+                            "check the delimiter and quoting of this row"
+                        )
+                    yield number, row[text_at], row[label_at] if label_at is not None else None
+        except UnicodeDecodeError as e:
+            raise MinbertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8") from None
+        except csv.Error as e:
+            raise RowError(f"{reader.line_num}: {e}") from None
+
+    return read
+
+
+def _read_pipe(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
+    for number, line in _lines(path):
+        label, separator, text = line.partition(" ||| ")
+        if not separator:
+            raise RowError(f"{number}: no ' ||| ' separator; pipe lines look like 'label ||| text'")
+        yield number, text, label
+
+
+def _read_uci(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
+    for number, line in _lines(path):
+        text, separator, label = line.rpartition("\t")
+        if not separator:
+            raise RowError(f"{number}: no tab; UCI lines look like 'text<TAB>label'")
+        yield number, text, label
+
+
+ROW_READERS: dict[str, Callable[[Path, Columns, str | None], Iterator[RawRow]]] = {
+    "jsonl": _read_jsonl,
+    "csv": _delimited(","),
+    "tsv": _delimited("\t"),
+    "massive": _read_massive,
+    "pipe": _read_pipe,
+    "cs224n": _delimited("\t"),
+    "glue": _delimited("\t", csv.QUOTE_NONE),
+    "uci": _read_uci,
+}
+
+
+def subsample(examples: list[Example], n: int | None, seed: int) -> list[Example]:
+    """A seeded random subset of n examples, kept in file order."""
+    if n is None or n >= len(examples):
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]

@@ -1,0 +1,83 @@
+"""Pictures people would rather look at than read: learning curves, LR schedule, confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _smooth(values: Sequence[float], window: int) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if window <= 1 or len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid")
+
+
+def plot_learning_curves(records: list[dict[str, Any]], path: Path, metric: str = "accuracy") -> Path:
+    """Training loss (raw and smoothed) and dev loss on the left, the dev metric on the right, against steps."""
+    train = [r for r in records if r["event"] == "train"]
+    dev = [r for r in records if r["event"] == "dev"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        steps = [r["step"] for r in train]
+        losses = [r["loss"] for r in train]
+        window = max(1, len(losses) // 50)
+        left.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="train loss (step)")
+        smoothed = _smooth(losses, window)
+        left.plot(steps[len(steps) - len(smoothed):], smoothed, color="tab:blue", label=f"train loss (mean of {window})")
+    if dev:
+        left.plot([r["step"] for r in dev], [r["loss"] for r in dev], "o-", color="tab:orange", label="dev loss")
+        right.plot([r["step"] for r in dev], [r[metric] for r in dev], "o-", color="tab:green", label=f"dev {metric}")
+        best = max(dev, key=lambda r: r[metric]) if metric != "loss" else min(dev, key=lambda r: r[metric])
+        right.annotate(f"best {best[metric]:.4f}", (best["step"], best[metric]), textcoords="offset points", xytext=(0, -15), ha="center")
+    left.set(xlabel="optimizer step", ylabel="loss", title="Loss")
+    right.set(xlabel="optimizer step", ylabel=metric, title=f"Dev {metric}")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_lr_schedule(records: list[dict[str, Any]], path: Path) -> Path:
+    train = [r for r in records if r["event"] == "train"]
+    fig, axis = plt.subplots(figsize=(6, 3.2))
+    axis.plot([r["step"] for r in train], [r["lr"] for r in train], color="tab:purple")
+    axis.set(xlabel="optimizer step", ylabel="peak learning rate", title="Learning-rate schedule")
+    axis.grid(alpha=0.3)
+    axis.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, title: str = "Confusion matrix") -> Path:
+    """Row-normalised (recall per true class), so large and small classes read the same."""
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros_like(matrix, dtype=float), where=totals > 0)
+    n = len(labels)
+    size = min(22, max(5, 0.28 * n + 2))
+    fig, axis = plt.subplots(figsize=(size, size * 0.9))
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    font = 10 if n <= 12 else max(4, 9 - n // 12)
+    axis.set_xticks(range(n), labels, rotation=90, fontsize=font)
+    axis.set_yticks(range(n), labels, fontsize=font)
+    axis.set(xlabel="predicted", ylabel="true", title=title)
+    if n <= 12:
+        for (i, j), count in np.ndenumerate(matrix):
+            axis.text(j, i, str(count), ha="center", va="center", fontsize=9, color="white" if normalised[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

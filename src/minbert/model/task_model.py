@@ -1,0 +1,174 @@
+"""Encoder + pooling + head, as one model that trains, predicts, saves and reloads anywhere.
+
+A saved model is a directory:
+
+    minbert.json        what the model is: task, pooling, head sizes, labels, max_length
+    head.safetensors    the head's weights
+    encoder/            the fine-tuned encoder in Hugging Face format (config.json,
+                        model.safetensors, tokenizer files): plain transformers loads it too
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from minbert.data.batching import sorted_batches
+from minbert.errors import MinbertError
+from minbert.model.encoder import Encoder
+from minbert.model.heads import ClassificationHead, Pooling
+from minbert.model.tokenizer import Batch, Tokenizer
+from minbert.runtime import autocast
+
+FORMAT_VERSION = 1
+MODEL_FILE = "minbert.json"
+
+
+@dataclass
+class ClassifierConfig:
+    labels: list[str]
+    pooling: str = "cls"
+    hidden_size: int = 512
+    activation: str = "relu"
+    dropout: float = 0.1
+    max_length: int = 128
+    task: str = "classification"
+    base_checkpoint: str = ""
+    format_version: int = FORMAT_VERSION
+
+
+@dataclass
+class Prediction:
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+
+
+class SequenceClassifier(nn.Module):
+    """Sentence -> label. Build with `from_checkpoint`, reload with `minbert.load(dir)`."""
+
+    def __init__(self, encoder: Encoder, tokenizer: Tokenizer, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.config = config
+        self.pooling = Pooling(config.pooling)
+        self.head = ClassificationHead(
+            encoder.config.hidden_size, len(config.labels), config.hidden_size, config.activation, config.dropout
+        )
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path | None, labels: Sequence[str], **head: object) -> SequenceClassifier:
+        """A new classifier on a pretrained encoder; the head is freshly initialised."""
+        config = ClassifierConfig(labels=list(labels), base_checkpoint=str(checkpoint or "all-MiniLM-L6-v2"), **head)  # type: ignore[arg-type]
+        encoder = Encoder.from_pretrained(checkpoint)
+        tokenizer = Tokenizer.from_pretrained(checkpoint, max_length=config.max_length)
+        return cls(encoder, tokenizer, config)
+
+    def train(self, mode: bool = True) -> SequenceClassifier:
+        """A fully frozen encoder stays in eval mode: no dropout, so its features are fixed."""
+        super().train(mode)
+        if mode and not any(p.requires_grad for p in self.encoder.parameters()):
+            self.encoder.eval()
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def sentence_embedding(self, batch: Batch) -> torch.Tensor:
+        output = self.encoder(**batch.as_kwargs())
+        return self.pooling(output, batch.attention_mask)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """Logits, (batch, num_labels)."""
+        return self.head(self.sentence_embedding(batch))
+
+    @torch.no_grad()
+    def logits(self, texts: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+        """Logits for many texts: sorted by length into batches, returned in input order."""
+        if not len(texts):
+            return torch.empty(0, len(self.labels))
+        was_training = self.training
+        self.eval()
+        ids = self.tokenizer.ids(list(texts))
+        out = torch.empty(len(texts), len(self.labels))
+        for index in sorted_batches([len(i) for i in ids], batch_size):
+            batch = self.tokenizer.pad([ids[i] for i in index]).to(self.device)
+            with autocast(self.device, bf16):
+                out[index] = self(batch).float().cpu()
+        self.train(was_training)
+        return out
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
+        return torch.softmax(self.logits(texts, batch_size), dim=-1).numpy()
+
+    def predict(self, texts: Sequence[str], batch_size: int = 128) -> list[Prediction]:
+        """Label and probabilities for each text."""
+        if isinstance(texts, str):
+            texts = [texts]
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise MinbertError(f"text {i} is empty or not a string; predict needs non-empty texts")
+        probabilities = self.predict_proba(texts, batch_size)
+        return [
+            Prediction(
+                label=self.labels[int(row.argmax())],
+                probability=float(row.max()),
+                probabilities={label: float(p) for label, p in zip(self.labels, row)},
+            )
+            for row in probabilities
+        ]
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(directory / "encoder")
+        self.tokenizer.save_pretrained(directory / "encoder")
+        head = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
+        save_file(head, str(directory / "head.safetensors"))
+        (directory / MODEL_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n", encoding="utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> SequenceClassifier:
+        directory = model_directory(directory)
+        raw = json.loads((directory / MODEL_FILE).read_text(encoding="utf-8"))
+        if raw.get("format_version", 0) > FORMAT_VERSION:
+            raise MinbertError(f"{directory}: saved by a newer minbert (format {raw['format_version']}); upgrade minbert")
+        config = ClassifierConfig(**raw)
+        encoder = Encoder.from_pretrained(directory / "encoder")
+        tokenizer = Tokenizer.from_pretrained(directory / "encoder", max_length=config.max_length)
+        model = cls(encoder, tokenizer, config)
+        try:
+            model.head.load_state_dict(load_file(str(directory / "head.safetensors")))
+        except Exception as e:
+            raise MinbertError(f"{directory / 'head.safetensors'}: cannot load the head ({e})") from e
+        return model.to(device).eval()
+
+
+def model_directory(path: str | Path) -> Path:
+    """A saved model directory, or a run directory holding one in `model/`."""
+    path = Path(path)
+    for candidate in (path, path / "model"):
+        if (candidate / MODEL_FILE).is_file():
+            return candidate
+    if not path.exists():
+        raise MinbertError(f"{path}: no such model directory; give the output_dir of a training run")
+    raise MinbertError(f"{path}: not a saved minbert model (no {MODEL_FILE}); give the output_dir of a training run")
+
+
+def load(directory: str | Path, device: str | torch.device = "cpu") -> SequenceClassifier:
+    """Reload a saved minbert model (a model directory or a run's output_dir)."""
+    return SequenceClassifier.load(directory, device=device)

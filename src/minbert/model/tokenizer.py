@@ -1,0 +1,135 @@
+"""WordPiece tokenisation through Hugging Face `tokenizers` (Rust, fast, identical ids).
+
+Loads `tokenizer.json` when the checkpoint has one, otherwise builds BERT's tokenizer from
+`vocab.txt` and the lower-casing / accent rules in `tokenizer_config.json`. Batches are
+padded to their longest member (dynamic padding), never to a fixed length.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers.implementations import BertWordPieceTokenizer
+
+from minbert.errors import MinbertError
+
+Pair = tuple[str, str]
+
+
+@dataclass
+class Batch:
+    """Token tensors for one batch; `to(device)` moves them together."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor
+
+    def to(self, device: str | torch.device) -> Batch:
+        return Batch(*(t.to(device, non_blocking=True) for t in (self.input_ids, self.attention_mask, self.token_type_ids)))
+
+    def as_kwargs(self) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "token_type_ids": self.token_type_ids}
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+class Tokenizer:
+    """Sentences or sentence pairs -> `Batch` of ids, truncated to `max_length`."""
+
+    def __init__(self, backend: HFTokenizer, max_length: int = 128, do_lower_case: bool = True) -> None:
+        self.backend = backend
+        self.max_length = max_length
+        self.do_lower_case = do_lower_case
+        self.backend.no_padding()
+        self.backend.enable_truncation(max_length=max_length)
+        self.pad_id = self._special_id("[PAD]", 0)
+
+    def _special_id(self, token: str, default: int) -> int:
+        found = self.backend.token_to_id(token)
+        return default if found is None else found
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, max_length: int | None = None) -> Tokenizer:
+        """Load from a checkpoint directory (None = the default checkpoint)."""
+        from minbert.model.checkpoint import resolve_checkpoint
+
+        directory = resolve_checkpoint(path)
+        settings = _read_tokenizer_config(directory)
+        lower = bool(settings.get("do_lower_case", True))
+        if max_length is None:
+            max_length = min(int(settings.get("model_max_length", 512) or 512), 512)
+        tokenizer_file, vocab_file = directory / "tokenizer.json", directory / "vocab.txt"
+        if tokenizer_file.is_file():
+            try:
+                backend = HFTokenizer.from_file(str(tokenizer_file))
+            except Exception as e:
+                raise MinbertError(f"{tokenizer_file}: cannot be read as a tokenizers file ({e})") from e
+        elif vocab_file.is_file():
+            backend = BertWordPieceTokenizer(
+                str(vocab_file),
+                lowercase=lower,
+                strip_accents=settings.get("strip_accents"),
+                handle_chinese_chars=bool(settings.get("tokenize_chinese_chars", True)),
+                clean_text=True,
+            )._tokenizer
+        else:
+            raise MinbertError(f"{directory}: no tokenizer; expected tokenizer.json or vocab.txt")
+        return cls(backend, max_length=max_length, do_lower_case=lower)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write tokenizer.json, vocab.txt and tokenizer_config.json (readable by transformers too)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backend.save(str(directory / "tokenizer.json"))
+        vocab = sorted(self.backend.get_vocab().items(), key=lambda item: item[1])
+        (directory / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
+        config = {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": self.do_lower_case,
+            "model_max_length": self.max_length,
+            "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+            "cls_token": "[CLS]", "mask_token": "[MASK]",
+        }
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size()
+
+    def ids(self, texts: Sequence[str] | Sequence[Pair]) -> list[list[int]]:
+        """Unpadded ids of each sentence (or pair), for length bucketing and caching."""
+        return [e.ids for e in self.backend.encode_batch(list(texts))]
+
+    def __call__(self, texts: Sequence[str] | Sequence[Pair]) -> Batch:
+        """Tokenise and pad to the longest item. Pairs become `[CLS] a [SEP] b [SEP]` with token types 0/1."""
+        encodings = self.backend.encode_batch(list(texts))
+        return self.pad([e.ids for e in encodings], [e.type_ids for e in encodings])
+
+    def pad(self, ids: Sequence[Sequence[int]], type_ids: Sequence[Sequence[int]] | None = None) -> Batch:
+        """Right-pad id lists to the longest one; the mask marks real tokens."""
+        length = max(len(row) for row in ids)
+        input_ids = torch.full((len(ids), length), self.pad_id, dtype=torch.long)
+        token_type_ids = torch.zeros((len(ids), length), dtype=torch.long)
+        attention_mask = torch.zeros((len(ids), length), dtype=torch.long)
+        for i, row in enumerate(ids):
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            attention_mask[i, : len(row)] = 1
+            if type_ids is not None:
+                token_type_ids[i, : len(row)] = torch.tensor(type_ids[i], dtype=torch.long)
+        return Batch(input_ids, attention_mask, token_type_ids)
+
+
+def _read_tokenizer_config(directory: Path) -> dict:
+    file = directory / "tokenizer_config.json"
+    if not file.is_file():
+        return {}
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise MinbertError(f"{file}: line {e.lineno}: not valid JSON ({e.msg})") from e

@@ -1,0 +1,206 @@
+"""One training run = one output directory.
+
+    output_dir/
+      config.yaml     the resolved config (re-run with `minbert train output_dir/config.yaml`)
+      metrics.jsonl   every train step and dev evaluation
+      results.json    final dev/test metrics, timings
+      report.md       the page to read; plots beside it
+      train.log
+      model/          the best checkpoint (reload with `minbert.load(output_dir)`)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from minbert.config import RunConfig
+from minbert.data.labels import LabelVocab
+from minbert.data.readers import Example, read_examples, subsample
+from minbert.errors import MinbertError
+from minbert.evaluate.metrics import confusion, per_class_report
+from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr_schedule
+from minbert.evaluate.report import write_report
+from minbert.model.encoder import count_parameters
+from minbert.model.task_model import SequenceClassifier
+from minbert.runtime import resolve_device, seed_everything, set_threads
+from minbert.tasks.classification import ClassificationTask, Evaluation, evaluate_examples
+from minbert.train.metrics_log import MetricsLog, read_metrics
+from minbert.train.optim import apply_freezing
+from minbert.train.trainer import Trainer
+
+log = logging.getLogger("minbert")
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    model: SequenceClassifier
+    results: dict[str, dict[str, float]]
+    summary: dict[str, Any]
+
+    @property
+    def report_path(self) -> Path:
+        return self.output_dir / "report.md"
+
+
+def read_split(config: RunConfig, split: str, require_labels: bool = True) -> list[Example] | None:
+    path = getattr(config.data, split)
+    if path is None:
+        return None
+    return read_examples(
+        path,
+        config.data.format,
+        text_column=config.data.text_column,
+        label_column=config.data.label_column,
+        split=split,
+        require_labels=require_labels,
+        skip_bad_rows=config.data.skip_bad_rows,
+    )
+
+
+def _log_to_file(output_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(output_dir / "train.log", mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("minbert").addHandler(handler)
+    logging.getLogger("minbert").setLevel(logging.INFO)
+    return handler
+
+
+def train(config: RunConfig) -> RunResult:
+    """Read data, fine-tune, keep the best dev checkpoint, evaluate, save and report."""
+    if config.data.train is None:
+        raise MinbertError("no training data: set data.train (e.g. --data.train path/to/train.jsonl)")
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    handler = _log_to_file(output_dir)
+    try:
+        return _train(config, output_dir)
+    finally:
+        logging.getLogger("minbert").removeHandler(handler)
+        handler.close()
+
+
+def _train(config: RunConfig, output_dir: Path) -> RunResult:
+    cfg = config.train
+    (output_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    seed_everything(cfg.seed)
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+
+    train_examples = subsample(read_split(config, "train"), config.data.max_train_examples, cfg.seed)  # type: ignore[arg-type]
+    dev_examples = read_split(config, "dev")
+    test_examples = read_split(config, "test")
+    labels = LabelVocab.from_examples(train_examples)
+    for split in (dev_examples, test_examples):
+        if split:
+            labels.encode_all(split)
+    log.info("data: %d train, %d dev, %d test examples, %d labels", len(train_examples), len(dev_examples or []), len(test_examples or []), len(labels))
+
+    model = SequenceClassifier.from_checkpoint(
+        config.model.checkpoint,
+        labels.labels,
+        pooling=config.model.pooling,
+        hidden_size=config.model.hidden_size,
+        activation=config.model.activation,
+        dropout=config.model.dropout,
+        max_length=config.model.max_length,
+    )
+    model.encoder.reinit_top_layers(cfg.reinit_top)
+    apply_freezing(model, cfg.freeze)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("model: %s, %d parameters (%d trainable), device %s", config.model.checkpoint, count_parameters(model), trainable, device)
+
+    task = ClassificationTask(
+        model, labels, train_examples, dev_examples,
+        batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, bucket=cfg.bucket, bf16=cfg.bf16,
+    )
+    metrics_log = MetricsLog(output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard)
+    try:
+        fit = Trainer(model, task, cfg, metrics_log, device).fit()
+        evaluations: dict[str, Evaluation] = {}
+        for split, examples in (("dev", dev_examples), ("test", test_examples)):
+            if examples:
+                started = time.perf_counter()
+                evaluations[split] = evaluate_examples(model, examples, labels, cfg.eval_batch_size, cfg.bf16)
+                metrics_log.write(f"final_{split}", fit.steps, seconds=time.perf_counter() - started, **evaluations[split].metrics)
+    finally:
+        metrics_log.close()
+
+    model.save(output_dir / "model")
+    results = {split: e.metrics for split, e in evaluations.items()}
+    before = fit.evaluations[0] if cfg.eval_before and fit.evaluations else None
+    summary = {
+        "train_examples": len(train_examples),
+        "labels": len(labels),
+        "steps": fit.steps,
+        "best_step": fit.best_step,
+        "best_epoch": round(fit.best_epoch, 2),
+        "best_dev_" + cfg.metric: fit.best_metric,
+        "dev_accuracy_before_training": before["accuracy"] if before else None,
+        "stopped_early": fit.stopped_early,
+        "train_seconds": round(fit.train_seconds, 1),
+        "train_examples_per_second": round(fit.examples_per_second, 1),
+        "trainable_parameters": trainable,
+        "device": str(device),
+    }
+    (output_dir / "results.json").write_text(json.dumps({"results": results, "summary": summary}, indent=2) + "\n", encoding="utf-8")
+    _write_report(config, output_dir, model, labels, evaluations, results, summary)
+    return RunResult(output_dir, model, results, summary)
+
+
+def _write_report(
+    config: RunConfig,
+    output_dir: Path,
+    model: SequenceClassifier,
+    labels: LabelVocab,
+    evaluations: dict[str, Evaluation],
+    results: dict[str, dict[str, float]],
+    summary: dict[str, Any],
+) -> None:
+    records = read_metrics(output_dir / "metrics.jsonl")
+    plots = {
+        "Learning curves": plot_learning_curves(records, output_dir / "learning_curves.png", config.train.metric if config.train.metric != "loss" else "accuracy").name,
+        "Learning-rate schedule": plot_lr_schedule(records, output_dir / "lr_schedule.png").name,
+    }
+    split = "test" if "test" in evaluations else "dev" if "dev" in evaluations else None
+    matrix = per_class = None
+    if split:
+        evaluation = evaluations[split]
+        matrix = confusion(evaluation.y_true, evaluation.y_pred, len(labels))
+        per_class = per_class_report(evaluation.y_true, evaluation.y_pred, labels.labels)
+        plots[f"Confusion matrix ({split})"] = plot_confusion(matrix, labels.labels, output_dir / f"confusion_{split}.png", f"Confusion matrix ({split})").name
+    cfg = config.train
+    setup = {
+        "checkpoint": config.model.checkpoint,
+        "data": f"{config.data.train} ({config.data.format})",
+        "head": f"{config.model.pooling} pooling -> {config.model.hidden_size or 'no'} hidden ({config.model.activation}) -> {len(labels)} labels, dropout {config.model.dropout}",
+        "epochs / batch": f"{cfg.epochs} / {cfg.batch_size} x {cfg.grad_accum}",
+        "optimiser": f"AdamW lr {cfg.lr:g} (head {cfg.head_lr or cfg.lr:g}), wd {cfg.weight_decay:g}, LLRD {cfg.llrd:g}",
+        "schedule": f"{cfg.schedule}, warm-up {cfg.warmup_ratio:g}, clip {cfg.max_grad_norm}",
+        "freeze / re-init": f"{cfg.freeze} / top {cfg.reinit_top}",
+        "seed": cfg.seed,
+    }
+    write_report(
+        output_dir / "report.md",
+        title=f"minbert run: {output_dir.name}",
+        setup=setup,
+        results=results,
+        training=summary,
+        per_class=per_class,
+        per_class_split=split or "",
+        confusion=matrix,
+        labels=labels.labels,
+        plots=plots,
+    )
+
+
+def evaluate(model_dir: str | Path, data: str | Path, format: str = "jsonl", *, text_column: str | None = None, label_column: str | None = None, batch_size: int = 128) -> dict[str, float]:
+    """Score a saved model on a labelled file."""
+    model = SequenceClassifier.load(model_dir)
+    examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
+    return {**evaluate_examples(model, examples, LabelVocab(model.labels), batch_size).metrics, "examples": len(examples)}

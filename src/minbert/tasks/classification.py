@@ -1,0 +1,95 @@
+"""Single-sentence classification: examples -> tokenised batches, cross-entropy, accuracy/F1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from minbert.data.batching import bucketed_batches
+from minbert.data.labels import LabelVocab
+from minbert.data.readers import Example
+from minbert.evaluate.metrics import classification_metrics
+from minbert.model.task_model import SequenceClassifier
+from minbert.model.tokenizer import Batch
+
+
+@dataclass
+class TrainingBatch:
+    inputs: Batch
+    targets: torch.Tensor
+
+    def to(self, device: torch.device) -> TrainingBatch:
+        return TrainingBatch(self.inputs.to(device), self.targets.to(device))
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class Evaluation:
+    """Metrics plus what they were computed from, for reports and plots."""
+
+    metrics: dict[str, float]
+    y_true: list[int]
+    y_pred: list[int]
+    probabilities: np.ndarray = field(repr=False)
+
+
+def evaluate_examples(model: SequenceClassifier, examples: Sequence[Example], labels: LabelVocab, batch_size: int = 128, bf16: bool = False) -> Evaluation:
+    """Predict every example and score against its label."""
+    y_true = labels.encode_all(examples)
+    logits = model.logits([e.text for e in examples], batch_size=batch_size, bf16=bf16)
+    loss = F.cross_entropy(logits, torch.tensor(y_true)).item()
+    y_pred = logits.argmax(-1).tolist()
+    metrics = {**classification_metrics(y_true, y_pred), "loss": loss}
+    return Evaluation(metrics, y_true, y_pred, torch.softmax(logits, -1).numpy())
+
+
+class ClassificationTask:
+    """Holds the tokenised training set and the dev set; hands the trainer what it needs."""
+
+    def __init__(
+        self,
+        model: SequenceClassifier,
+        labels: LabelVocab,
+        train: Sequence[Example],
+        dev: Sequence[Example] | None = None,
+        *,
+        batch_size: int = 32,
+        eval_batch_size: int = 128,
+        seed: int = 42,
+        bucket: bool = True,
+        bf16: bool = False,
+    ) -> None:
+        self.model = model
+        self.labels = labels
+        self.dev = list(dev) if dev else None
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.seed, self.bucket, self.bf16 = seed, bucket, bf16
+        self.train_ids = model.tokenizer.ids([e.text for e in train])
+        self.train_targets = torch.tensor(labels.encode_all(train))
+        if self.dev:
+            labels.encode_all(self.dev)  # fail now, not after an epoch, on an unseen dev label
+
+    @property
+    def num_train_examples(self) -> int:
+        return len(self.train_ids)
+
+    def epoch_batches(self, epoch: int) -> list[TrainingBatch]:
+        """This epoch's batches: seeded by (seed, epoch), bucketed by length, padded to the longest."""
+        lengths = [len(ids) for ids in self.train_ids]
+        index_batches = bucketed_batches(lengths, self.batch_size, seed=self.seed * 1000 + epoch, bucket=self.bucket)
+        tokenizer = self.model.tokenizer
+        return [TrainingBatch(tokenizer.pad([self.train_ids[i] for i in index]), self.train_targets[index]) for index in index_batches]
+
+    def loss(self, model: SequenceClassifier, batch: TrainingBatch) -> torch.Tensor:
+        return F.cross_entropy(model(batch.inputs).float(), batch.targets)
+
+    def evaluate(self, model: SequenceClassifier) -> dict[str, float] | None:
+        if not self.dev:
+            return None
+        return evaluate_examples(model, self.dev, self.labels, self.eval_batch_size, self.bf16).metrics

@@ -1,0 +1,1 @@
+"""Optimisation: parameter groups, schedules, losses and the training loop."""

@@ -1,0 +1,144 @@
+"""The training loop. It knows nothing about tasks: a task gives it batches, a loss and dev metrics.
+
+    for each epoch: for each batch: loss -> backward -> (every grad_accum) clip, step, schedule
+    evaluate on dev every epoch or every N steps; keep the best weights; stop early on patience
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from minbert.config import TrainConfig
+from minbert.runtime import autocast
+from minbert.train.metrics_log import MetricsLog
+from minbert.train.optim import build_optimizer
+from minbert.train.schedule import build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+class Task(Protocol):
+    num_train_examples: int
+
+    def epoch_batches(self, epoch: int) -> Sequence[Any]: ...
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor: ...
+
+    def evaluate(self, model: nn.Module) -> dict[str, float] | None: ...
+
+
+@dataclass
+class FitResult:
+    best_metric: float | None
+    best_step: int
+    best_epoch: float
+    steps: int
+    stopped_early: bool
+    train_seconds: float
+    examples_seen: int
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples_seen / max(self.train_seconds, 1e-9)
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, task: Task, config: TrainConfig, metrics: MetricsLog, device: torch.device) -> None:
+        self.model, self.task, self.config, self.metrics, self.device = model, task, config, metrics, device
+        self.higher_is_better = config.metric != "loss"
+
+    def fit(self) -> FitResult:
+        cfg = self.config
+        first_epoch = self.task.epoch_batches(0)
+        steps_per_epoch = math.ceil(len(first_epoch) / cfg.grad_accum)
+        total_steps = steps_per_epoch * cfg.epochs
+        optimizer = build_optimizer(self.model, lr=cfg.lr, head_lr=cfg.head_lr, weight_decay=cfg.weight_decay, llrd=cfg.llrd)
+        scheduler = build_scheduler(optimizer, total_steps, cfg.warmup_ratio, cfg.schedule)
+        self.model.to(self.device)
+        result = FitResult(None, 0, 0.0, 0, False, 0.0, 0)
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_evaluations = 0
+        self.eval_seconds = 0.0
+        if cfg.eval_before:
+            self._evaluate(result, step=0, epoch=0.0)
+
+        step = 0
+        started = time.perf_counter()
+        for epoch in range(cfg.epochs):
+            batches = first_epoch if epoch == 0 else self.task.epoch_batches(epoch)
+            self.model.train()
+            bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+            epoch_started, epoch_examples, running_loss = time.perf_counter(), 0, None
+            for i, batch in enumerate(batches):
+                batch = batch.to(self.device)
+                with autocast(self.device, cfg.bf16):
+                    loss = self.task.loss(self.model, batch)
+                (loss / cfg.grad_accum).backward()
+                bar.update(1)
+                epoch_examples += len(batch)
+                running_loss = loss.item() if running_loss is None else 0.9 * running_loss + 0.1 * loss.item()
+                if (i + 1) % cfg.grad_accum and i + 1 != len(batches):
+                    continue
+                if cfg.max_grad_norm:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                lrs = [group["lr"] for group in optimizer.param_groups]
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                rate = epoch_examples / max(time.perf_counter() - epoch_started, 1e-9)
+                self.metrics.write("train", step, epoch=epoch + (i + 1) / len(batches), loss=loss.item(), lr=max(lrs))
+                bar.set_postfix(loss=f"{running_loss:.4f}", lr=f"{max(lrs):.2e}", ex_s=f"{rate:.0f}")
+                if cfg.eval_every and step % cfg.eval_every == 0 and self._evaluate(result, step, epoch + (i + 1) / len(batches)):
+                    break
+            bar.close()
+            result.examples_seen += epoch_examples
+            log.info("epoch %d/%d: loss %.4f, %.0f examples/s", epoch + 1, cfg.epochs, running_loss or float("nan"), rate)
+            if self.bad_evaluations_exhausted():
+                break
+            if not cfg.eval_every and self._evaluate(result, step, float(epoch + 1)):
+                break
+        result.train_seconds = time.perf_counter() - started - self.eval_seconds
+        result.steps = step
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        return result
+
+    def bad_evaluations_exhausted(self) -> bool:
+        return self.config.patience is not None and self.bad_evaluations >= self.config.patience
+
+    def _evaluate(self, result: FitResult, step: int, epoch: float) -> bool:
+        """Evaluate on dev, keep the best weights; True when early stopping says stop."""
+        started = time.perf_counter()
+        metrics = self.task.evaluate(self.model)
+        if metrics is None:  # no dev set: the last weights are the result
+            return False
+        seconds = time.perf_counter() - started
+        self.eval_seconds += seconds if step > 0 else 0.0
+        self.metrics.write("dev", step, epoch=epoch, seconds=seconds, **metrics)
+        result.evaluations.append({"step": step, "epoch": epoch, **metrics})
+        value = metrics[self.config.metric]
+        log.info("dev at step %d (epoch %.2f): %s", step, epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        improved = result.best_metric is None or (value > result.best_metric if self.higher_is_better else value < result.best_metric)
+        if improved:
+            result.best_metric, result.best_step, result.best_epoch = value, step, epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.bad_evaluations = 0
+        elif step > 0:
+            self.bad_evaluations += 1
+            if self.bad_evaluations_exhausted():
+                log.info("early stop: no dev %s improvement in %d evaluations", self.config.metric, self.config.patience)
+                result.stopped_early = True
+                return True
+        self.model.train()
+        return False
