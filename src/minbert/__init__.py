@@ -1,15 +1,26 @@
 """minbert: pretrained BERT encoders -> sentence-level models, fast on a CPU.
 
     import minbert
-    encoder = minbert.Encoder.from_pretrained()          # all-MiniLM-L6-v2, bundled
+    config = minbert.load_config("configs/massive_intent.yaml", ["--train.epochs", "1"])
+    run = minbert.train(config)                     # fine-tune, evaluate, save, report
+    model = minbert.load(run.output_dir)            # reload anywhere
+    model.predict(["wake me up at seven"])[0].label
+
+    encoder = minbert.Encoder.from_pretrained()     # all-MiniLM-L6-v2, bundled
     tokenizer = minbert.Tokenizer.from_pretrained()
     out = encoder(**tokenizer(["hello world"]).as_kwargs())
 """
 
+from minbert.config import RunConfig, load_config
 from minbert.errors import MinbertError
 from minbert.model.encoder import Encoder, EncoderConfig, EncoderOutput
+from minbert.model.task_model import SequenceClassifier, load
 from minbert.model.tokenizer import Tokenizer
+from minbert.run import evaluate, train
 
 __version__ = "0.1.0"
 
-__all__ = ["Encoder", "EncoderConfig", "EncoderOutput", "MinbertError", "Tokenizer", "__version__"]
+__all__ = [
+    "Encoder", "EncoderConfig", "EncoderOutput", "MinbertError", "RunConfig", "SequenceClassifier",
+    "Tokenizer", "__version__", "evaluate", "load", "load_config", "train",
+]

@@ -174,7 +174,7 @@ def build_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].lower()}"
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'][:1].lower()}{err['msg'][1:]}"
             + (" (unknown field)" if err["type"] == "extra_forbidden" else "")
             for err in e.errors()
         )

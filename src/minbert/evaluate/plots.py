@@ -41,7 +41,8 @@ def plot_learning_curves(records: list[dict[str, Any]], path: Path, metric: str 
     right.set(xlabel="optimizer step", ylabel=metric, title=f"Dev {metric}")
     for axis in (left, right):
         axis.grid(alpha=0.3)
-        axis.legend(loc="best", fontsize=8)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,99 @@
+"""Resumable experiment runs: each finished run appends rows to experiments/results.csv.
+
+A run is identified by (experiment, recipe, checkpoint, seed); one already in results.csv is
+skipped, so a sweep interrupted anywhere continues where it stopped when started again.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from minbert.config import load_config
+from minbert.run import train
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results.csv"
+COLUMNS = ["experiment", "recipe", "checkpoint", "seed", "split", "metric", "value", "wall_s", "examples_per_s"]
+DATA_DIR = Path(os.environ.get("MINBERT_DATA", REPO.parent / "shared" / "data"))
+
+
+@dataclass
+class Run:
+    experiment: str
+    recipe: str
+    config: Path
+    seed: int
+    overrides: list[str] = field(default_factory=list)
+    checkpoint: str = "all-MiniLM-L6-v2"
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.experiment, self.recipe, self.checkpoint, str(self.seed))
+
+
+def finished_runs(path: Path = RESULTS) -> set[tuple[str, str, str, str]]:
+    if not path.is_file():
+        return set()
+    with path.open(newline="") as handle:
+        return {(r["experiment"], r["recipe"], r["checkpoint"], r["seed"]) for r in csv.DictReader(handle)}
+
+
+def append_rows(rows: Iterable[dict], path: Path = RESULTS) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_rows(path: Path = RESULTS) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
+    """Train one run and return its result rows (dev and test metrics, accuracy before training)."""
+    out = HERE / "runs" / run.experiment / run.recipe / f"seed{run.seed}"
+    overrides = [
+        "--output_dir", str(out), "--train.seed", str(run.seed), "--train.progress", "false",
+        "--model.checkpoint", run.checkpoint, *run.overrides,
+    ]
+    config = load_config(run.config, overrides)
+    for split in ("train", "dev", "test"):  # configs name ../shared/data; honour MINBERT_DATA
+        path = getattr(config.data, split)
+        if path is not None and "shared/data/" in str(path):
+            setattr(config.data, split, data_dir / str(path).split("shared/data/", 1)[1])
+    started = time.perf_counter()
+    result = train(config)
+    wall = round(time.perf_counter() - started, 1)
+    rate = result.summary["train_examples_per_second"]
+    base = {"experiment": run.experiment, "recipe": run.recipe, "checkpoint": run.checkpoint, "seed": run.seed, "wall_s": wall, "examples_per_s": rate}
+    rows = [
+        {**base, "split": split, "metric": metric, "value": round(metrics[metric], 6)}
+        for split, metrics in result.results.items()
+        for metric in ("accuracy", "macro_f1")
+    ]
+    if result.summary.get("dev_accuracy_before_training") is not None:
+        rows.append({**base, "split": "dev", "metric": "accuracy_before_finetuning", "value": round(result.summary["dev_accuracy_before_training"], 6)})
+    return rows
+
+
+def run_all(runs: list[Run], data_dir: Path = DATA_DIR) -> None:
+    done = finished_runs()
+    todo = [r for r in runs if r.key not in done]
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already in {RESULTS.name}; {len(todo)} to go", flush=True)
+    for i, run in enumerate(todo, 1):
+        print(f"[{i}/{len(todo)}] {run.experiment} / {run.recipe} / seed {run.seed} ...", flush=True)
+        rows = execute(run, data_dir)
+        append_rows(rows)
+        shown = ", ".join(f"{r['split']} {r['metric']} {r['value']}" for r in rows if r["metric"] == "accuracy")
+        print(f"    {shown} ({rows[0]['wall_s']} s)", flush=True)

@@ -1,0 +1,57 @@
+"""Run config: YAML/JSON, dotted overrides, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from minbert import MinbertError
+from minbert.config import describe_fields, load_config
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  train: a.jsonl\ntrain:\n  lr: 5.0e-5\n  epochs: 2\n")
+    config = load_config(path, ["--train.lr", "3e-5", "--data.format=csv", "--train.freeze", "bottom:2", "--train.max_grad_norm", "null"])
+    assert config.train.lr == 3e-5 and config.train.epochs == 2
+    assert config.data.format == "csv" and str(config.data.train) == "a.jsonl"
+    assert config.train.freeze == "bottom:2" and config.train.max_grad_norm is None
+
+
+def test_json_config(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"output_dir": "runs/x", "model": {"pooling": "mean"}}))
+    assert load_config(path).model.pooling == "mean"
+
+
+def test_unknown_override_suggests_a_field():
+    with pytest.raises(MinbertError, match=r"unknown config field --train\.lrr; did you mean --train\.lr\?"):
+        load_config(None, ["--train.lrr", "1"])
+
+
+def test_unknown_field_in_file_and_bad_value(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(MinbertError, match=r"run\.yaml: train\.epoch: .*\(unknown field\)"):
+        load_config(path)
+    path.write_text("train:\n  freeze: half\n")
+    with pytest.raises(MinbertError, match=r"train\.freeze: .*bottom:K"):
+        load_config(path)
+    with pytest.raises(MinbertError, match=r"train\.lr: .*greater than 0"):
+        load_config(None, ["--train.lr", "-1"])
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(MinbertError, match=r"nope\.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(MinbertError, match=r"bad\.yaml: not valid YAML"):
+        load_config(bad)
+
+
+def test_help_lists_every_field():
+    text = describe_fields()
+    for field in ("--data.train", "--data.text_column", "--train.llrd", "--train.warmup_ratio", "--model.pooling", "--output_dir"):
+        assert field in text
