@@ -9,14 +9,13 @@ one for the others. Resumable: finished runs are read from experiments/results.c
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import HERE, REPO, Run, read_rows, run_all  # noqa: E402
+from runner import HERE, REPO, Run, main, read_rows  # noqa: E402
 
 EXPERIMENT = "massive_seed000"
 # recipe -> (config, seeds, the seed report's BERT-base test accuracy in %)
@@ -78,18 +77,5 @@ def render() -> Path:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--render", action="store_true", help="only render the table from results.csv")
-    parser.add_argument("--recipes", nargs="*", choices=list(RECIPES), help="only these recipes")
-    args = parser.parse_args()
-    if not args.render:
-        selected = [r for r in runs() if not args.recipes or r.recipe in args.recipes]
-        for run in selected:
-            run_all([run])
-            render()
-    print(render().read_text())
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, runs(), render)

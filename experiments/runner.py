@@ -6,12 +6,13 @@ skipped, so a sweep interrupted anywhere continues where it stopped when started
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from minbert.config import load_config
 from minbert.run import train
@@ -97,3 +98,17 @@ def run_all(runs: list[Run], data_dir: Path = DATA_DIR) -> None:
         append_rows(rows)
         shown = ", ".join(f"{r['split']} {r['metric']} {r['value']}" for r in rows if r["metric"] == "accuracy")
         print(f"    {shown} ({rows[0]['wall_s']} s)", flush=True)
+
+
+def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:
+    """The command line shared by the experiment scripts: run what is missing, re-render after each run."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--render", action="store_true", help="only render the table from results.csv")
+    parser.add_argument("--recipes", nargs="*", help="only these recipes")
+    args = parser.parse_args()
+    if not args.render:
+        for run in runs:
+            if not args.recipes or run.recipe in args.recipes:
+                run_all([run])
+                render()
+    print(render().read_text())

@@ -148,3 +148,18 @@ def test_info_runs_on_default_checkpoint(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "6 layers, hidden 384" in out and "last_hidden_state (1," in out
+
+
+def test_cached_frozen_features_train_like_the_full_model(tmp_path, data_dir):
+    """A frozen probe on cached sentence vectors follows the same loss curve as re-encoding every batch."""
+    def losses(name: str, cache: bool) -> list[float]:
+        config = minbert.load_config(slice_config(tmp_path, data_dir, train_rows=64), [
+            "--train.freeze", "encoder", "--train.epochs", "2", "--train.bucket", "false", "--train.lr", "1e-3",
+            "--train.cache_features", str(cache).lower(), "--output_dir", str(tmp_path / name),
+        ])
+        minbert.train(config)
+        return [r["loss"] for r in read_metrics(tmp_path / name / "metrics.jsonl") if r["event"] in ("train", "dev")]
+
+    cached, full = losses("cached", True), losses("full", False)
+    assert len(cached) == len(full) == 8 + 3
+    assert cached == pytest.approx(full, abs=1e-4)

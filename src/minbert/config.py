@@ -66,6 +66,7 @@ class TrainConfig(Section):
     bf16: bool = Field(False, description="bf16 autocast (fast on AVX-512 bf16 CPUs and GPUs)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
     bucket: bool = Field(True, description="length-bucketed batches (less padding, same examples)")
+    cache_features: bool = Field(True, description="frozen encoder: encode once, train the head on cached vectors")
     eval_batch_size: int = Field(128, ge=1, description="batch size for evaluation and prediction")
     eval_before: bool = Field(True, description="evaluate dev before the first step")
     tensorboard: bool = Field(False, description="also log to TensorBoard (needs the tensorboard package)")

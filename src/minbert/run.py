@@ -118,6 +118,7 @@ def _train(config: RunConfig, output_dir: Path) -> RunResult:
     task = ClassificationTask(
         model, labels, train_examples, dev_examples,
         batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, bucket=cfg.bucket, bf16=cfg.bf16,
+        cache_features=cfg.cache_features,
     )
     metrics_log = MetricsLog(output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard)
     try:

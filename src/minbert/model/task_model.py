@@ -75,7 +75,7 @@ class SequenceClassifier(nn.Module):
     def train(self, mode: bool = True) -> SequenceClassifier:
         """A fully frozen encoder stays in eval mode: no dropout, so its features are fixed."""
         super().train(mode)
-        if mode and not any(p.requires_grad for p in self.encoder.parameters()):
+        if mode and self.encoder_frozen:
             self.encoder.eval()
         return self
 
@@ -96,20 +96,38 @@ class SequenceClassifier(nn.Module):
         return self.head(self.sentence_embedding(batch))
 
     @torch.no_grad()
-    def logits(self, texts: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
-        """Logits for many texts: sorted by length into batches, returned in input order."""
-        if not len(texts):
-            return torch.empty(0, len(self.labels))
+    def sentence_features(self, texts: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+        """Pooled sentence vectors (eval mode) for many texts: length-sorted batches, input order kept."""
         was_training = self.training
         self.eval()
         ids = self.tokenizer.ids(list(texts))
-        out = torch.empty(len(texts), len(self.labels))
+        out = torch.empty(len(texts), self.encoder.config.hidden_size)
         for index in sorted_batches([len(i) for i in ids], batch_size):
             batch = self.tokenizer.pad([ids[i] for i in index]).to(self.device)
             with autocast(self.device, bf16):
-                out[index] = self(batch).float().cpu()
+                out[index] = self.sentence_embedding(batch).float().cpu()
         self.train(was_training)
         return out
+
+    @torch.no_grad()
+    def logits(self, texts: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+        """Logits for many texts, in input order."""
+        if not len(texts):
+            return torch.empty(0, len(self.labels))
+        return self.head_logits(self.sentence_features(texts, batch_size, bf16))
+
+    @torch.no_grad()
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The head alone (eval mode) on precomputed sentence vectors."""
+        was_training = self.training
+        self.head.eval()
+        out = self.head(features.to(self.device)).float().cpu()
+        self.head.train(was_training)
+        return out
+
+    @property
+    def encoder_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.encoder.parameters())
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
         return torch.softmax(self.logits(texts, batch_size), dim=-1).numpy()

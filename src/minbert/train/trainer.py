@@ -107,6 +107,8 @@ class Trainer:
                 break
             if not cfg.eval_every and self._evaluate(result, step, float(epoch + 1)):
                 break
+        if cfg.eval_every and step % cfg.eval_every and not result.stopped_early:
+            self._evaluate(result, step, float(cfg.epochs))  # the last steps were never evaluated
         result.train_seconds = time.perf_counter() - started - self.eval_seconds
         result.steps = step
         if self.best_state is not None:

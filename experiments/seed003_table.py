@@ -1,0 +1,56 @@
+"""Seed 003's table: SST-5 and CFIMDB, frozen encoder vs full fine-tuning, dev accuracy.
+
+    python experiments/seed003_table.py            # run what is missing, then render the table
+    python experiments/seed003_table.py --render   # only render experiments/seed003_table.md
+
+References: the minBERT assignment's means over 10 seeds (SST-5 frozen 0.391, fine-tuned 0.515,
+CFIMDB fine-tuned 0.966) and seed 003's own CFIMDB frozen run (0.755). CFIMDB's test labels are
+placeholders, so dev is what both report. Resumable through experiments/results.csv.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from runner import HERE, REPO, Run, main, read_rows  # noqa: E402
+
+EXPERIMENT = "seed003"
+# recipe -> (config, reference dev accuracy, where the reference comes from)
+RECIPES = {
+    "sst5_frozen": ("sst5_frozen.yaml", 0.391, "assignment, mean of 10 seeds"),
+    "sst5_finetune": ("sst5_finetune.yaml", 0.515, "assignment, mean of 10 seeds"),
+    "cfimdb_frozen": ("cfimdb_frozen.yaml", 0.755, "seed 003's run"),
+    "cfimdb_finetune": ("cfimdb_finetune.yaml", 0.966, "assignment, mean of 10 seeds"),
+}
+
+
+def render() -> Path:
+    rows = [r for r in read_rows() if r["experiment"] == EXPERIMENT]
+    lines = [
+        "# Seed 003: frozen encoder vs full fine-tuning, all-MiniLM-L6-v2",
+        "",
+        "Pooled [CLS] -> dropout 0.3 -> linear; bs 8, 10 epochs, best epoch on dev. Dev accuracy (CFIMDB test labels are placeholders).",
+        "",
+        "| task | mode | dev accuracy | test accuracy | reference (dev) | wall | train ex/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for recipe, (_, reference, source) in RECIPES.items():
+        mine = {(r["split"], r["metric"]): r for r in rows if r["recipe"] == recipe}
+        dev, test = mine.get(("dev", "accuracy")), mine.get(("test", "accuracy"))
+        task, mode = recipe.split("_")
+        dev_text = f"{float(dev['value']):.3f}" if dev else "not run yet"
+        test_text = f"{float(test['value']):.3f}" if test else "n/a"
+        wall = f"{float(dev['wall_s']) / 60:.1f} min" if dev else ""
+        rate = dev["examples_per_s"] if dev else ""
+        lines.append(f"| {task} | {mode} | {dev_text} | {test_text} | {reference:.3f} ({source}) | {wall} | {rate} |")
+    lines += ["", "Machine-readable rows: `experiments/results.csv` (experiment `seed003`).", ""]
+    out = HERE / "seed003_table.md"
+    out.write_text("\n".join(lines), encoding="utf-8")
+    return out
+
+
+if __name__ == "__main__":
+    main(__doc__, [Run(EXPERIMENT, recipe, REPO / "configs" / config, seed=1) for recipe, (config, _, _) in RECIPES.items()], render)
