@@ -105,10 +105,11 @@ def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--render", action="store_true", help="only render the table from results.csv")
     parser.add_argument("--recipes", nargs="*", help="only these recipes")
+    parser.add_argument("--seeds", nargs="*", type=int, help="only these seeds")
     args = parser.parse_args()
     if not args.render:
         for run in runs:
-            if not args.recipes or run.recipe in args.recipes:
+            if (not args.recipes or run.recipe in args.recipes) and (not args.seeds or run.seed in args.seeds):
                 run_all([run])
                 render()
     print(render().read_text())
