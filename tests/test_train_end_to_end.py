@@ -92,6 +92,8 @@ def test_reload_gives_identical_predictions(trained_run, data_dir, tmp_path, cap
     assert all(p.label in model_a.labels for p in a)
     assert [p.probabilities for p in a] == [p.probabilities for p in b]
     assert abs(sum(a[0].probabilities.values()) - 1) < 1e-5
+    vectors = model_a.encode(texts)
+    assert vectors.shape == (3, 384) and abs(float((vectors[0] ** 2).sum()) - 1) < 1e-5
 
 
 def test_predict_cli_prints_json_lines(trained_run, capsys):

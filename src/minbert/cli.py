@@ -71,6 +71,40 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=128)
     predict.set_defaults(handler=cmd_predict)
 
+    embed = commands.add_parser(
+        "embed",
+        help="sentence embeddings of a file or of texts, to a .npy file",
+        description="Encode texts with a saved minbert model (its pooled sentence vectors) or any checkpoint "
+        "(sentence-transformers layout honoured; default all-MiniLM-L6-v2). Writes a float32 (N, hidden) .npy.",
+    )
+    embed.add_argument("model_dir", help="a saved minbert model / run dir, a checkpoint directory, or all-MiniLM-L6-v2")
+    embed.add_argument("texts", nargs="*", help="texts to encode (instead of --data)")
+    embed.add_argument("--data", type=Path, help="file of texts (labels not needed)")
+    embed.add_argument("--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl)")
+    embed.add_argument("--text-column", help="text field/column (default: the format's own)")
+    embed.add_argument("--out", type=Path, required=True, help="where to write the .npy array")
+    embed.add_argument("--batch-size", type=int, default=64)
+    embed.add_argument("--no-normalize", action="store_true", help="keep raw vectors instead of L2-normalising")
+    embed.set_defaults(handler=cmd_embed)
+
+    plot = commands.add_parser(
+        "plot-embeddings",
+        help="t-SNE / PCA / UMAP map of embeddings coloured by label, with silhouette and kNN accuracy",
+        description="Encode a labelled file with one or more models (e.g. the checkpoint before and the run after "
+        "fine-tuning), keep the first K classes, and draw one panel per model with comparable numbers.",
+    )
+    plot.add_argument("models", nargs="+", help="saved minbert models / run dirs / checkpoints (all-MiniLM-L6-v2)")
+    plot.add_argument("--data", type=Path, required=True, help="labelled data file")
+    plot.add_argument("--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl)")
+    plot.add_argument("--text-column", help="text field/column (default: the format's own)")
+    plot.add_argument("--label-column", help="label field/column (default: the format's own)")
+    plot.add_argument("--classes", type=int, default=10, help="plot the first K classes (default: 10)")
+    plot.add_argument("--method", default="tsne", choices=("tsne", "pca", "umap"), help="projection (default: tsne)")
+    plot.add_argument("--max-points", type=int, default=2000, help="subsample to at most this many points (default: 2000)")
+    plot.add_argument("--seed", type=int, default=0)
+    plot.add_argument("--out", type=Path, required=True, help="PNG to write (scores go beside it as .json)")
+    plot.set_defaults(handler=cmd_plot_embeddings)
+
     info = commands.add_parser("info", help="describe a checkpoint and run it on one sentence", description="Load a Hugging Face-format BERT checkpoint (default: all-MiniLM-L6-v2), print its architecture, and encode a sentence.")
     info.add_argument("checkpoint", nargs="?", default=None, help="checkpoint directory (default: all-MiniLM-L6-v2)")
     info.add_argument("--text", default="minbert turns BERT into sentence models.", help="sentence to encode")
@@ -105,15 +139,57 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
-    from minbert.model.task_model import load
+    from minbert.model.task_model import SequenceClassifier
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise MinbertError("no texts to label: pass them as arguments or one per line on standard input")
-    model = load(args.model_dir)
+    model = SequenceClassifier.load(args.model_dir)
     for text, prediction in zip(texts, model.predict(texts, batch_size=args.batch_size)):
         top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[: args.top_k]
         print(json.dumps({"text": text, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    import numpy as np
+
+    from minbert.data.readers import read_examples
+    from minbert.model.task_model import load
+
+    if bool(args.texts) == bool(args.data):
+        raise MinbertError("give either texts or --data FILE to embed")
+    texts = args.texts or [e.text for e in read_examples(args.data, args.format, text_column=args.text_column, require_labels=False)]
+    model = load(args.model_dir)
+    vectors = model.encode(texts, batch_size=args.batch_size, normalize=not args.no_normalize)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.out, vectors.astype(np.float32))
+    print(f"{args.out}: {vectors.shape[0]} x {vectors.shape[1]} embeddings")
+    return 0
+
+
+def cmd_plot_embeddings(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    import numpy as np
+
+    from minbert.data.readers import read_examples
+    from minbert.evaluate.embedding_map import Panel, cluster_scores, first_classes, plot_panels, project
+    from minbert.model.task_model import load
+
+    examples = read_examples(args.data, args.format, text_column=args.text_column, label_column=args.label_column)
+    keep = first_classes([e.label for e in examples], args.classes)
+    if len(keep) > args.max_points:
+        keep = np.sort(np.random.default_rng(args.seed).choice(keep, args.max_points, replace=False))
+    texts, labels = [examples[i].text for i in keep], [examples[i].label for i in keep]
+    panels = []
+    for name in args.models:
+        vectors = load(name).encode(texts)
+        scores = cluster_scores(vectors, labels)
+        panels.append(Panel(name, project(vectors, args.method, args.seed), labels, scores))
+        print(f"{name}: silhouette {scores['silhouette']:.4f}, 5-NN accuracy {scores['knn_accuracy']:.4f} ({len(texts)} sentences, {len(set(labels))} classes)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    plot_panels(panels, args.out, args.method)
+    args.out.with_suffix(".json").write_text(json.dumps({p.title: p.scores for p in panels}, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
     return 0
 
 

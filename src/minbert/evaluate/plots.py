@@ -29,9 +29,10 @@ def plot_learning_curves(records: list[dict[str, Any]], path: Path, metric: str 
         steps = [r["step"] for r in train]
         losses = [r["loss"] for r in train]
         window = max(1, len(losses) // 50)
-        left.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="train loss (step)")
-        smoothed = _smooth(losses, window)
-        left.plot(steps[len(steps) - len(smoothed):], smoothed, color="tab:blue", label=f"train loss (mean of {window})")
+        left.plot(steps, losses, color="tab:blue", alpha=0.25 if window > 1 else 1.0, linewidth=0.8, label="train loss (step)")
+        if window > 1:
+            smoothed = _smooth(losses, window)
+            left.plot(steps[len(steps) - len(smoothed):], smoothed, color="tab:blue", label=f"train loss (mean of {window} steps)")
     if dev:
         left.plot([r["step"] for r in dev], [r["loss"] for r in dev], "o-", color="tab:orange", label="dev loss")
         right.plot([r["step"] for r in dev], [r[metric] for r in dev], "o-", color="tab:green", label=f"dev {metric}")
@@ -70,7 +71,7 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, title:
     size = min(22, max(5, 0.28 * n + 2))
     fig, axis = plt.subplots(figsize=(size, size * 0.9))
     image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    font = 10 if n <= 12 else max(4, 9 - n // 12)
+    font = 10 if n <= 12 else 7 if n <= 40 else 6
     axis.set_xticks(range(n), labels, rotation=90, fontsize=font)
     axis.set_yticks(range(n), labels, fontsize=font)
     axis.set(xlabel="predicted", ylabel="true", title=title)

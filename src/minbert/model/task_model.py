@@ -20,12 +20,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from minbert.data.batching import sorted_batches
 from minbert.errors import MinbertError
 from minbert.model.encoder import Encoder
 from minbert.model.heads import ClassificationHead, Pooling
+from minbert.model.sentence_encoder import SentenceEncoder, embed_texts
 from minbert.model.tokenizer import Batch, Tokenizer
-from minbert.runtime import autocast
 
 FORMAT_VERSION = 1
 MODEL_FILE = "minbert.json"
@@ -95,19 +94,14 @@ class SequenceClassifier(nn.Module):
         """Logits, (batch, num_labels)."""
         return self.head(self.sentence_embedding(batch))
 
-    @torch.no_grad()
     def sentence_features(self, texts: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
-        """Pooled sentence vectors (eval mode) for many texts: length-sorted batches, input order kept."""
-        was_training = self.training
-        self.eval()
-        ids = self.tokenizer.ids(list(texts))
-        out = torch.empty(len(texts), self.encoder.config.hidden_size)
-        for index in sorted_batches([len(i) for i in ids], batch_size):
-            batch = self.tokenizer.pad([ids[i] for i in index]).to(self.device)
-            with autocast(self.device, bf16):
-                out[index] = self.sentence_embedding(batch).float().cpu()
-        self.train(was_training)
-        return out
+        """Pooled sentence vectors (eval mode) for many texts, in input order."""
+        return embed_texts(self.encoder, self.tokenizer, self.pooling, texts, batch_size, bf16)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, normalize: bool = True) -> np.ndarray:
+        """Sentence embeddings (the pooled vectors the head reads), L2-normalised by default."""
+        vectors = self.sentence_features(texts, batch_size)
+        return (torch.nn.functional.normalize(vectors, dim=-1) if normalize else vectors).numpy()
 
     @torch.no_grad()
     def logits(self, texts: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
@@ -187,6 +181,12 @@ def model_directory(path: str | Path) -> Path:
     raise MinbertError(f"{path}: not a saved minbert model (no {MODEL_FILE}); give the output_dir of a training run")
 
 
-def load(directory: str | Path, device: str | torch.device = "cpu") -> SequenceClassifier:
-    """Reload a saved minbert model (a model directory or a run's output_dir)."""
-    return SequenceClassifier.load(directory, device=device)
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> SequenceClassifier | SentenceEncoder:
+    """A saved minbert model (a model directory or a run's output_dir) as a classifier; any other
+    checkpoint (plain BERT or sentence-transformers; None = the default) as a sentence encoder.
+    Both have `.encode(texts)`."""
+    if path is not None and any((Path(path) / sub / MODEL_FILE).is_file() for sub in ("", "model")):
+        return SequenceClassifier.load(path, device=device)
+    if path is not None and Path(path).is_dir() and not (Path(path) / "config.json").is_file():
+        model_directory(path)  # raises the "not a saved minbert model" error
+    return SentenceEncoder.from_pretrained(path).to(device).eval()

@@ -1,0 +1,67 @@
+"""Training-set manipulations for the few-shot and robustness protocols (Gunel et al. 2021).
+
+    few_shot_sample   N examples that follow the training set's label distribution, seeded
+    inject_label_noise  flip exactly round(fraction * N) labels to a different label, seeded
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from collections import Counter, defaultdict
+from typing import Sequence
+
+from minbert.data.readers import Example
+from minbert.errors import MinbertError
+
+
+def stratified_counts(counts: dict[str, int], n: int) -> dict[str, int]:
+    """Per-label quotas summing to n, proportional to counts (largest remainder), at least 1 per label while n allows."""
+    total = sum(counts.values())
+    exact = {label: n * c / total for label, c in counts.items()}
+    quota = {label: math.floor(v) for label, v in exact.items()}
+    if n >= len(counts):
+        for label in quota:
+            quota[label] = max(1, quota[label])
+    while sum(quota.values()) > n:  # the minimum-1 rule can overshoot: take from the largest quotas
+        largest = max((label for label in quota if quota[label] > 1), key=lambda label: (quota[label] - exact[label], quota[label]))
+        quota[largest] -= 1
+    by_remainder = sorted(counts, key=lambda label: (exact[label] - quota[label], counts[label], label), reverse=True)
+    for label in by_remainder[: n - sum(quota.values())]:
+        quota[label] += 1
+    return {label: min(q, counts[label]) for label, q in quota.items()}
+
+
+def few_shot_sample(examples: Sequence[Example], n: int, seed: int) -> list[Example]:
+    """n examples drawn per label in proportion to the label distribution; same seed, same sample."""
+    if n > len(examples):
+        raise MinbertError(f"few-shot N={n} is larger than the training set ({len(examples)} examples)")
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        by_label[example.label].append(example)  # type: ignore[index]
+    rng = random.Random(seed)
+    quota = stratified_counts({label: len(group) for label, group in by_label.items()}, n)
+    chosen = [e for label in sorted(by_label) for e in rng.sample(by_label[label], quota[label])]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def inject_label_noise(examples: Sequence[Example], fraction: float, seed: int) -> list[Example]:
+    """A copy with exactly round(fraction * N) labels replaced by a different, uniformly drawn label."""
+    if not 0 <= fraction <= 1:
+        raise MinbertError(f"noise fraction {fraction} must be between 0 and 1")
+    labels = sorted({e.label for e in examples})  # type: ignore[type-var]
+    if len(labels) < 2:
+        raise MinbertError("label noise needs at least two labels")
+    rng = random.Random(seed)
+    flipped = set(rng.sample(range(len(examples)), round(fraction * len(examples))))
+    return [
+        dataclasses.replace(e, label=rng.choice([label for label in labels if label != e.label])) if i in flipped else e
+        for i, e in enumerate(examples)
+    ]
+
+
+def label_distribution(examples: Sequence[Example]) -> dict[str, float]:
+    counts = Counter(e.label for e in examples)
+    return {label: c / len(examples) for label, c in counts.items()}  # type: ignore[misc]

@@ -1,0 +1,49 @@
+"""Training objectives beyond plain cross-entropy: contrastive losses on sentence vectors.
+
+    nt_xent       SimCLR / SimCSE (Chen et al. 2020; Gao et al. 2021): two views of each sentence
+                  (two dropout masks), the other view is the positive, the other 2N-2 vectors negatives.
+    supcon        supervised contrastive (Khosla et al. 2020): every same-label vector in the batch is
+                  a positive; the formula Gunel et al. (2021) use as L_SCL.
+    ce_plus_scl   (1 - lambda) * CE + lambda * SCL (Gunel et al. 2021).
+
+All take raw vectors and L2-normalise them; tau is the temperature.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _similarities(z: torch.Tensor, tau: float) -> torch.Tensor:
+    """Cosine similarity / tau with the diagonal (self-similarity) removed from every softmax."""
+    z = F.normalize(z.float(), dim=-1)
+    logits = z @ z.T / tau
+    return logits.masked_fill(torch.eye(len(z), dtype=torch.bool, device=z.device), float("-inf"))
+
+
+def nt_xent(view_a: torch.Tensor, view_b: torch.Tensor, tau: float = 0.05) -> torch.Tensor:
+    """Mean over the 2N anchors of -log softmax(positive) among all other vectors."""
+    n = len(view_a)
+    logits = _similarities(torch.cat([view_a, view_b]), tau)
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(logits.device)
+    return F.cross_entropy(logits, positives)
+
+
+def supcon(embeddings: torch.Tensor, labels: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+    """Mean over anchors that have a positive of -mean_p log softmax(p). Anchors whose class occurs
+    once in the batch have no positive and are left out (not NaN); with none at all the loss is 0."""
+    log_prob = F.log_softmax(_similarities(embeddings, tau), dim=-1)
+    same = labels[:, None] == labels[None, :]
+    same.fill_diagonal_(False)
+    positives = same.sum(1)
+    has_positive = positives > 0
+    if not has_positive.any():
+        return embeddings.sum() * 0.0
+    per_anchor = -log_prob.masked_fill(~same, 0.0).sum(1)[has_positive] / positives[has_positive]
+    return per_anchor.mean()
+
+
+def ce_plus_scl(logits: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor, lam: float = 0.9, tau: float = 0.3) -> torch.Tensor:
+    """Gunel et al.'s fine-tuning objective: cross-entropy plus the supervised contrastive term."""
+    return (1 - lam) * F.cross_entropy(logits.float(), labels) + lam * supcon(embeddings, labels, tau)

@@ -1,0 +1,81 @@
+"""Contrastive losses against hand computation on tiny tensors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minbert.train.losses import ce_plus_scl, nt_xent, supcon
+
+
+def unit(*rows):
+    return F.normalize(torch.tensor(rows, dtype=torch.float64), dim=-1)
+
+
+def by_hand_supcon(z, labels, tau):
+    """Khosla et al., eq. 2, written as loops."""
+    n, total, anchors = len(z), 0.0, 0
+    for i in range(n):
+        positives = [p for p in range(n) if p != i and labels[p] == labels[i]]
+        if not positives:
+            continue
+        denominator = sum(math.exp(float(z[i] @ z[a]) / tau) for a in range(n) if a != i)
+        total += -sum(math.log(math.exp(float(z[i] @ z[p]) / tau) / denominator) for p in positives) / len(positives)
+        anchors += 1
+    return total / anchors
+
+
+def test_supcon_matches_hand_computation():
+    z = unit([1, 0], [0.8, 0.6], [0, 1], [-0.6, 0.8], [0.6, -0.8])
+    labels = [0, 0, 1, 1, 2]  # class 2 occurs once: that anchor has no positive
+    got = supcon(z, torch.tensor(labels), tau=0.5).item()
+    assert got == pytest.approx(by_hand_supcon(z, labels, 0.5), rel=1e-6)
+
+
+def test_supcon_two_points_closed_form():
+    # Two same-label vectors: the only other vector is the positive, so softmax = 1 and loss = 0.
+    assert supcon(unit([1, 0], [0, 1]), torch.tensor([3, 3]), tau=0.1).item() == pytest.approx(0.0, abs=1e-7)
+    # Three vectors, a pair at 90 degrees and a third opposite the first; tau = 1:
+    z = unit([1, 0], [0, 1], [-1, 0])
+    expected_first = -math.log(math.exp(0) / (math.exp(0) + math.exp(-1)))
+    expected_second = -math.log(math.exp(0) / (math.exp(0) + math.exp(0)))
+    assert supcon(z, torch.tensor([0, 0, 1]), tau=1.0).item() == pytest.approx((expected_first + expected_second) / 2, rel=1e-6)
+
+
+def test_supcon_all_singletons_is_zero_not_nan():
+    z = torch.randn(4, 8, requires_grad=True)
+    loss = supcon(z, torch.tensor([0, 1, 2, 3]))
+    assert loss.item() == 0.0 and not torch.isnan(loss)
+    loss.backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_nt_xent_matches_hand_computation():
+    a = unit([1, 0], [0, 1])
+    b = unit([0.8, 0.6], [-0.6, 0.8])
+    z, tau = torch.cat([a, b]), 0.5
+    positive = {0: 2, 1: 3, 2: 0, 3: 1}
+    expected = 0.0
+    for i in range(4):
+        denominator = sum(math.exp(float(z[i] @ z[k]) / tau) for k in range(4) if k != i)
+        expected += -math.log(math.exp(float(z[i] @ z[positive[i]]) / tau) / denominator)
+    assert nt_xent(a, b, tau).item() == pytest.approx(expected / 4, rel=1e-6)
+
+
+def test_nt_xent_prefers_aligned_views():
+    torch.manual_seed(0)
+    a = torch.randn(8, 16)
+    assert nt_xent(a, a + 0.01 * torch.randn(8, 16)) < nt_xent(a, torch.randn(8, 16))
+
+
+def test_ce_plus_scl_mixes_the_two_terms():
+    torch.manual_seed(0)
+    logits, emb, labels = torch.randn(6, 3), torch.randn(6, 5), torch.tensor([0, 0, 1, 1, 2, 2])
+    ce = F.cross_entropy(logits, labels)
+    scl = supcon(emb, labels, 0.3)
+    assert ce_plus_scl(logits, emb, labels, lam=0.0).item() == pytest.approx(ce.item())
+    assert ce_plus_scl(logits, emb, labels, lam=1.0, tau=0.3).item() == pytest.approx(scl.item())
+    assert ce_plus_scl(logits, emb, labels, lam=0.25, tau=0.3).item() == pytest.approx(0.75 * ce.item() + 0.25 * scl.item())
