@@ -34,6 +34,9 @@ class DataConfig(Section):
     label_column: str | None = Field(None, description="label field/column (default: the format's own)")
     skip_bad_rows: bool = Field(False, description="skip malformed rows, counting them in the log, instead of stopping")
     max_train_examples: int | None = Field(None, ge=1, description="use a seeded random subset of train (quick runs)")
+    few_shot: int | None = Field(None, ge=1, description="train on N examples sampled with the label distribution")
+    label_noise: float = Field(0.0, ge=0.0, le=1.0, description="flip this fraction of training labels (robustness)")
+    sample_seed: int | None = Field(None, description="seed of few_shot / label_noise sampling (default: train.seed)")
 
 
 class ModelConfig(Section):
@@ -59,6 +62,9 @@ class TrainConfig(Section):
     freeze: str = Field("none", description="none | encoder | embeddings | bottom:K")
     reinit_top: int = Field(0, ge=0, description="re-initialise the top K encoder layers before training")
     eval_every: int = Field(0, ge=0, description="evaluate every N optimizer steps (0 = once per epoch)")
+    objective: Literal["ce", "ce+scl"] = Field("ce", description="cross-entropy, or (1-l)*CE + l*SCL (Gunel et al.)")
+    scl_lambda: float = Field(0.9, ge=0.0, le=1.0, description="l, the weight of the supervised contrastive term")
+    scl_temperature: float = Field(0.3, gt=0.0, description="temperature of the supervised contrastive term")
     metric: Literal["accuracy", "macro_f1", "loss"] = Field("accuracy", description="dev metric for best/early stop")
     patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
     seed: int = Field(42, description="seeds data order, dropout and initialisation")
@@ -82,12 +88,26 @@ class TrainConfig(Section):
         raise ValueError("must be none, encoder, embeddings or bottom:K (e.g. bottom:4)")
 
 
+class ContrastiveConfig(Section):
+    """An optional first stage: contrastive training of the encoder before the classifier stage."""
+
+    objective: Literal["none", "simcse", "supcon"] = Field("none", description="none | simcse (dropout views) | supcon (labels)")
+    temperature: float = Field(0.05, gt=0.0, description="softmax temperature tau")
+    projection_size: int = Field(0, ge=0, description="projection head size for the loss (0 = none)")
+    epochs: int = Field(1, ge=1, description="contrastive epochs")
+    batch_size: int = Field(64, ge=2, description="contrastive batch size (in-batch negatives)")
+    lr: float = Field(3e-5, gt=0, description="contrastive learning rate")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1.0, description="contrastive warm-up fraction")
+    schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="contrastive LR schedule")
+
+
 class RunConfig(Section):
     task: Literal["classification"] = Field("classification", description="what the model predicts")
     output_dir: Path = Field(Path("runs/latest"), description="where the run writes its model, metrics and report")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(json.loads(self.model_dump_json()), sort_keys=False)

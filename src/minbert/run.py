@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from minbert.config import RunConfig
 from minbert.data.labels import LabelVocab
 from minbert.data.readers import Example, read_examples, subsample
+from minbert.data.sampling import few_shot_sample, inject_label_noise
 from minbert.errors import MinbertError
 from minbert.evaluate.metrics import confusion, per_class_report
 from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr_schedule
@@ -29,6 +32,7 @@ from minbert.model.encoder import count_parameters
 from minbert.model.task_model import SequenceClassifier
 from minbert.runtime import resolve_device, seed_everything, set_threads
 from minbert.tasks.classification import ClassificationTask, Evaluation, evaluate_examples
+from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
 from minbert.train.metrics_log import MetricsLog, read_metrics
 from minbert.train.optim import apply_freezing
 from minbert.train.trainer import Trainer
@@ -63,6 +67,39 @@ def read_split(config: RunConfig, split: str, require_labels: bool = True) -> li
     )
 
 
+def prepare_train(examples: list[Example], config: RunConfig) -> list[Example]:
+    """Subsample, few-shot sample and/or corrupt labels, as the config asks (all seeded)."""
+    data = config.data
+    seed = config.train.seed if data.sample_seed is None else data.sample_seed
+    examples = subsample(examples, data.max_train_examples, seed)
+    if data.few_shot:
+        examples = few_shot_sample(examples, data.few_shot, seed)
+        log.info("few-shot: %d training examples sampled with the label distribution (seed %d)", len(examples), seed)
+    if data.label_noise:
+        examples = inject_label_noise(examples, data.label_noise, seed)
+        log.info("label noise: %.0f%% of training labels flipped (seed %d)", 100 * data.label_noise, seed)
+    return examples
+
+
+def contrastive_stage(
+    model: SequenceClassifier, labels: LabelVocab, examples: list[Example], config: RunConfig, metrics_log: MetricsLog, device: torch.device
+) -> None:
+    """Stage one of the two-stage protocol: contrastive training of the encoder (the projection is discarded)."""
+    stage = config.contrastive
+    stage_model = ContrastiveModel(model.encoder, model.pooling, stage.projection_size)
+    task = ContrastiveTask(
+        model.tokenizer, labels, examples,
+        objective=stage.objective, temperature=stage.temperature, batch_size=stage.batch_size, seed=config.train.seed, bucket=config.train.bucket,
+    )
+    stage_config = config.train.model_copy(update={
+        "epochs": stage.epochs, "batch_size": stage.batch_size, "lr": stage.lr, "head_lr": None, "warmup_ratio": stage.warmup_ratio,
+        "schedule": stage.schedule, "llrd": 1.0, "eval_before": False, "patience": None, "eval_every": 0,
+    })
+    log.info("contrastive stage: %s, tau %g, %d epochs of %d examples", stage.objective, stage.temperature, stage.epochs, len(examples))
+    fit = Trainer(stage_model, task, stage_config, metrics_log, device, stage="contrastive_").fit()
+    log.info("contrastive stage done in %.0f s (%.0f examples/s)", fit.train_seconds, fit.examples_per_second)
+
+
 def _log_to_file(output_dir: Path) -> logging.Handler:
     handler = logging.FileHandler(output_dir / "train.log", mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -92,10 +129,11 @@ def _train(config: RunConfig, output_dir: Path) -> RunResult:
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
 
-    train_examples = subsample(read_split(config, "train"), config.data.max_train_examples, cfg.seed)  # type: ignore[arg-type]
+    all_train = read_split(config, "train")
+    labels = LabelVocab.from_examples(all_train)  # the whole file's labels, also when training on a sample
+    train_examples = prepare_train(all_train, config)  # type: ignore[arg-type]
     dev_examples = read_split(config, "dev")
     test_examples = read_split(config, "test")
-    labels = LabelVocab.from_examples(train_examples)
     for split in (dev_examples, test_examples):
         if split:
             labels.encode_all(split)
@@ -111,17 +149,18 @@ def _train(config: RunConfig, output_dir: Path) -> RunResult:
         max_length=config.model.max_length,
     )
     model.encoder.reinit_top_layers(cfg.reinit_top)
-    apply_freezing(model, cfg.freeze)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("model: %s, %d parameters (%d trainable), device %s", config.model.checkpoint, count_parameters(model), trainable, device)
-
-    task = ClassificationTask(
-        model, labels, train_examples, dev_examples,
-        batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, bucket=cfg.bucket, bf16=cfg.bf16,
-        cache_features=cfg.cache_features,
-    )
     metrics_log = MetricsLog(output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard)
     try:
+        if config.contrastive.objective != "none":
+            contrastive_stage(model, labels, train_examples, config, metrics_log, device)
+        apply_freezing(model, cfg.freeze)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        log.info("model: %s, %d parameters (%d trainable), device %s", config.model.checkpoint, count_parameters(model), trainable, device)
+        task = ClassificationTask(
+            model, labels, train_examples, dev_examples,
+            batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, bucket=cfg.bucket, bf16=cfg.bf16,
+            cache_features=cfg.cache_features, objective=cfg.objective, scl_lambda=cfg.scl_lambda, scl_temperature=cfg.scl_temperature,
+        )
         fit = Trainer(model, task, cfg, metrics_log, device).fit()
         evaluations: dict[str, Evaluation] = {}
         for split, examples in (("dev", dev_examples), ("test", test_examples)):

@@ -22,6 +22,7 @@ from minbert.data.readers import Example
 from minbert.evaluate.metrics import classification_metrics
 from minbert.model.task_model import SequenceClassifier
 from minbert.model.tokenizer import Batch
+from minbert.train.losses import ce_plus_scl
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,16 @@ class ClassificationTask:
         bucket: bool = True,
         bf16: bool = False,
         cache_features: bool = True,
+        objective: str = "ce",
+        scl_lambda: float = 0.9,
+        scl_temperature: float = 0.3,
     ) -> None:
         self.model = model
         self.labels = labels
         self.dev = list(dev) if dev else None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.bucket, self.bf16 = seed, bucket, bf16
+        self.objective, self.scl_lambda, self.scl_temperature = objective, scl_lambda, scl_temperature
         self.train_targets = torch.tensor(labels.encode_all(train))
         self.dev_targets = labels.encode_all(self.dev) if self.dev else None  # fail now on an unseen dev label
         self.train_ids = model.tokenizer.ids([e.text for e in train])
@@ -120,7 +125,10 @@ class ClassificationTask:
         return [TrainingBatch(tokenizer.pad([self.train_ids[i] for i in index]), self.train_targets[index]) for index in index_batches]
 
     def loss(self, model: SequenceClassifier, batch: TrainingBatch | FeatureBatch) -> torch.Tensor:
-        logits = model.head(batch.features) if isinstance(batch, FeatureBatch) else model(batch.inputs)
+        features = batch.features if isinstance(batch, FeatureBatch) else model.sentence_embedding(batch.inputs)
+        logits = model.head(features)
+        if self.objective == "ce+scl":
+            return ce_plus_scl(logits, features, batch.targets, self.scl_lambda, self.scl_temperature)
         return F.cross_entropy(logits.float(), batch.targets)
 
     def evaluate(self, model: SequenceClassifier) -> dict[str, float] | None:

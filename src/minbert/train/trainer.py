@@ -52,8 +52,11 @@ class FitResult:
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, task: Task, config: TrainConfig, metrics: MetricsLog, device: torch.device) -> None:
-        self.model, self.task, self.config, self.metrics, self.device = model, task, config, metrics, device
+    def __init__(
+        self, model: nn.Module, task: Task, config: TrainConfig, metrics: MetricsLog, device: torch.device, stage: str = ""
+    ) -> None:
+        """`stage` prefixes the metrics.jsonl events of a run with several stages (e.g. 'contrastive_')."""
+        self.model, self.task, self.config, self.metrics, self.device, self.stage = model, task, config, metrics, device, stage
         self.higher_is_better = config.metric != "loss"
 
     def fit(self) -> FitResult:
@@ -76,7 +79,7 @@ class Trainer:
         for epoch in range(cfg.epochs):
             batches = first_epoch if epoch == 0 else self.task.epoch_batches(epoch)
             self.model.train()
-            bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+            bar = tqdm(total=len(batches), desc=f"{self.stage}epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
             epoch_started, epoch_examples, running_loss = time.perf_counter(), 0, None
             for i, batch in enumerate(batches):
                 batch = batch.to(self.device)
@@ -96,7 +99,7 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 rate = epoch_examples / max(time.perf_counter() - epoch_started, 1e-9)
-                self.metrics.write("train", step, epoch=epoch + (i + 1) / len(batches), loss=loss.item(), lr=max(lrs))
+                self.metrics.write(f"{self.stage}train", step, epoch=epoch + (i + 1) / len(batches), loss=loss.item(), lr=max(lrs))
                 bar.set_postfix(loss=f"{running_loss:.4f}", lr=f"{max(lrs):.2e}", ex_s=f"{rate:.0f}")
                 if cfg.eval_every and step % cfg.eval_every == 0 and self._evaluate(result, step, epoch + (i + 1) / len(batches)):
                     break
@@ -127,7 +130,7 @@ class Trainer:
             return False
         seconds = time.perf_counter() - started
         self.eval_seconds += seconds if step > 0 else 0.0
-        self.metrics.write("dev", step, epoch=epoch, seconds=seconds, **metrics)
+        self.metrics.write(f"{self.stage}dev", step, epoch=epoch, seconds=seconds, **metrics)
         result.evaluations.append({"step": step, "epoch": epoch, **metrics})
         value = metrics[self.config.metric]
         log.info("dev at step %d (epoch %.2f): %s", step, epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))

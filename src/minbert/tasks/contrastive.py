@@ -1,0 +1,72 @@
+"""Contrastive training of the encoder (the first stage of seed 000's two-stage protocol).
+
+    simcse   each batch is encoded twice; the two dropout masks make two views of every sentence,
+             and the other sentences of the batch are the negatives (Gao et al. 2021).
+    supcon   each batch is encoded once; sentences sharing a label are positives (Khosla et al. 2020).
+
+The loss reads L2-normalised pooled vectors, optionally through a projection head that is
+thrown away afterwards (SimCLR's practice). The classifier stage then trains on the encoder.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from minbert.data.batching import bucketed_batches
+from minbert.data.labels import LabelVocab
+from minbert.data.readers import Example
+from minbert.model.encoder import Encoder
+from minbert.model.heads import Pooling
+from minbert.model.tokenizer import Tokenizer
+from minbert.tasks.classification import TrainingBatch
+from minbert.train.losses import nt_xent, supcon
+
+
+class ContrastiveModel(nn.Module):
+    """Encoder + pooling + optional projection: what the contrastive loss sees."""
+
+    def __init__(self, encoder: Encoder, pooling: Pooling, projection_size: int = 0) -> None:
+        super().__init__()
+        self.encoder, self.pooling = encoder, pooling
+        hidden = encoder.config.hidden_size
+        self.projection = (
+            nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, projection_size)) if projection_size else nn.Identity()
+        )
+
+    def forward(self, batch: TrainingBatch) -> torch.Tensor:
+        output = self.encoder(**batch.inputs.as_kwargs())
+        return self.projection(self.pooling(output, batch.inputs.attention_mask))
+
+
+class ContrastiveTask:
+    """Batches of tokenised sentences (with labels for SupCon) and the contrastive loss; no dev metric."""
+
+    def __init__(
+        self, tokenizer: Tokenizer, labels: LabelVocab, train: Sequence[Example], *, objective: str, temperature: float, batch_size: int, seed: int, bucket: bool = True
+    ) -> None:
+        if objective not in ("simcse", "supcon"):
+            raise ValueError(f"unknown contrastive objective {objective!r}")
+        self.tokenizer, self.objective, self.temperature = tokenizer, objective, temperature
+        self.batch_size, self.seed, self.bucket = batch_size, seed, bucket
+        self.ids = tokenizer.ids([e.text for e in train])
+        self.targets = torch.tensor(labels.encode_all(train))
+
+    @property
+    def num_train_examples(self) -> int:
+        return len(self.ids)
+
+    def epoch_batches(self, epoch: int) -> list[TrainingBatch]:
+        index_batches = bucketed_batches([len(i) for i in self.ids], self.batch_size, seed=self.seed * 1000 + epoch + 500, bucket=self.bucket)
+        return [TrainingBatch(self.tokenizer.pad([self.ids[i] for i in index]), self.targets[index]) for index in index_batches if len(index) > 1]
+
+    def loss(self, model: ContrastiveModel, batch: TrainingBatch) -> torch.Tensor:
+        first = model(batch)
+        if self.objective == "simcse":
+            return nt_xent(first, model(batch), self.temperature)
+        return supcon(first, batch.targets, self.temperature)
+
+    def evaluate(self, model: nn.Module) -> None:
+        return None
