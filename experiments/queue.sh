@@ -7,3 +7,5 @@ PY=${PYTHON:-.venv/bin/python}
 $PY experiments/massive_table.py --seeds 1
 $PY experiments/seed003_table.py
 $PY experiments/massive_table.py
+$PY experiments/massive_contrastive.py --recipes supcon_probe simcse_probe ce_scl
+$PY experiments/massive_contrastive.py
