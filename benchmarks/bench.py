@@ -1,0 +1,276 @@
+"""minbert vs Hugging Face, side by side in one run, on MASSIVE en-US with all-MiniLM-L6-v2.
+
+    python benchmarks/bench.py                 # full: one epoch of training per trainer (~15 min on 2 cores)
+    python benchmarks/bench.py --smoke         # a tiny version of every measurement (CI)
+
+Every contender runs in its own subprocess (so peak RSS is its own) with the same tokenizer,
+max_length, batch size, thread count and model (pooler -> dropout -> linear, as
+AutoModelForSequenceClassification builds it). Prints a table and writes benchmarks/results.json.
+
+1. training: examples/s over one epoch, peak RSS, dev accuracy after that epoch
+   minbert (length buckets, dynamic padding, fused AdamW; fp32 and bf16) vs transformers
+   AutoModelForSequenceClassification with a plain torch AdamW loop (shuffled, padded per batch)
+2. inference: sentences/s at batch 64 and p50/p99 latency at batch 1
+   minbert encode vs transformers BertModel (+ mean pooling) vs sentence-transformers encode
+3. the machine's limit: encoder FLOPs per token x tokens/s against measured GEMM GFLOP/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = Path(os.environ.get("MINBERT_DATA", HERE.parent.parent / "shared" / "data")) / "massive_en_us"
+MAX_LENGTH, BATCH, LR, SEED = 64, 32, 1e-4, 0
+
+
+def load_split(name: str, limit: int | None) -> tuple[list[str], list[str]]:
+    rows = [json.loads(line) for line in (DATA / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    if limit:
+        rows = random.Random(SEED).sample(rows, min(limit, len(rows)))
+    return [r["text"] for r in rows], [r["label_text"] for r in rows]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- workers (one per subprocess)
+
+def train_minbert(args: argparse.Namespace, bf16: bool) -> dict:
+    import tempfile
+
+    from minbert.config import TrainConfig
+    from minbert.data.labels import LabelVocab
+    from minbert.data.readers import Example
+    from minbert.model.task_model import SequenceClassifier
+    from minbert.tasks.classification import ClassificationTask, evaluate_examples
+    from minbert.train.metrics_log import MetricsLog
+    from minbert.train.trainer import Trainer
+
+    texts, labels = load_split("train", args.train_examples)
+    dev_texts, dev_labels = load_split("validation", args.dev_examples)
+    train = [Example(t, y, "train", i) for i, (t, y) in enumerate(zip(texts, labels))]
+    dev = [Example(t, y, "dev", i) for i, (t, y) in enumerate(zip(dev_texts, dev_labels))]
+    vocab = LabelVocab(sorted(set(labels) | set(dev_labels)))
+    model = SequenceClassifier.from_checkpoint(None, vocab.labels, pooling="pooler", hidden_size=0, dropout=0.1, max_length=MAX_LENGTH)
+    task = ClassificationTask(model, vocab, train, None, batch_size=BATCH, seed=SEED, bf16=bf16)
+    config = TrainConfig(epochs=1, batch_size=BATCH, lr=LR, schedule="constant", eval_before=False, progress=False, bf16=bf16, seed=SEED)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = MetricsLog(Path(tmp) / "metrics.jsonl")
+        fit = Trainer(model, task, config, log, __import__("torch").device("cpu")).fit()
+        log.close()
+    accuracy = evaluate_examples(model, dev, vocab, 128).metrics["accuracy"]
+    return {"examples_per_s": fit.examples_per_second, "seconds": fit.train_seconds, "dev_accuracy": accuracy}
+
+
+def train_transformers(args: argparse.Namespace) -> dict:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from minbert.model.checkpoint import resolve_checkpoint
+
+    path = str(resolve_checkpoint(None))
+    texts, labels = load_split("train", args.train_examples)
+    dev_texts, dev_labels = load_split("validation", args.dev_examples)
+    names = sorted(set(labels) | set(dev_labels))
+    index = {name: i for i, name in enumerate(names)}
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(names))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01)
+    order = list(range(len(texts)))
+    random.Random(SEED).shuffle(order)
+    model.train()
+    started = time.perf_counter()
+    for start in range(0, len(order), BATCH):
+        batch = order[start : start + BATCH]
+        inputs = tokenizer([texts[i] for i in batch], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        loss = model(**inputs, labels=torch.tensor([index[labels[i]] for i in batch])).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+    seconds = time.perf_counter() - started
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(dev_texts), 128):
+            inputs = tokenizer(dev_texts[start : start + 128], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+            predicted = model(**inputs).logits.argmax(-1).tolist()
+            correct += sum(p == index[y] for p, y in zip(predicted, dev_labels[start : start + 128]))
+    return {"examples_per_s": len(texts) / seconds, "seconds": seconds, "dev_accuracy": correct / len(dev_texts)}
+
+
+def latency_and_throughput(encode_batch, texts: list[str], single: list[str], args: argparse.Namespace) -> dict:
+    encode_batch(texts[:64])  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(texts), 64):
+        encode_batch(texts[start : start + 64])
+    throughput = len(texts) / (time.perf_counter() - started)
+    times = []
+    for text in single:
+        t0 = time.perf_counter()
+        encode_batch([text])
+        times.append(1000 * (time.perf_counter() - t0))
+    times.sort()
+    return {"sentences_per_s": throughput, "p50_ms": statistics.median(times), "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))]}
+
+
+def infer_minbert(args: argparse.Namespace, bf16: bool) -> dict:
+    import torch
+
+    from minbert.model.sentence_encoder import SentenceEncoder, embed_texts
+
+    texts, _ = load_split("validation", args.infer_examples)
+    model = SentenceEncoder.from_pretrained(None)
+    model.tokenizer.max_length = MAX_LENGTH
+    model.tokenizer.backend.enable_truncation(MAX_LENGTH)
+
+    def encode(batch: list[str]) -> torch.Tensor:
+        return embed_texts(model.encoder, model.tokenizer, model.pooling, batch, 64, bf16)
+
+    result = latency_and_throughput(encode, texts, texts[: args.latency_examples], args)
+    tokens = sum(len(ids) for ids in model.tokenizer.ids(texts))
+    result["tokens_per_s"] = result["sentences_per_s"] * tokens / len(texts)
+    result["flops_per_token"] = model.encoder.flops_per_token(round(tokens / len(texts)))
+    return result
+
+
+def infer_transformers(args: argparse.Namespace) -> dict:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from minbert.model.checkpoint import resolve_checkpoint
+
+    path = str(resolve_checkpoint(None))
+    texts, _ = load_split("validation", args.infer_examples)
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+
+    def encode(batch: list[str]) -> torch.Tensor:
+        inputs = tokenizer(batch, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"].unsqueeze(-1).float()
+        return (hidden * mask).sum(1) / mask.sum(1)
+
+    return latency_and_throughput(encode, texts, texts[: args.latency_examples], args)
+
+
+def infer_sentence_transformers(args: argparse.Namespace) -> dict:
+    from sentence_transformers import SentenceTransformer
+
+    from minbert.model.checkpoint import resolve_checkpoint
+
+    texts, _ = load_split("validation", args.infer_examples)
+    model = SentenceTransformer(str(resolve_checkpoint(None)), device="cpu")
+    model.max_seq_length = MAX_LENGTH
+    return latency_and_throughput(lambda batch: model.encode(batch, batch_size=64), texts, texts[: args.latency_examples], args)
+
+
+def gemm_gflops(args: argparse.Namespace) -> dict:
+    import torch
+
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        a @ b
+        started, repeats = time.perf_counter(), 5
+        for _ in range(repeats):
+            a @ b
+        out[name] = 2 * 2048**3 * repeats / (time.perf_counter() - started) / 1e9
+    return out
+
+
+WORKERS = {
+    "train/minbert": lambda a: train_minbert(a, bf16=False),
+    "train/minbert-bf16": lambda a: train_minbert(a, bf16=True),
+    "train/transformers": train_transformers,
+    "infer/minbert": lambda a: infer_minbert(a, bf16=False),
+    "infer/minbert-bf16": lambda a: infer_minbert(a, bf16=True),
+    "infer/transformers": infer_transformers,
+    "infer/sentence-transformers": infer_sentence_transformers,
+    "gemm": gemm_gflops,
+}
+
+
+def run_worker(name: str, args: argparse.Namespace) -> dict:
+    """Run one contender in a fresh process; its stdout's last line is its JSON result."""
+    command = [sys.executable, __file__, "--worker", name, "--threads", str(args.threads),
+               "--train-examples", str(args.train_examples or 0), "--dev-examples", str(args.dev_examples or 0),
+               "--infer-examples", str(args.infer_examples or 0), "--latency-examples", str(args.latency_examples)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    if done.returncode:
+        raise SystemExit(f"benchmark worker {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every measurement runs (CI)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for every contender")
+    parser.add_argument("--train-examples", type=int, default=0, help="training examples (0 = all 11,514)")
+    parser.add_argument("--dev-examples", type=int, default=0, help="dev examples (0 = all 2,033)")
+    parser.add_argument("--infer-examples", type=int, default=0, help="sentences for throughput (0 = all dev)")
+    parser.add_argument("--latency-examples", type=int, default=300, help="sentences for batch-1 latency")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.smoke:
+        args.train_examples, args.dev_examples, args.infer_examples, args.latency_examples = 128, 64, 128, 10
+    if args.worker:
+        import torch
+
+        torch.manual_seed(SEED)
+        torch.set_num_threads(args.threads)
+        for key in ("train_examples", "dev_examples", "infer_examples"):
+            setattr(args, key, getattr(args, key) or None)
+        result = WORKERS[args.worker](args)
+        print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+        return
+
+    results = {}
+    for name in WORKERS:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = run_worker(name, args)
+    train_hf, infer_hf = results["train/transformers"], results["infer/transformers"]
+    lines = [
+        f"MASSIVE en-US, all-MiniLM-L6-v2, {args.threads} threads, max_length {MAX_LENGTH}, train batch {BATCH}"
+        + (" (SMOKE: tiny sizes, numbers not meaningful)" if args.smoke else ""),
+        "",
+        "training (1 epoch)        examples/s   vs HF   peak RSS MB   dev acc",
+    ]
+    for name in ("train/transformers", "train/minbert", "train/minbert-bf16"):
+        r = results[name]
+        lines.append(f"  {name:<23} {r['examples_per_s']:>10.1f} {ratio(r['examples_per_s'], train_hf['examples_per_s']):>7} {r['peak_rss_mb']:>13.0f} {r['dev_accuracy']:>9.4f}")
+    lines += ["", "inference                 sent/s @64   vs HF   p50 ms @1   p99 ms @1"]
+    for name in ("infer/transformers", "infer/sentence-transformers", "infer/minbert", "infer/minbert-bf16"):
+        r = results[name]
+        lines.append(f"  {name:<23} {r['sentences_per_s']:>10.1f} {ratio(r['sentences_per_s'], infer_hf['sentences_per_s']):>7} {r['p50_ms']:>11.2f} {r['p99_ms']:>11.2f}")
+    gemm, ours = results["gemm"], results["infer/minbert"]
+    achieved = ours["flops_per_token"] * ours["tokens_per_s"] / 1e9
+    lines += [
+        "",
+        f"machine limit: GEMM 2048^2 {gemm['fp32']:.0f} GFLOP/s fp32, {gemm['bf16']:.0f} GFLOP/s bf16; minbert fp32 inference "
+        f"{ours['flops_per_token'] / 1e6:.1f} MFLOP/token x {ours['tokens_per_s']:.0f} tokens/s = {achieved:.0f} GFLOP/s "
+        f"({100 * achieved / gemm['fp32']:.0f}% of fp32 GEMM)",
+    ]
+    print("\n".join(lines))
+    args.out.write_text(json.dumps({"smoke": args.smoke, "threads": args.threads, "results": results}, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
