@@ -12,7 +12,9 @@ SUMMARY_METRICS = ("accuracy", "macro_f1", "weighted_precision", "weighted_recal
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def cell(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            return f"{value:.4f}" if abs(value) <= 1 else f"{value:,.1f}"
+        return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
