@@ -28,10 +28,11 @@ class DataConfig(Section):
     dev: Path | None = Field(None, description="validation file (model selection, early stopping)")
     test: Path | None = Field(None, description="test file (reported once, after training)")
     format: str = Field(
-        "jsonl", description="jsonl | csv | tsv | massive | pipe | cs224n | glue | uci (see minbert formats)"
+        "jsonl", description="jsonl | csv | tsv | massive | pipe | cs224n | glue | uci | quora | sts | stsb (see minbert formats)"
     )
     text_column: str | None = Field(None, description="text field/column (default: the format's own)")
     label_column: str | None = Field(None, description="label field/column (default: the format's own)")
+    text_pair_column: str | None = Field(None, description="second text of a pair (default: the format's own, if any)")
     skip_bad_rows: bool = Field(False, description="skip malformed rows, counting them in the log, instead of stopping")
     max_train_examples: int | None = Field(None, ge=1, description="use a seeded random subset of train (quick runs)")
     few_shot: int | None = Field(None, ge=1, description="train on N examples sampled with the label distribution")

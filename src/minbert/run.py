@@ -61,6 +61,7 @@ def read_split(config: RunConfig, split: str, require_labels: bool = True) -> li
         config.data.format,
         text_column=config.data.text_column,
         label_column=config.data.label_column,
+        text_pair_column=config.data.text_pair_column,
         split=split,
         require_labels=require_labels,
         skip_bad_rows=config.data.skip_bad_rows,

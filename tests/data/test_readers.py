@@ -137,3 +137,55 @@ def test_real_benchmark_files_read_completely(data_dir, relative, format, kwargs
     examples = read_examples(data_dir / relative, format, **kwargs)
     assert len(examples) == rows
     assert len({e.label for e in examples}) == labels
+
+
+def test_pair_formats_on_tiny_files(tmp_path):
+    quora = write(tmp_path, "quora.csv", '\tid\tsentence1\tsentence2\tis_duplicate\n0\ta1\tHow do I cook rice?\tHow to cook rice\t1.0\n')
+    example = read_examples(quora, "quora")[0]
+    assert (example.text, example.text_pair, example.label) == ("How do I cook rice?", "How to cook rice", "1.0")
+    sts = write(tmp_path, "sts.csv", '\tid\tsentence1\tsentence2\tsimilarity\n0\tb\tA man plays.\tA man is playing.\t4.6\n')
+    assert read_examples(sts, "sts")[0].label == "4.6"
+    stsb = write(tmp_path, "sts-b.csv", 'main-news\tfile\t2012\t0001\t3.2\tShe said "hi.\tShe greeted them.\tsrc1\tsrc2\n')
+    example = read_examples(stsb, "stsb")[0]
+    assert (example.text, example.text_pair, example.label) == ('She said "hi.', "She greeted them.", "3.2")
+    jsonl = write(tmp_path, "pairs.jsonl", '{"a": "x one", "b": "y two", "score": 0.5}\n')
+    assert read_examples(jsonl, "jsonl", text_column="a", text_pair_column="b", label_column="score")[0].text_pair == "y two"
+
+
+def test_pair_errors(tmp_path):
+    bad = write(tmp_path, "q.csv", "\tid\tsentence1\tsentence2\tis_duplicate\n0\ta\tfirst\t \t0.0\n")
+    with pytest.raises(MinbertError, match=r"q\.csv:2: empty second text of the pair"):
+        read_examples(bad, "quora")
+    missing = write(tmp_path, "m.csv", "\tid\tsentence1\tis_duplicate\n0\ta\tfirst\t0.0\n")
+    with pytest.raises(MinbertError, match=r"m\.csv:1: no second-text column 'sentence2'.*set data\.text_pair_column"):
+        read_examples(missing, "quora")
+    short = write(tmp_path, "s.csv", "genre\tfile\t2012\t1\t2.0\tonly one sentence\n")
+    with pytest.raises(MinbertError, match=r"s\.csv:1: 6 tab-separated fields"):
+        read_examples(short, "stsb")
+
+
+@pytest.mark.parametrize(
+    "relative, format, rows",
+    [
+        ("cs224n_multitask/sts-train.csv", "sts", 6040),
+        ("cs224n_multitask/sts-dev.csv", "sts", 863),
+        ("stsb/sts-train.csv", "stsb", 5749),
+        ("stsb/sts-dev.csv", "stsb", 1500),
+        ("stsb/sts-test.csv", "stsb", 1379),
+    ],
+)
+def test_real_pair_files_read_completely(data_dir, relative, format, rows):
+    examples = read_examples(data_dir / relative, format)
+    assert len(examples) == rows
+    assert all(e.text_pair for e in examples)
+    assert all(0.0 <= float(e.label) <= 5.0 for e in examples)
+
+
+def test_quora_dev_has_two_unlabelled_rows_reported_not_dropped(data_dir, caplog):
+    path = data_dir / "cs224n_multitask" / "quora-dev.csv"
+    with pytest.raises(MinbertError, match=r"quora-dev\.csv:\d+: missing label"):
+        read_examples(path, "quora")
+    with caplog.at_level(logging.WARNING):
+        examples = read_examples(path, "quora", skip_bad_rows=True)
+    assert len(examples) == 20212 and "skipped 2 bad rows" in caplog.text
+    assert {e.label for e in examples} == {"0.0", "1.0"}

@@ -32,12 +32,17 @@ csv.field_size_limit(10_000_000)
 
 @dataclass(frozen=True)
 class Example:
-    """One input: a text (a sentence or a review), its label if known, and where it came from."""
+    """One input: a text (or a pair of texts), its label if known, and where it came from.
+
+    The label is kept as written (a class name, or a number such as an STS similarity); the task
+    decides whether it is a class or a regression target.
+    """
 
     text: str
     label: str | None
     source: str
     line: int
+    text_pair: str | None = None
 
     @property
     def where(self) -> str:
@@ -52,6 +57,7 @@ class RowError(Exception):
 class Columns:
     text: str
     label: str
+    pair: str | None = None
 
 
 # Default text/label fields of each format; None = the format has no named columns.
@@ -64,6 +70,9 @@ DEFAULT_COLUMNS: dict[str, Columns | None] = {
     "cs224n": Columns("sentence", "sentiment"),
     "glue": Columns("sentence", "label"),
     "uci": None,
+    "quora": Columns("sentence1", "is_duplicate", "sentence2"),
+    "sts": Columns("sentence1", "similarity", "sentence2"),
+    "stsb": None,
 }
 FORMATS = tuple(DEFAULT_COLUMNS)
 FORMAT_HELP = {
@@ -75,9 +84,12 @@ FORMAT_HELP = {
     "cs224n": "CS224N project csv: tab-separated, header, columns sentence and sentiment",
     "glue": "GLUE tsv: header, columns sentence and label",
     "uci": "UCI Sentiment Labelled Sentences: 'text<TAB>label', no header",
+    "quora": "CS224N Quora csv (pairs): tab-separated, header, sentence1, sentence2, is_duplicate",
+    "sts": "CS224N STS csv (pairs): tab-separated, header, sentence1, sentence2, similarity (0-5)",
+    "stsb": "official STS Benchmark csv (pairs): genre, file, year, id, score, sentence1, sentence2, no header",
 }
 
-RawRow = tuple[int, str | None, str | None]  # (line, text, label)
+RawRow = tuple[int, str | None, str | None, str | None]  # (line, text, label, second text of a pair)
 
 
 def read_examples(
@@ -86,6 +98,7 @@ def read_examples(
     *,
     text_column: str | None = None,
     label_column: str | None = None,
+    text_pair_column: str | None = None,
     split: str | None = None,
     require_labels: bool = True,
     skip_bad_rows: bool = False,
@@ -97,14 +110,18 @@ def read_examples(
     if not path.is_file():
         raise MinbertError(f"{path}: data file not found{'' if path.parent.is_dir() else ' (nor its folder)'}; check data.* paths")
     defaults = DEFAULT_COLUMNS[format]
-    columns = Columns(text_column or (defaults.text if defaults else ""), label_column or (defaults.label if defaults else ""))
+    columns = Columns(
+        text_column or (defaults.text if defaults else ""),
+        label_column or (defaults.label if defaults else ""),
+        text_pair_column or (defaults.pair if defaults else None),
+    )
     rows = ROW_READERS[format](path, columns, split)
     examples: list[Example] = []
     skipped: list[str] = []
     try:
-        for line, text, label in rows:
+        for line, text, label, pair in rows:
             try:
-                examples.append(_check_row(path, line, text, label, require_labels, columns.label))
+                examples.append(_check_row(path, line, text, label, pair, require_labels, columns.label))
             except RowError as e:
                 if not skip_bad_rows:
                     raise MinbertError(f"{path}:{line}: {e}") from None
@@ -119,16 +136,18 @@ def read_examples(
 
 
 def _check_row(
-    path: Path, line: int, text: str | None, label: str | None, require_labels: bool, label_column: str
+    path: Path, line: int, text: str | None, label: str | None, pair: str | None, require_labels: bool, label_column: str
 ) -> Example:
     if text is None or not text.strip():
         raise RowError("empty text; remove the row or fill it in")
+    if pair is not None and not pair.strip():
+        raise RowError("empty second text of the pair; remove the row or fill it in")
     if label is not None:
         label = label.strip()
     if require_labels and not label:
         where = f" (label field/column {label_column!r})" if label_column else ""
         raise RowError(f"missing label{where}; training and evaluation rows need one: fill it in or set data.label_column")
-    return Example(text=text.strip(), label=label or None, source=str(path), line=line)
+    return Example(text=text.strip(), label=label or None, source=str(path), line=line, text_pair=pair.strip() if pair else None)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -166,7 +185,8 @@ def _field(row: dict, name: str, number: int, role: str) -> str | None:
 def _read_jsonl(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
     for number, row in _json_rows(path):
         label = _field(row, columns.label, number, "label") if columns.label in row else None
-        yield number, _field(row, columns.text, number, "text"), label
+        pair = _field(row, columns.pair, number, "text_pair") if columns.pair else None
+        yield number, _field(row, columns.text, number, "text"), label, pair
 
 
 def _read_massive(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
@@ -177,7 +197,7 @@ def _read_massive(path: Path, columns: Columns, split: str | None) -> Iterator[R
         if split and "partition" in row and row["partition"] != partitions.get(split, split):
             continue
         label = _field(row, label_key, number, "label") if label_key in row else None
-        yield number, _field(row, text_key, number, "text"), label
+        yield number, _field(row, text_key, number, "text"), label, None
 
 
 def _delimited(delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> Callable[[Path, Columns, str | None], Iterator[RawRow]]:
@@ -193,8 +213,13 @@ def _delimited(delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> Callable[[Pa
                     raise RowError(
                         f"1: no text column {columns.text!r} in the header ({', '.join(header)}); set data.text_column"
                     )
+                if columns.pair and columns.pair not in header:
+                    raise RowError(
+                        f"1: no second-text column {columns.pair!r} in the header ({', '.join(header)}); set data.text_pair_column"
+                    )
                 text_at = header.index(columns.text)
                 label_at = header.index(columns.label) if columns.label in header else None
+                pair_at = header.index(columns.pair) if columns.pair else None
                 for row in reader:
                     number = reader.line_num
                     if not any(cell.strip() for cell in row):
@@ -204,7 +229,10 @@ def _delimited(delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> Callable[[Pa
                             f"{number}: {len(row)} fields but the header has {len(header)}; "
                             "check the delimiter and quoting of this row"
                         )
-                    yield number, row[text_at], row[label_at] if label_at is not None else None
+                    yield (
+                        number, row[text_at], row[label_at] if label_at is not None else None,
+                        row[pair_at] if pair_at is not None else None,
+                    )
         except UnicodeDecodeError as e:
             raise MinbertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8") from None
         except csv.Error as e:
@@ -218,7 +246,7 @@ def _read_pipe(path: Path, columns: Columns, split: str | None) -> Iterator[RawR
         label, separator, text = line.partition(" ||| ")
         if not separator:
             raise RowError(f"{number}: no ' ||| ' separator; pipe lines look like 'label ||| text'")
-        yield number, text, label
+        yield number, text, label, None
 
 
 def _read_uci(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
@@ -226,7 +254,16 @@ def _read_uci(path: Path, columns: Columns, split: str | None) -> Iterator[RawRo
         text, separator, label = line.rpartition("\t")
         if not separator:
             raise RowError(f"{number}: no tab; UCI lines look like 'text<TAB>label'")
-        yield number, text, label
+        yield number, text, label, None
+
+
+def _read_stsb(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
+    """genre, file, year, id, score, sentence1, sentence2 [, source1, source2]; quotes are literal."""
+    for number, line in _lines(path):
+        fields = line.split("\t")
+        if len(fields) < 7:
+            raise RowError(f"{number}: {len(fields)} tab-separated fields, STS-B rows have 7 (or 9)")
+        yield number, fields[5], fields[4], fields[6]
 
 
 ROW_READERS: dict[str, Callable[[Path, Columns, str | None], Iterator[RawRow]]] = {
@@ -238,6 +275,9 @@ ROW_READERS: dict[str, Callable[[Path, Columns, str | None], Iterator[RawRow]]] 
     "cs224n": _delimited("\t"),
     "glue": _delimited("\t", csv.QUOTE_NONE),
     "uci": _read_uci,
+    "quora": _delimited("\t"),
+    "sts": _delimited("\t"),
+    "stsb": _read_stsb,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
@@ -31,3 +32,21 @@ def per_class_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Seque
 
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) -> np.ndarray:
     return confusion_matrix(y_true, y_pred, labels=list(range(num_labels)))
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson correlation of the ranks (ties get their average rank)."""
+    return pearson(rankdata(x), rankdata(y))
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+    """Pearson and Spearman correlation (the STS metrics) and mean squared error."""
+    t, p = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    return {"pearson": pearson(t, p), "spearman": spearman(t, p), "mse": float(((t - p) ** 2).mean())}
