@@ -165,3 +165,17 @@ def test_cached_frozen_features_train_like_the_full_model(tmp_path, data_dir):
     cached, full = losses("cached", True), losses("full", False)
     assert len(cached) == len(full) == 8 + 3
     assert cached == pytest.approx(full, abs=1e-4)
+
+
+def test_tensorboard_logging(tmp_path, data_dir):
+    config = minbert.load_config(slice_config(tmp_path, data_dir, train_rows=32), [
+        "--train.epochs", "1", "--train.tensorboard", "true", "--output_dir", str(tmp_path / "tb"), "--train.eval_before", "false",
+    ])
+    config.data.test = None
+    minbert.train(config)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/lr", "dev/accuracy"} <= set(events.Tags()["scalars"])
+    assert len(events.Scalars("train/loss")) == 2

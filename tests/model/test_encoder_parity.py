@@ -156,3 +156,14 @@ def test_tokenizer_built_from_vocab_matches_tokenizer_json(tmp_path, checkpoint_
     from_json = Tokenizer.from_pretrained(checkpoint_dir, max_length=64)
     texts = ["Crème Brûlée at the Café?", "naïve façade 😀 emoji", "UPPER lower MiXeD"]
     assert from_vocab.ids(texts) == from_json.ids(texts)
+
+
+def test_reinit_top_layers_touches_only_the_top(minilm):
+    encoder = Encoder.from_pretrained()
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    encoder.reinit_top_layers(2)
+    changed = {k for k, v in encoder.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("layers.5.") for k in changed) and any(k.startswith("layers.4.") for k in changed)
+    assert any(k.startswith("pooler.") for k in changed)
+    assert not any(k.startswith(("layers.3.", "layers.0.", "embeddings.")) for k in changed)
+    assert torch.equal(encoder.layers[5].attention_norm.weight, torch.ones(384))
