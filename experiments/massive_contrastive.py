@@ -13,13 +13,12 @@ Resumable through experiments/results.csv; tables in experiments/massive_contras
 
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import HERE, REPO, Run, main, read_rows  # noqa: E402
+from runner import REPO, Run, main, mean_sd, read_rows, write_markdown  # noqa: E402
 
 CONFIGS = REPO / "configs"
 FEW_SHOT_EPOCHS = {20: 40, 100: 20, 1000: 10}
@@ -60,12 +59,6 @@ def value(rows: list[dict], recipe: str, seed: str, split: str, metric: str = "a
     return None
 
 
-def mean_sd(values: list[float]) -> str:
-    if not values:
-        return "not run yet"
-    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else f"{100 * values[0]:.2f}"
-
-
 def render() -> Path:
     rows = read_rows()
     lines = ["# Contrastive learning, few-shot and label noise on MASSIVE en-US (all-MiniLM-L6-v2)", ""]
@@ -97,9 +90,7 @@ def render() -> Path:
         cells = [value(noise, f"{m}_noise{int(fraction * 100)}", "1", "test") for m in METHODS]
         lines.append(f"| {int(fraction * 100)} % | " + " | ".join(f"{100 * c:.2f}" if c is not None else "not run yet" for c in cells) + " |")
     lines += ["", "Machine-readable rows: `experiments/results.csv`.", ""]
-    out = HERE / "massive_contrastive.md"
-    out.write_text("\n".join(lines), encoding="utf-8")
-    return out
+    return write_markdown("massive_contrastive.md", lines)
 
 
 if __name__ == "__main__":

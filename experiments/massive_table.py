@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import HERE, REPO, Run, main, read_rows  # noqa: E402
+from runner import REPO, Run, main, mean_sd, read_rows, write_markdown  # noqa: E402
 
 EXPERIMENT = "massive_seed000"
 # recipe -> (config, seeds, the seed report's BERT-base test accuracy in %)
@@ -36,13 +36,6 @@ LABELS = {
 def runs() -> list[Run]:
     order = [(recipe, seed) for seed_index in range(3) for recipe, (_, seeds, _) in RECIPES.items() if seed_index < len(seeds) for seed in [seeds[seed_index]]]
     return [Run(EXPERIMENT, recipe, REPO / "configs" / RECIPES[recipe][0], seed) for recipe, seed in order]
-
-
-def fmt(values: list[float]) -> str:
-    if not values:
-        return "not run yet"
-    mean = 100 * statistics.mean(values)
-    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
 
 
 def render() -> Path:
@@ -68,13 +61,11 @@ def render() -> Path:
         wall = f"{statistics.mean(w for _, w in walls) / 60:.1f} min" if walls else ""
         rate = f"{statistics.mean(x for _, x in rates):.0f}" if rates else ""
         lines.append(
-            f"| {LABELS[recipe]} | {len(done)}/{len(seeds)} | {fmt(values('test', 'accuracy'))} | {fmt(values('dev', 'accuracy'))} | "
-            f"{fmt(values('test', 'macro_f1'))} | {fmt(values('dev', 'accuracy_before_finetuning'))} | {reference:.2f} | {wall} | {rate} |"
+            f"| {LABELS[recipe]} | {len(done)}/{len(seeds)} | {mean_sd(values('test', 'accuracy'))} | {mean_sd(values('dev', 'accuracy'))} | "
+            f"{mean_sd(values('test', 'macro_f1'))} | {mean_sd(values('dev', 'accuracy_before_finetuning'))} | {reference:.2f} | {wall} | {rate} |"
         )
     lines += ["", "Machine-readable rows: `experiments/results.csv` (experiment `massive_seed000`).", ""]
-    out = HERE / "massive_table.md"
-    out.write_text("\n".join(lines), encoding="utf-8")
-    return out
+    return write_markdown("massive_table.md", lines)
 
 
 if __name__ == "__main__":

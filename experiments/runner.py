@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,20 @@ def run_all(runs: list[Run], data_dir: Path = DATA_DIR) -> None:
         append_rows(rows)
         shown = ", ".join(f"{r['split']} {r['metric']} {r['value']}" for r in rows if r["metric"] == "accuracy")
         print(f"    {shown} ({rows[0]['wall_s']} s)", flush=True)
+
+
+def mean_sd(values: list[float]) -> str:
+    """Fractions as 'mean ± sd' in percent (just the value for one run)."""
+    if not values:
+        return "not run yet"
+    mean = 100 * statistics.mean(values)
+    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
+
+
+def write_markdown(name: str, lines: list[str]) -> Path:
+    out = HERE / name
+    out.write_text("\n".join(lines), encoding="utf-8")
+    return out
 
 
 def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import HERE, REPO, Run, main, read_rows  # noqa: E402
+from runner import REPO, Run, main, read_rows, write_markdown  # noqa: E402
 
 EXPERIMENT = "seed003"
 # recipe -> (config, reference dev accuracy, where the reference comes from)
@@ -47,9 +47,7 @@ def render() -> Path:
         rate = dev["examples_per_s"] if dev else ""
         lines.append(f"| {task} | {mode} | {dev_text} | {test_text} | {reference:.3f} ({source}) | {wall} | {rate} |")
     lines += ["", "Machine-readable rows: `experiments/results.csv` (experiment `seed003`).", ""]
-    out = HERE / "seed003_table.md"
-    out.write_text("\n".join(lines), encoding="utf-8")
-    return out
+    return write_markdown("seed003_table.md", lines)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,15 @@ examples:
 """
 
 
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True, labels: bool = True) -> None:
+    """--data FILE, --format and the column mapping, shared by the commands that read a file."""
+    parser.add_argument("--data", type=Path, required=required, help="data file" + (" (labelled)" if labels else ""))
+    parser.add_argument("--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl; see `minbert formats`)")
+    parser.add_argument("--text-column", help="text field/column (default: the format's own)")
+    if labels:
+        parser.add_argument("--label-column", help="label field/column (default: the format's own)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minbert",
@@ -52,10 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="score a saved model on a labelled file", description="Score a saved model on a labelled file; prints JSON metrics.")
     evaluate.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
-    evaluate.add_argument("--data", type=Path, required=True, help="labelled data file")
-    evaluate.add_argument("--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl)")
-    evaluate.add_argument("--text-column", help="text field/column (default: the format's own)")
-    evaluate.add_argument("--label-column", help="label field/column (default: the format's own)")
+    add_data_arguments(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=128)
     evaluate.add_argument("--out", type=Path, help="also write the metrics JSON here")
     evaluate.set_defaults(handler=cmd_eval)
@@ -79,9 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     embed.add_argument("model_dir", help="a saved minbert model / run dir, a checkpoint directory, or all-MiniLM-L6-v2")
     embed.add_argument("texts", nargs="*", help="texts to encode (instead of --data)")
-    embed.add_argument("--data", type=Path, help="file of texts (labels not needed)")
-    embed.add_argument("--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl)")
-    embed.add_argument("--text-column", help="text field/column (default: the format's own)")
+    add_data_arguments(embed, required=False, labels=False)
     embed.add_argument("--out", type=Path, required=True, help="where to write the .npy array")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--no-normalize", action="store_true", help="keep raw vectors instead of L2-normalising")
@@ -94,10 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fine-tuning), keep the first K classes, and draw one panel per model with comparable numbers.",
     )
     plot.add_argument("models", nargs="+", help="saved minbert models / run dirs / checkpoints (all-MiniLM-L6-v2)")
-    plot.add_argument("--data", type=Path, required=True, help="labelled data file")
-    plot.add_argument("--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl)")
-    plot.add_argument("--text-column", help="text field/column (default: the format's own)")
-    plot.add_argument("--label-column", help="label field/column (default: the format's own)")
+    add_data_arguments(plot)
     plot.add_argument("--classes", type=int, default=10, help="plot the first K classes (default: 10)")
     plot.add_argument("--method", default="tsne", choices=("tsne", "pca", "umap"), help="projection (default: tsne)")
     plot.add_argument("--max-points", type=int, default=2000, help="subsample to at most this many points (default: 2000)")
