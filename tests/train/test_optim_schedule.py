@@ -100,3 +100,15 @@ def test_scheduler_drives_every_group_including_llrd():
     assert seen[0] == pytest.approx([p * 0.5 for p in peaks])
     assert seen[1] == pytest.approx(peaks)
     assert seen[11] == pytest.approx([p * (1 - 9 / 18) for p in peaks])
+
+
+def test_freezing_errors_are_user_errors():
+    from minbert import MinbertError
+    from minbert.train.optim import build_optimizer
+
+    with pytest.raises(MinbertError, match=r"bottom:9 but the encoder has 4 layers"):
+        apply_freezing(TinyClassifier(layers=4), "bottom:9")
+    model = TinyClassifier()
+    model.requires_grad_(False)
+    with pytest.raises(MinbertError, match="no trainable parameters"):
+        build_optimizer(model, lr=1e-4)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from minbert.errors import MinbertError
+
 
 @dataclass(frozen=True)
 class GroupSpec:
@@ -60,7 +62,7 @@ def parameter_groups(
 def build_optimizer(model: nn.Module, **kwargs: float | None) -> torch.optim.AdamW:
     groups = parameter_groups(model, **kwargs)  # type: ignore[arg-type]
     if not groups:
-        raise ValueError("no trainable parameters: everything is frozen")
+        raise MinbertError("no trainable parameters: everything is frozen; relax train.freeze")
     # The fused kernel updates all 23M parameters of MiniLM in one pass: 10x faster than the
     # per-parameter loop on CPU, where the optimizer step was 40% of a training step.
     return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, fused=True)
@@ -77,7 +79,7 @@ def apply_freezing(model: nn.Module, mode: str) -> None:
     elif mode.startswith("bottom:"):
         k = int(mode.split(":", 1)[1])
         if k > encoder.num_layers:
-            raise ValueError(f"freeze bottom:{k} but the encoder has {encoder.num_layers} layers")
+            raise MinbertError(f"train.freeze is bottom:{k} but the encoder has {encoder.num_layers} layers; use bottom:0..{encoder.num_layers}")
         frozen = [encoder.embeddings, *list(encoder.layers)[:k]]
     for module in frozen:
         module.requires_grad_(False)
