@@ -268,8 +268,9 @@ def main() -> None:
         f"({100 * achieved / gemm['fp32']:.0f}% of fp32 GEMM)",
     ]
     print("\n".join(lines))
+    args.out.with_suffix(".txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     args.out.write_text(json.dumps({"smoke": args.smoke, "threads": args.threads, "results": results}, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {args.out} and {args.out.with_suffix('.txt')}")
 
 
 if __name__ == "__main__":
