@@ -59,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", type=Path, help="YAML or JSON run config (see configs/)")
     train.set_defaults(handler=cmd_train)
 
-    evaluate = commands.add_parser("eval", help="score a saved model on a labelled file", description="Score a saved model on a labelled file; prints JSON metrics.")
-    evaluate.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
+    evaluate = commands.add_parser(
+        "eval",
+        help="score a saved model on a labelled file",
+        description="Score a saved classifier on a labelled file (accuracy, F1, ...); or a sentence encoder (any checkpoint, "
+        "e.g. all-MiniLM-L6-v2) on sentence pairs: cosine similarity vs the gold score (Pearson, Spearman). Prints JSON.",
+    )
+    evaluate.add_argument("model_dir", help="a saved model / run dir, or a checkpoint directory / all-MiniLM-L6-v2")
     add_data_arguments(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=128)
     evaluate.add_argument("--out", type=Path, help="also write the metrics JSON here")

@@ -25,11 +25,12 @@ from minbert.data.labels import LabelVocab
 from minbert.data.readers import Example, read_examples, subsample
 from minbert.data.sampling import few_shot_sample, inject_label_noise
 from minbert.errors import MinbertError
-from minbert.evaluate.metrics import confusion, per_class_report
+from minbert.evaluate.metrics import confusion, per_class_report, regression_metrics
 from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr_schedule
 from minbert.evaluate.report import write_report
 from minbert.model.encoder import count_parameters
-from minbert.model.task_model import SequenceClassifier
+from minbert.model.sentence_encoder import SentenceEncoder
+from minbert.model.task_model import SequenceClassifier, load
 from minbert.runtime import resolve_device, seed_everything, set_threads
 from minbert.tasks.classification import ClassificationTask, Evaluation, evaluate_examples
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
@@ -240,8 +241,24 @@ def _write_report(
     )
 
 
-def evaluate(model_dir: str | Path, data: str | Path, format: str = "jsonl", *, text_column: str | None = None, label_column: str | None = None, batch_size: int = 128) -> dict[str, float]:
-    """Score a saved model on a labelled file."""
-    model = SequenceClassifier.load(model_dir)
+def evaluate(
+    model_dir: str | Path, data: str | Path, format: str = "jsonl", *, text_column: str | None = None,
+    label_column: str | None = None, batch_size: int = 128,
+) -> dict[str, float]:
+    """Score a saved classifier on a labelled file; or, for sentence pairs and a sentence encoder
+    (any checkpoint), the cosine similarity of the two embeddings against the gold score."""
     examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
+    model = load(model_dir)
+    if isinstance(model, SentenceEncoder):
+        if any(e.text_pair is None for e in examples):
+            raise MinbertError(f"{data}: a sentence encoder is scored on sentence pairs (formats sts, stsb, quora, or a text_pair_column)")
+        try:
+            gold = [float(e.label) for e in examples]  # type: ignore[arg-type]
+        except ValueError as e:
+            raise MinbertError(f"{data}: pair labels must be numbers (similarity or 0/1) to correlate with cosine: {e}") from None
+        first = model.encode([e.text for e in examples], batch_size, normalize=True)
+        second = model.encode([e.text_pair for e in examples], batch_size, normalize=True)  # type: ignore[misc]
+        cosine = (first * second).sum(axis=1)
+        metrics = regression_metrics(gold, cosine)
+        return {"pearson": metrics["pearson"], "spearman": metrics["spearman"], "examples": len(examples)}
     return {**evaluate_examples(model, examples, LabelVocab(model.labels), batch_size).metrics, "examples": len(examples)}

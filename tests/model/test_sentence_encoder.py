@@ -53,3 +53,27 @@ def test_embed_command_writes_npy(tmp_path, capsys):
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(vectors, minbert.load().encode(["wake me up at six", "play jazz", "what is the time"]), atol=1e-6)
     assert main(["-q", "embed", "all-MiniLM-L6-v2", "--out", str(out)]) == 2
+
+
+def test_eval_pairs_with_a_sentence_encoder(tmp_path, checkpoint_dir, data_dir, capsys):
+    from scipy.stats import pearsonr, spearmanr
+    from sentence_transformers import SentenceTransformer
+
+    lines = (data_dir / "stsb" / "sts-dev.csv").read_text(encoding="utf-8").splitlines()[:150]
+    pairs = tmp_path / "sts-dev-slice.csv"
+    pairs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "metrics.json"
+    assert main(["-q", "eval", "all-MiniLM-L6-v2", "--data", str(pairs), "--format", "stsb", "--out", str(out)]) == 0
+    ours = json.loads(out.read_text())
+    reference = SentenceTransformer(str(checkpoint_dir), device="cpu")
+    fields = [line.split("\t") for line in lines]
+    a, b = reference.encode([f[5] for f in fields]), reference.encode([f[6] for f in fields])
+    cosine = (a * b).sum(1)
+    gold = [float(f[4]) for f in fields]
+    assert ours["examples"] == 150
+    assert ours["pearson"] == pytest.approx(pearsonr(gold, cosine)[0], abs=1e-4)
+    assert ours["spearman"] == pytest.approx(spearmanr(gold, cosine)[0], abs=1e-3)
+    single = tmp_path / "single.jsonl"
+    single.write_text('{"text": "no pair here", "label": "a"}\n')
+    assert main(["-q", "eval", "all-MiniLM-L6-v2", "--data", str(single)]) == 2
+    assert "scored on sentence pairs" in capsys.readouterr().err
