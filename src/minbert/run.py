@@ -247,8 +247,8 @@ def evaluate(
 ) -> dict[str, float]:
     """Score a saved classifier on a labelled file; or, for sentence pairs and a sentence encoder
     (any checkpoint), the cosine similarity of the two embeddings against the gold score."""
-    examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
     model = load(model_dir)
+    examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
     if isinstance(model, SentenceEncoder):
         if any(e.text_pair is None for e in examples):
             raise MinbertError(f"{data}: a sentence encoder is scored on sentence pairs (formats sts, stsb, quora, or a text_pair_column)")
