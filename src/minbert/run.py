@@ -229,7 +229,7 @@ def _write_report(
     }
     write_report(
         output_dir / "report.md",
-        title=f"minbert run: {output_dir.name}",
+        title=f"minbert run: {config.output_dir}",
         setup=setup,
         results=results,
         training=summary,
