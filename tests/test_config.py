@@ -55,3 +55,8 @@ def test_help_lists_every_field():
     text = describe_fields()
     for field in ("--data.train", "--data.text_column", "--train.llrd", "--train.warmup_ratio", "--model.pooling", "--output_dir"):
         assert field in text
+
+
+def test_global_option_after_the_command_is_explained():
+    with pytest.raises(MinbertError, match=r"-q is a global option: put it before the command"):
+        load_config(None, ["-q"])

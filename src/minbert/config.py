@@ -150,6 +150,8 @@ def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
     i = 0
     while i < len(items):
         arg = items[i]
+        if arg in ("-q", "--quiet"):
+            raise MinbertError(f"{arg} is a global option: put it before the command (minbert {arg} train CONFIG ...)")
         if not arg.startswith("--"):
             raise MinbertError(f"unexpected argument {arg!r}; overrides look like --section.field value")
         key, has_value, value = arg[2:].partition("=")
