@@ -17,6 +17,8 @@ from minbert.config import describe_fields, load_config
 from minbert.data.readers import FORMAT_HELP, FORMATS
 from minbert.errors import MinbertError
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
 TRAIN_EPILOG = """config fields (set in the YAML/JSON file, or override any of them on the command line):
 {fields}
 
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model_dir", help="a saved model / run dir, or a checkpoint directory / all-MiniLM-L6-v2")
     add_data_arguments(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=128)
+    evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help="PyTorch, or the ONNX export (see `minbert export`)")
     evaluate.add_argument("--out", type=Path, help="also write the metrics JSON here")
     evaluate.set_defaults(handler=cmd_eval)
 
@@ -80,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="*", help="texts to label (default: read lines from stdin)")
     predict.add_argument("--top-k", type=int, default=3, help="how many (label, probability) pairs to list (default: 3)")
     predict.add_argument("--batch-size", type=int, default=128)
+    predict.add_argument("--backend", default="torch", choices=BACKENDS, help="PyTorch, or the ONNX export (see `minbert export`)")
     predict.set_defaults(handler=cmd_predict)
 
     embed = commands.add_parser(
@@ -116,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--text", default="minbert turns BERT into sentence models.", help="sentence to encode")
     info.set_defaults(handler=cmd_info)
 
+    export = commands.add_parser(
+        "export",
+        help="export a saved classifier to ONNX (optionally int8), for `--backend onnx|onnx-int8`",
+        description="Export a saved classifier to ONNX (model/onnx/model.onnx) and, with --int8, a dynamically "
+        "int8-quantised copy. With --data, report the accuracy of each backend on that labelled file.",
+    )
+    export.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
+    export.add_argument("--int8", action="store_true", help="also write the dynamic int8 quantisation")
+    add_data_arguments(export, required=False)
+    export.set_defaults(handler=cmd_export)
+
     formats = commands.add_parser("formats", help="list the data formats the readers understand")
     formats.set_defaults(handler=cmd_formats)
     return parser
@@ -135,7 +150,10 @@ def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.run import evaluate
 
-    metrics = evaluate(args.model_dir, args.data, args.format, text_column=args.text_column, label_column=args.label_column, batch_size=args.batch_size)
+    metrics = evaluate(
+        args.model_dir, args.data, args.format, text_column=args.text_column, label_column=args.label_column,
+        batch_size=args.batch_size, backend=args.backend,
+    )
     text = json.dumps(metrics, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -145,12 +163,12 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
-    from minbert.model.task_model import SequenceClassifier
+    from minbert.model.onnx_backend import load_classifier
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise MinbertError("no texts to label: pass them as arguments or one per line on standard input")
-    model = SequenceClassifier.load(args.model_dir)
+    model = load_classifier(args.model_dir, args.backend)
     for text, prediction in zip(texts, model.predict(texts, batch_size=args.batch_size)):
         top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[: args.top_k]
         print(json.dumps({"text": text, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
@@ -221,6 +239,22 @@ def cmd_info(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.model.onnx_backend import export_onnx
+    from minbert.run import evaluate
+
+    files = export_onnx(args.model_dir, int8=args.int8)
+    for backend, file in files.items():
+        print(f"{backend:<10} {file} ({file.stat().st_size / 1e6:.1f} MB)")
+    if args.data:
+        scores = {}
+        for backend in ("torch", *files):
+            scores[backend] = evaluate(args.model_dir, args.data, args.format, text_column=args.text_column, label_column=args.label_column, backend=backend)
+            change = 100 * (scores[backend]["accuracy"] - scores["torch"]["accuracy"])
+            print(f"{backend:<10} accuracy {scores[backend]['accuracy']:.4f} ({change:+.2f} points vs torch) on {args.data}")
+    return 0
+
+
 def cmd_formats(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     for name in FORMATS:
         print(f"{name:<8} {FORMAT_HELP[name]}")
@@ -230,6 +264,9 @@ def cmd_formats(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "texts") and not any(e.startswith("-") for e in extra):
+        args.texts += extra  # texts after an option: `predict MODEL --backend onnx "a text"`
+        extra = []
     if extra and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     console = logging.StreamHandler(sys.stderr)

@@ -29,6 +29,7 @@ from minbert.evaluate.metrics import confusion, per_class_report, regression_met
 from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr_schedule
 from minbert.evaluate.report import write_report
 from minbert.model.encoder import count_parameters
+from minbert.model.onnx_backend import load_classifier
 from minbert.model.sentence_encoder import SentenceEncoder
 from minbert.model.task_model import SequenceClassifier, load
 from minbert.runtime import resolve_device, seed_everything, set_threads
@@ -243,11 +244,11 @@ def _write_report(
 
 def evaluate(
     model_dir: str | Path, data: str | Path, format: str = "jsonl", *, text_column: str | None = None,
-    label_column: str | None = None, batch_size: int = 128,
+    label_column: str | None = None, batch_size: int = 128, backend: str = "torch",
 ) -> dict[str, float]:
-    """Score a saved classifier on a labelled file; or, for sentence pairs and a sentence encoder
-    (any checkpoint), the cosine similarity of the two embeddings against the gold score."""
-    model = load(model_dir)
+    """Score a saved classifier (PyTorch or its ONNX export) on a labelled file; or, for sentence pairs
+    and a sentence encoder (any checkpoint), the cosine similarity of the two embeddings against the gold score."""
+    model = load(model_dir) if backend == "torch" else load_classifier(model_dir, backend)
     examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
     if isinstance(model, SentenceEncoder):
         if any(e.text_pair is None for e in examples):

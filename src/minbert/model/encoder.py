@@ -213,9 +213,12 @@ class Encoder(nn.Module):
     def attention_bias(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
         """(batch, length) 1/0 mask -> (batch, 1, 1, length) boolean "may attend" mask.
 
-        None when nothing is padded, which lets SDPA pick its fastest kernel.
+        None when nothing is padded, which lets SDPA pick its fastest kernel (eager mode only:
+        under torch.compile / ONNX export the check would be data-dependent control flow).
         """
-        if attention_mask is None or bool(attention_mask.all()):
+        if attention_mask is None:
+            return None
+        if not torch.compiler.is_compiling() and bool(attention_mask.all()):
             return None
         return attention_mask.bool()[:, None, None, :]
 

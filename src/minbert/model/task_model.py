@@ -128,20 +128,8 @@ class SequenceClassifier(nn.Module):
 
     def predict(self, texts: Sequence[str], batch_size: int = 128) -> list[Prediction]:
         """Label and probabilities for each text."""
-        if isinstance(texts, str):
-            texts = [texts]
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise MinbertError(f"text {i} is empty or not a string; predict needs non-empty texts")
-        probabilities = self.predict_proba(texts, batch_size)
-        return [
-            Prediction(
-                label=self.labels[int(row.argmax())],
-                probability=float(row.max()),
-                probabilities={label: float(p) for label, p in zip(self.labels, row)},
-            )
-            for row in probabilities
-        ]
+        texts = check_texts(texts)
+        return predictions_from_logits(self.logits(texts, batch_size), self.labels)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -154,12 +142,16 @@ class SequenceClassifier(nn.Module):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> SequenceClassifier:
-        directory = model_directory(directory)
+    def read_config(cls, directory: Path) -> ClassifierConfig:
         raw = json.loads((directory / MODEL_FILE).read_text(encoding="utf-8"))
         if raw.get("format_version", 0) > FORMAT_VERSION:
             raise MinbertError(f"{directory}: saved by a newer minbert (format {raw['format_version']}); upgrade minbert")
-        config = ClassifierConfig(**raw)
+        return ClassifierConfig(**raw)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> SequenceClassifier:
+        directory = model_directory(directory)
+        config = cls.read_config(directory)
         encoder = Encoder.from_pretrained(directory / "encoder")
         tokenizer = Tokenizer.from_pretrained(directory / "encoder", max_length=config.max_length)
         model = cls(encoder, tokenizer, config)
@@ -168,6 +160,28 @@ class SequenceClassifier(nn.Module):
         except Exception as e:
             raise MinbertError(f"{directory / 'head.safetensors'}: cannot load the head ({e})") from e
         return model.to(device).eval()
+
+
+def check_texts(texts: Sequence[str] | str) -> list[str]:
+    """A list of non-empty strings, or a MinbertError saying which item is not."""
+    if isinstance(texts, str):
+        texts = [texts]
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise MinbertError(f"text {i} is empty or not a string; predict needs non-empty texts")
+    return list(texts)
+
+
+def predictions_from_logits(logits: torch.Tensor, labels: Sequence[str]) -> list[Prediction]:
+    probabilities = torch.softmax(logits.float(), dim=-1).numpy()
+    return [
+        Prediction(
+            label=labels[int(row.argmax())],
+            probability=float(row.max()),
+            probabilities={label: float(p) for label, p in zip(labels, row)},
+        )
+        for row in probabilities
+    ]
 
 
 def model_directory(path: str | Path) -> Path:
