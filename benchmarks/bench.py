@@ -145,6 +145,21 @@ def infer_minbert(args: argparse.Namespace, bf16: bool) -> dict:
     return result
 
 
+def infer_minbert_onnx(args: argparse.Namespace, backend: str) -> dict:
+    """A classifier on the default checkpoint (head of 60 intents) exported to ONNX and run by ONNX Runtime."""
+    import tempfile
+
+    from minbert.model.onnx_backend import OnnxClassifier, export_onnx
+    from minbert.model.task_model import SequenceClassifier
+
+    texts, labels = load_split("validation", args.infer_examples)
+    with tempfile.TemporaryDirectory() as tmp:
+        SequenceClassifier.from_checkpoint(None, sorted(set(labels)), max_length=MAX_LENGTH).save(Path(tmp) / "model")
+        export_onnx(Path(tmp) / "model", int8=backend == "onnx-int8")
+        model = OnnxClassifier(Path(tmp) / "model", backend, threads=args.threads)
+        return latency_and_throughput(lambda batch: model.logits(batch, 64), texts, texts[: args.latency_examples], args)
+
+
 def infer_transformers(args: argparse.Namespace) -> dict:
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -196,6 +211,8 @@ WORKERS = {
     "train/transformers": train_transformers,
     "infer/minbert": lambda a: infer_minbert(a, bf16=False),
     "infer/minbert-bf16": lambda a: infer_minbert(a, bf16=True),
+    "infer/minbert-onnx": lambda a: infer_minbert_onnx(a, "onnx"),
+    "infer/minbert-onnx-int8": lambda a: infer_minbert_onnx(a, "onnx-int8"),
     "infer/transformers": infer_transformers,
     "infer/sentence-transformers": infer_sentence_transformers,
     "gemm": gemm_gflops,
@@ -226,6 +243,7 @@ def main() -> None:
     parser.add_argument("--infer-examples", type=int, default=0, help="sentences for throughput (0 = all dev)")
     parser.add_argument("--latency-examples", type=int, default=300, help="sentences for batch-1 latency")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--only", nargs="*", default=[], help="run only the contenders whose name starts with one of these (e.g. infer)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:
@@ -243,30 +261,35 @@ def main() -> None:
 
     results = {}
     for name in WORKERS:
+        if args.only and not any(name.startswith(prefix) for prefix in args.only):
+            continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run_worker(name, args)
-    train_hf, infer_hf = results["train/transformers"], results["infer/transformers"]
     lines = [
         f"MASSIVE en-US, all-MiniLM-L6-v2, {args.threads} threads, max_length {MAX_LENGTH}, train batch {BATCH}"
         + (" (SMOKE: tiny sizes, numbers not meaningful)" if args.smoke else ""),
         "",
         "training (1 epoch)        examples/s   vs HF   peak RSS MB   dev acc",
     ]
-    for name in ("train/transformers", "train/minbert", "train/minbert-bf16"):
+    train_hf = results.get("train/transformers")
+    for name in [n for n in ("train/transformers", "train/minbert", "train/minbert-bf16") if n in results and train_hf]:
         r = results[name]
         lines.append(f"  {name:<23} {r['examples_per_s']:>10.1f} {ratio(r['examples_per_s'], train_hf['examples_per_s']):>7} {r['peak_rss_mb']:>13.0f} {r['dev_accuracy']:>9.4f}")
     lines += ["", "inference                 sent/s @64   vs HF   p50 ms @1   p99 ms @1"]
-    for name in ("infer/transformers", "infer/sentence-transformers", "infer/minbert", "infer/minbert-bf16"):
+    infer_hf = results.get("infer/transformers")
+    names = ("infer/transformers", "infer/sentence-transformers", "infer/minbert", "infer/minbert-bf16", "infer/minbert-onnx", "infer/minbert-onnx-int8")
+    for name in [n for n in names if n in results and infer_hf]:
         r = results[name]
         lines.append(f"  {name:<23} {r['sentences_per_s']:>10.1f} {ratio(r['sentences_per_s'], infer_hf['sentences_per_s']):>7} {r['p50_ms']:>11.2f} {r['p99_ms']:>11.2f}")
-    gemm, ours = results["gemm"], results["infer/minbert"]
-    achieved = ours["flops_per_token"] * ours["tokens_per_s"] / 1e9
-    lines += [
-        "",
-        f"machine limit: GEMM 2048^2 {gemm['fp32']:.0f} GFLOP/s fp32, {gemm['bf16']:.0f} GFLOP/s bf16; minbert fp32 inference "
-        f"{ours['flops_per_token'] / 1e6:.1f} MFLOP/token x {ours['tokens_per_s']:.0f} tokens/s = {achieved:.0f} GFLOP/s "
-        f"({100 * achieved / gemm['fp32']:.0f}% of fp32 GEMM)",
-    ]
+    gemm, ours = results.get("gemm"), results.get("infer/minbert")
+    if gemm and ours:
+        achieved = ours["flops_per_token"] * ours["tokens_per_s"] / 1e9
+        lines += [
+            "",
+            f"machine limit: GEMM 2048^2 {gemm['fp32']:.0f} GFLOP/s fp32, {gemm['bf16']:.0f} GFLOP/s bf16; minbert fp32 inference "
+            f"{ours['flops_per_token'] / 1e6:.1f} MFLOP/token x {ours['tokens_per_s']:.0f} tokens/s = {achieved:.0f} GFLOP/s "
+            f"({100 * achieved / gemm['fp32']:.0f}% of fp32 GEMM)",
+        ]
     print("\n".join(lines))
     args.out.with_suffix(".txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     args.out.write_text(json.dumps({"smoke": args.smoke, "threads": args.threads, "results": results}, indent=2) + "\n", encoding="utf-8")
