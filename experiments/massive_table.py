@@ -70,6 +70,12 @@ def render() -> Path:
         "(best, seed 1 ran beside tests and a benchmark); `benchmarks/` has the clean speed numbers.",
         "Machine-readable rows: `experiments/results.csv` (experiment `massive_seed000`).",
         "",
+        "Sentence embeddings of the first 10 test intents before and after fine-tuning (best recipe, seed 1), as in seed 000's figures:",
+        "`minbert plot-embeddings all-MiniLM-L6-v2 experiments/runs/massive_seed000/best/seed1 --data .../test.jsonl --format massive`",
+        "(before: the checkpoint's mean-pooled sentence embedding; after: the classifier's [CLS] vector; numbers in the .json beside it).",
+        "",
+        "![t-SNE before and after](figures/massive_tsne_before_after.png)",
+        "",
     ]
     return write_markdown("massive_table.md", lines)
 
