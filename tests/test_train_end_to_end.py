@@ -179,3 +179,12 @@ def test_tensorboard_logging(tmp_path, data_dir):
     events.Reload()
     assert {"train/loss", "train/lr", "dev/accuracy"} <= set(events.Tags()["scalars"])
     assert len(events.Scalars("train/loss")) == 2
+
+
+def test_training_on_pairs_is_refused_not_silently_half_read(tmp_path, capsys):
+    pairs = tmp_path / "sts.csv"
+    pairs.write_text("\tid\tsentence1\tsentence2\tsimilarity\n0\ta\tA man plays.\tA man is playing.\t4.6\n1\tb\tA cat.\tA dog runs.\t0.4\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data:\n  train: {pairs}\n  format: sts\n")
+    assert main(["train", str(config), "--output_dir", str(tmp_path / "out")]) == 2
+    assert "holds sentence pairs" in capsys.readouterr().err

@@ -133,6 +133,12 @@ def _train(config: RunConfig, output_dir: Path) -> RunResult:
     device = resolve_device(cfg.device)
 
     all_train = read_split(config, "train")
+    if any(e.text_pair is not None for e in all_train):
+        raise MinbertError(
+            f"{config.data.train}: holds sentence pairs; training on pairs (cross-/bi-encoders) is not in minbert yet, "
+            "and using only the first sentence would be wrong. `minbert eval CHECKPOINT --data FILE` scores a sentence "
+            "encoder on pairs by cosine similarity"
+        )
     labels = LabelVocab.from_examples(all_train)  # the whole file's labels, also when training on a sample
     train_examples = prepare_train(all_train, config)  # type: ignore[arg-type]
     dev_examples = read_split(config, "dev")
