@@ -59,8 +59,8 @@ def train_minbert(args: argparse.Namespace, bf16: bool) -> dict:
 
     texts, labels = load_split("train", args.train_examples)
     dev_texts, dev_labels = load_split("validation", args.dev_examples)
-    train = [Example(t, y, "train", i) for i, (t, y) in enumerate(zip(texts, labels))]
-    dev = [Example(t, y, "dev", i) for i, (t, y) in enumerate(zip(dev_texts, dev_labels))]
+    train = [Example(t, y, "train", i) for i, (t, y) in enumerate(zip(texts, labels, strict=True))]
+    dev = [Example(t, y, "dev", i) for i, (t, y) in enumerate(zip(dev_texts, dev_labels, strict=True))]
     vocab = LabelVocab(sorted(set(labels) | set(dev_labels)))
     model = SequenceClassifier.from_checkpoint(None, vocab.labels, pooling="pooler", hidden_size=0, dropout=0.1, max_length=MAX_LENGTH)
     task = ClassificationTask(model, vocab, train, None, batch_size=BATCH, seed=SEED, bf16=bf16)
@@ -106,7 +106,7 @@ def train_transformers(args: argparse.Namespace) -> dict:
         for start in range(0, len(dev_texts), 128):
             inputs = tokenizer(dev_texts[start : start + 128], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
             predicted = model(**inputs).logits.argmax(-1).tolist()
-            correct += sum(p == index[y] for p, y in zip(predicted, dev_labels[start : start + 128]))
+            correct += sum(p == index[y] for p, y in zip(predicted, dev_labels[start : start + 128], strict=True))
     return {"examples_per_s": len(texts) / seconds, "seconds": seconds, "dev_accuracy": correct / len(dev_texts)}
 
 

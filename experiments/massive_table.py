@@ -52,7 +52,7 @@ def render() -> Path:
     for recipe, (_, seeds, reference) in RECIPES.items():
         mine = [r for r in rows if r["recipe"] == recipe]
 
-        def values(split: str, metric: str) -> list[float]:
+        def values(split: str, metric: str, mine: list[dict] = mine) -> list[float]:
             return [float(r["value"]) for r in mine if r["split"] == split and r["metric"] == metric]
 
         done = sorted({r["seed"] for r in mine})

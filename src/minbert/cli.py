@@ -169,7 +169,7 @@ def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     if not texts:
         raise MinbertError("no texts to label: pass them as arguments or one per line on standard input")
     model = load_classifier(args.model_dir, args.backend)
-    for text, prediction in zip(texts, model.predict(texts, batch_size=args.batch_size)):
+    for text, prediction in zip(texts, model.predict(texts, batch_size=args.batch_size), strict=True):
         top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[: args.top_k]
         print(json.dumps({"text": text, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
     return 0

@@ -43,7 +43,7 @@ def test_few_shot_too_large():
 @pytest.mark.parametrize("fraction", [0.0, 0.1, 0.2, 0.5])
 def test_noise_flips_exactly_the_fraction(massive_train, fraction):
     noisy = inject_label_noise(massive_train, fraction, seed=1)
-    flipped = sum(a.label != b.label for a, b in zip(massive_train, noisy))
+    flipped = sum(a.label != b.label for a, b in zip(massive_train, noisy, strict=True))
     assert flipped == round(fraction * len(massive_train))
     assert [e.text for e in noisy] == [e.text for e in massive_train]
     assert noisy == inject_label_noise(massive_train, fraction, seed=1)

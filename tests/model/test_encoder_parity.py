@@ -37,7 +37,7 @@ def test_default_checkpoint_matches_transformers(minilm, reference_bert, tokeniz
     assert hidden <= TOLERANCE
     assert pooled <= TOLERANCE
     assert len(ours.hidden_states) == len(theirs.hidden_states) == 7
-    for mine, ref in zip(ours.hidden_states, theirs.hidden_states):
+    for mine, ref in zip(ours.hidden_states, theirs.hidden_states, strict=True):
         assert max_diff_at_real_tokens(mine, ref, batch.attention_mask) <= TOLERANCE
 
 
@@ -125,7 +125,7 @@ def test_dropout_is_active_in_train_mode_only(minilm, tokenizer):
 def test_save_load_round_trip_is_bit_identical_and_transformers_reads_it(tmp_path, minilm, tokenizer):
     minilm.save_pretrained(tmp_path)
     again = Encoder.from_pretrained(tmp_path)
-    for (name, a), (_, b) in zip(minilm.state_dict().items(), again.state_dict().items()):
+    for (name, a), (_, b) in zip(minilm.state_dict().items(), again.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     batch = tokenizer(["remind me to call mum", "hi"])
     with torch.no_grad(), warnings.catch_warnings():

@@ -79,7 +79,7 @@ def plot_panels(panels: Sequence[Panel], path: Path, method: str) -> Path:
     names = sorted({label for panel in panels for label in panel.labels})
     colours = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.6), squeeze=False)
-    for axis, panel in zip(axes[0], panels):
+    for axis, panel in zip(axes[0], panels, strict=True):
         for i, name in enumerate(names):
             mask = np.array([label == name for label in panel.labels])
             axis.scatter(panel.points[mask, 0], panel.points[mask, 1], s=9, alpha=0.75, color=colours(i % colours.N), label=name)

@@ -200,7 +200,7 @@ def load_encoder(path: str | Path | None = None, *, device: str | torch.device =
             f"{', '.join(unexpected[:8])}{', ...' if len(unexpected) > 8 else ''}",
             stacklevel=2,
         )
-    encoder.load_state_dict(state, strict=False)
+    encoder.load_state_dict(state, strict=False)  # missing pooler allowed; the rest was checked above
     log.info("loaded %s (%d layers, hidden %d)", directory, config.num_hidden_layers, config.hidden_size)
     return encoder.to(device).eval()
 

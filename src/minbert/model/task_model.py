@@ -178,7 +178,7 @@ def predictions_from_logits(logits: torch.Tensor, labels: Sequence[str]) -> list
         Prediction(
             label=labels[int(row.argmax())],
             probability=float(row.max()),
-            probabilities={label: float(p) for label, p in zip(labels, row)},
+            probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
         )
         for row in probabilities
     ]
