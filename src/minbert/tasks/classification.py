@@ -103,13 +103,14 @@ class ClassificationTask:
         self.objective, self.scl_lambda, self.scl_temperature = objective, scl_lambda, scl_temperature
         self.train_targets = torch.tensor(labels.encode_all(train))
         self.dev_targets = labels.encode_all(self.dev) if self.dev else None  # fail now on an unseen dev label
-        self.train_ids = model.tokenizer.ids([e.text for e in train])
         self.cached = cache_features and model.encoder_frozen
         if self.cached:
             started = time.perf_counter()
             self.train_features = model.sentence_features([e.text for e in train], eval_batch_size, bf16)
             self.dev_features = model.sentence_features([e.text for e in self.dev], eval_batch_size, bf16) if self.dev else None
             log.info("frozen encoder: cached %d sentence vectors in %.1f s; epochs train the head only", len(train) + len(self.dev or []), time.perf_counter() - started)
+        else:
+            self.train_ids = model.tokenizer.ids([e.text for e in train])
 
     @property
     def num_train_examples(self) -> int:
@@ -117,10 +118,11 @@ class ClassificationTask:
 
     def epoch_batches(self, epoch: int) -> list[TrainingBatch] | list[FeatureBatch]:
         """This epoch's batches: seeded by (seed, epoch), bucketed by length, padded to the longest."""
-        lengths = [len(ids) for ids in self.train_ids]
-        index_batches = bucketed_batches(lengths, self.batch_size, seed=self.seed * 1000 + epoch, bucket=self.bucket and not self.cached)
-        if self.cached:
+        seed = self.seed * 1000 + epoch
+        if self.cached:  # vectors have no length: plain shuffled batches
+            index_batches = bucketed_batches([1] * self.num_train_examples, self.batch_size, seed=seed, bucket=False)
             return [FeatureBatch(self.train_features[index], self.train_targets[index]) for index in index_batches]
+        index_batches = bucketed_batches([len(ids) for ids in self.train_ids], self.batch_size, seed=seed, bucket=self.bucket)
         tokenizer = self.model.tokenizer
         return [TrainingBatch(tokenizer.pad([self.train_ids[i] for i in index]), self.train_targets[index]) for index in index_batches]
 
