@@ -33,6 +33,7 @@ class Run:
     seed: int
     overrides: list[str] = field(default_factory=list)
     checkpoint: str = "all-MiniLM-L6-v2"
+    metrics: dict[str, str] | None = None  # results key -> results.csv metric name (default: accuracy, macro_f1)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -70,19 +71,22 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
         "--model.checkpoint", run.checkpoint, *run.overrides,
     ]
     config = load_config(run.config, overrides)
-    for split in ("train", "dev", "test"):  # configs name ../shared/data; honour MINBERT_DATA
-        path = getattr(config.data, split)
-        if path is not None and "shared/data/" in str(path):
-            setattr(config.data, split, data_dir / str(path).split("shared/data/", 1)[1])
+    for data in [config.data, *(task.data for task in config.tasks)]:  # configs name ../shared/data; honour MINBERT_DATA
+        for split in ("train", "dev", "test"):
+            path = getattr(data, split)
+            if path is not None and "shared/data/" in str(path):
+                setattr(data, split, data_dir / str(path).split("shared/data/", 1)[1])
     started = time.perf_counter()
     result = train(config)
     wall = round(time.perf_counter() - started, 1)
     rate = result.summary["train_examples_per_second"]
     base = {"experiment": run.experiment, "recipe": run.recipe, "checkpoint": run.checkpoint, "seed": run.seed, "wall_s": wall, "examples_per_s": rate}
+    wanted = run.metrics or {"accuracy": "accuracy", "macro_f1": "macro_f1"}
     rows = [
-        {**base, "split": split, "metric": metric, "value": round(metrics[metric], 6)}
+        {**base, "split": split, "metric": name, "value": round(metrics[key], 6)}
         for split, metrics in result.results.items()
-        for metric in ("accuracy", "macro_f1")
+        for key, name in wanted.items()
+        if key in metrics
     ]
     if result.summary.get("dev_accuracy_before_training") is not None:
         rows.append({**base, "split": "dev", "metric": "accuracy_before_finetuning", "value": round(result.summary["dev_accuracy_before_training"], 6)})
@@ -97,7 +101,7 @@ def run_all(runs: list[Run], data_dir: Path = DATA_DIR) -> None:
         print(f"[{i}/{len(todo)}] {run.experiment} / {run.recipe} / seed {run.seed} ...", flush=True)
         rows = execute(run, data_dir)
         append_rows(rows)
-        shown = ", ".join(f"{r['split']} {r['metric']} {r['value']}" for r in rows if r["metric"] == "accuracy")
+        shown = ", ".join(f"{r['split']} {r['metric']} {r['value']}" for r in rows if "macro_f1" not in r["metric"])
         print(f"    {shown} ({rows[0]['wall_s']} s)", flush=True)
 
 

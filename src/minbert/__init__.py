@@ -5,6 +5,8 @@
     run = minbert.train(config)                     # fine-tune, evaluate, save, report
     model = minbert.load(run.output_dir)            # reload anywhere
     model.predict(["wake me up at seven"])[0].label
+    # a multitask run (task: multitask) reloads as a MultitaskModel:
+    #   model.predict([("a man plays", "a man is playing")], task="sts")  -> [4.6]
 
     encoder = minbert.Encoder.from_pretrained()     # all-MiniLM-L6-v2, bundled
     tokenizer = minbert.Tokenizer.from_pretrained()
@@ -14,6 +16,7 @@
 from minbert.config import RunConfig, load_config
 from minbert.errors import MinbertError
 from minbert.model.encoder import Encoder, EncoderConfig, EncoderOutput
+from minbert.model.multitask_model import MultitaskModel
 from minbert.model.task_model import SequenceClassifier, load
 from minbert.model.tokenizer import Tokenizer
 from minbert.run import evaluate, train
@@ -21,6 +24,6 @@ from minbert.run import evaluate, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "Encoder", "EncoderConfig", "EncoderOutput", "MinbertError", "RunConfig", "SequenceClassifier",
+    "Encoder", "EncoderConfig", "EncoderOutput", "MinbertError", "MultitaskModel", "RunConfig", "SequenceClassifier",
     "Tokenizer", "__version__", "evaluate", "load", "load_config", "train",
 ]

@@ -10,12 +10,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from minbert import __version__
 from minbert.config import describe_fields, load_config
 from minbert.data.readers import FORMAT_HELP, FORMATS
 from minbert.errors import MinbertError
+
+if TYPE_CHECKING:
+    from minbert.model.multitask_model import MultitaskModel
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -72,18 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=128)
     evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help="PyTorch, or the ONNX export (see `minbert export`)")
     evaluate.add_argument("--out", type=Path, help="also write the metrics JSON here")
+    evaluate.add_argument("--task", help="multitask models: which task's head to score (default: the only one)")
     evaluate.set_defaults(handler=cmd_eval)
 
     predict = commands.add_parser(
         "predict",
         help="label texts with a saved model (JSON lines out)",
-        description="Label texts given as arguments, or one per line on standard input. Prints one JSON object per text.",
+        description="Label texts given as arguments, or one per line on standard input. Prints one JSON object per text. "
+        "A multitask model predicts one task (--task); a pair task reads each input as 'sentence one<TAB>sentence two'.",
     )
     predict.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
     predict.add_argument("texts", nargs="*", help="texts to label (default: read lines from stdin)")
     predict.add_argument("--top-k", type=int, default=3, help="how many (label, probability) pairs to list (default: 3)")
     predict.add_argument("--batch-size", type=int, default=128)
     predict.add_argument("--backend", default="torch", choices=BACKENDS, help="PyTorch, or the ONNX export (see `minbert export`)")
+    predict.add_argument("--task", help="multitask models: which task's head to use (default: the only one)")
     predict.set_defaults(handler=cmd_predict)
 
     embed = commands.add_parser(
@@ -152,7 +158,7 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
     metrics = evaluate(
         args.model_dir, args.data, args.format, text_column=args.text_column, label_column=args.label_column,
-        batch_size=args.batch_size, backend=args.backend,
+        batch_size=args.batch_size, backend=args.backend, task=args.task,
     )
     text = json.dumps(metrics, indent=2)
     if args.out:
@@ -163,15 +169,39 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.model.multitask_model import MultitaskModel
     from minbert.model.onnx_backend import load_classifier
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise MinbertError("no texts to label: pass them as arguments or one per line on standard input")
     model = load_classifier(args.model_dir, args.backend)
+    if isinstance(model, MultitaskModel):
+        return predict_multitask(model, texts, args)
     for text, prediction in zip(texts, model.predict(texts, batch_size=args.batch_size), strict=True):
         top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[: args.top_k]
         print(json.dumps({"text": text, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
+    return 0
+
+
+def predict_multitask(model: MultitaskModel, lines: list[str], args: argparse.Namespace) -> int:
+    task = args.task or model._only_task()
+    spec = model.spec(task)
+    inputs: list = lines
+    if spec.pair:
+        inputs = []
+        for i, line in enumerate(lines, 1):
+            first, tab, second = line.partition("\t")
+            if not tab:
+                raise MinbertError(f"input {i}: task {task!r} reads sentence pairs; give 'sentence one<TAB>sentence two'")
+            inputs.append((first, second))
+    for item, prediction in zip(inputs, model.predict(inputs, task=task, batch_size=args.batch_size), strict=True):
+        shown = {"text": item[0], "text_pair": item[1]} if spec.pair else {"text": item}
+        if isinstance(prediction, float):
+            print(json.dumps({**shown, "score": round(prediction, 6)}))
+        else:
+            top = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])[: args.top_k]
+            print(json.dumps({**shown, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
     return 0
 
 
@@ -282,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("minbert: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,16 @@ class DataConfig(Section):
     few_shot: int | None = Field(None, ge=1, description="train on N examples sampled with the label distribution")
     label_noise: float = Field(0.0, ge=0.0, le=1.0, description="flip this fraction of training labels (robustness)")
     sample_seed: int | None = Field(None, description="seed of few_shot / label_noise sampling (default: train.seed)")
+    split: list[float] | None = Field(
+        None, description="no dev/test files: split train (stratified, seeded by sample_seed) into train/dev/test fractions, e.g. [0.8, 0.1, 0.1]"
+    )
+
+    @field_validator("split")
+    @classmethod
+    def _check_split(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) not in (2, 3) or any(v < 0 for v in value) or abs(sum(value) - 1) > 1e-6):
+            raise ValueError("must be 2 or 3 non-negative fractions summing to 1 (train, dev[, test]), e.g. [0.8, 0.1, 0.1]")
+        return value
 
 
 class ModelConfig(Section):
@@ -60,13 +70,15 @@ class TrainConfig(Section):
     schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="decay after warm-up")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping (null = off)")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
-    freeze: str = Field("none", description="none | encoder | embeddings | bottom:K")
+    freeze: str = Field("none", description="none | encoder | embeddings | bottom:K | heads | all (heads/all: multitask)")
     reinit_top: int = Field(0, ge=0, description="re-initialise the top K encoder layers before training")
     eval_every: int = Field(0, ge=0, description="evaluate every N optimizer steps (0 = once per epoch)")
     objective: Literal["ce", "ce+scl"] = Field("ce", description="cross-entropy, or (1-l)*CE + l*SCL (Gunel et al.)")
     scl_lambda: float = Field(0.9, ge=0.0, le=1.0, description="l, the weight of the supervised contrastive term")
     scl_temperature: float = Field(0.3, gt=0.0, description="temperature of the supervised contrastive term")
-    metric: Literal["accuracy", "macro_f1", "loss"] = Field("accuracy", description="dev metric for best/early stop")
+    metric: Literal["accuracy", "macro_f1", "loss", "overall"] = Field(
+        "accuracy", description="dev metric for best/early stop (multitask: overall, the default there)"
+    )
     patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
     seed: int = Field(42, description="seeds data order, dropout and initialisation")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
@@ -82,11 +94,11 @@ class TrainConfig(Section):
     @field_validator("freeze")
     @classmethod
     def _check_freeze(cls, value: str) -> str:
-        if value in ("none", "encoder", "embeddings"):
+        if value in ("none", "encoder", "embeddings", "heads", "all"):
             return value
         if value.startswith("bottom:") and value[7:].isdigit():
             return value
-        raise ValueError("must be none, encoder, embeddings or bottom:K (e.g. bottom:4)")
+        raise ValueError("must be none, encoder, embeddings, bottom:K (e.g. bottom:4), heads or all")
 
 
 class ContrastiveConfig(Section):
@@ -102,13 +114,64 @@ class ContrastiveConfig(Section):
     schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="contrastive LR schedule")
 
 
+class HeadConfig(Section):
+    """One task head of a multitask model: what it reads and what it predicts."""
+
+    kind: Literal["classification", "regression"] = Field("classification", description="classes, or a number (similarity, intensity)")
+    input: Literal["single", "cross", "bi"] = Field(
+        "single", description="one sentence; a pair as one sequence ([CLS] a [SEP] b [SEP]); or a pair encoded separately"
+    )
+    features: Literal["concat", "cosine"] = Field("concat", description="bi-encoder: (u, v, |u-v|, u*v) -> MLP, or cosine(u, v)")
+    loss: Literal["ce", "bce", "mse", "cosent"] = Field(
+        "ce", description="ce | bce (2 classes, or regression targets in [0, 1]: sigmoid + BCE) | mse | cosent (regression)"
+    )
+    hidden_size: int = Field(0, ge=0, description="units of the head's hidden layer (0 = linear head)")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before each head layer")
+    target_range: list[float] = Field([0.0, 1.0], description="regression: [min, max] of the gold scores (STS: [0, 5]), scaled to [0, 1] for the loss")
+
+    @field_validator("target_range")
+    @classmethod
+    def _check_range(cls, value: list[float]) -> list[float]:
+        if len(value) != 2 or value[0] >= value[1]:
+            raise ValueError("must be [min, max] with min < max, e.g. [0, 5]")
+        return value
+
+
+class TaskConfig(Section):
+    name: str = Field(..., pattern=r"^[A-Za-z][A-Za-z0-9_]*$", description="task name (metrics are <name>_<metric>)")
+    data: DataConfig = Field(default_factory=DataConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
+    weight: float = Field(1.0, ge=0.0, description="weight of this task's loss")
+
+
+class MultitaskConfig(Section):
+    sampling: Literal["round_robin", "proportional", "annealed"] = Field(
+        "proportional", description="which task each step trains: in turn, by dataset size, or annealed from size to uniform"
+    )
+    steps_per_epoch: int | None = Field(None, ge=1, description="steps per epoch (default: all tasks' batches once)")
+    projection_size: int = Field(0, ge=0, description="shared linear layer on the sentence vector before every head (0 = none)")
+    normalize: bool = Field(False, description="L2-normalise the (projected) sentence vector (seed 004)")
+
+
 class RunConfig(Section):
-    task: Literal["classification"] = Field("classification", description="what the model predicts")
+    task: Literal["classification", "multitask"] = Field(
+        "classification", description="classification (data/model sections), or multitask (the tasks list; also one pair task)"
+    )
     output_dir: Path = Field(Path("runs/latest"), description="where the run writes its model, metrics and report")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
+    tasks: list[TaskConfig] = Field(default_factory=list, description="multitask: the tasks (override with --tasks.NAME.field)")
+    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_names(cls, tasks: list[TaskConfig]) -> list[TaskConfig]:
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique: {names}")
+        return tasks
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(json.loads(self.model_dump_json()), sort_keys=False)
@@ -162,7 +225,9 @@ def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
             i += 1
         i += 1
         key = key.replace("-", "_")
-        if key not in known:
+        if key.startswith("tasks."):
+            _check_task_field(key)
+        elif key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean --{close[0]}?" if close else "; see `minbert train --help` for the fields"
             raise MinbertError(f"unknown config field --{key}{hint}")
@@ -174,18 +239,43 @@ def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
     return nested
 
 
+def _check_task_field(key: str) -> None:
+    """--tasks.NAME.section.field: the task is found by name when merging; the field is checked here."""
+    parts = key.split(".")
+    field = ".".join(parts[2:])
+    known = field_paths(TaskConfig)
+    if len(parts) < 3 or field not in known or field == "name":
+        close = difflib.get_close_matches(field, known, n=1)
+        hint = f"; did you mean --tasks.{parts[1] if len(parts) > 1 else 'NAME'}.{close[0]}?" if close else ""
+        raise MinbertError(f"unknown config field --{key}; task fields look like --tasks.NAME.head.loss{hint}")
+
+
+def _merge_tasks(tasks: Any, overrides: dict[str, Any]) -> list[Any]:
+    """Apply {name: {...}} overrides to the config's list of tasks, matched by name."""
+    tasks = list(tasks or [])
+    names = [t.get("name") if isinstance(t, dict) else None for t in tasks]
+    for name, override in overrides.items():
+        if name not in names:
+            raise MinbertError(f"--tasks.{name}.*: no task named {name!r} in the config (tasks: {', '.join(map(str, names)) or 'none'})")
+        index = names.index(name)
+        tasks[index] = merge(tasks[index], override)
+    return tasks
+
+
 def _parse_scalar(value: str) -> Any:
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         return value
-    return value if isinstance(parsed, (dict, list)) else parsed
+    return value if isinstance(parsed, dict) else parsed  # lists ([0.8, 0.1, 0.1]) are values too
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if key == "tasks" and isinstance(value, dict):
+            merged[key] = _merge_tasks(merged.get(key), value)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = merge(merged[key], value)
         else:
             merged[key] = value
@@ -219,4 +309,11 @@ def describe_fields() -> str:
         for part in dotted.split("."):
             value = value[part]
         lines.append(f"  --{dotted:<24} {info.description or ''} [default: {value}]")
+    lines.append("  multitask task fields (each entry of tasks:, override with --tasks.NAME.FIELD):")
+    task_defaults = json.loads(TaskConfig(name="x").model_dump_json())
+    for dotted, info in field_paths(TaskConfig).items():
+        value = task_defaults
+        for part in dotted.split("."):
+            value = value[part]
+        lines.append(f"    {dotted:<24} {info.description or ''}" + ("" if dotted == "name" else f" [default: {value}]"))
     return "\n".join(lines)

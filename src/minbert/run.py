@@ -20,21 +20,23 @@ from typing import Any
 
 import torch
 
-from minbert.config import RunConfig
+from minbert.config import DataConfig, RunConfig
 from minbert.data.labels import LabelVocab
 from minbert.data.readers import Example, read_examples, subsample
-from minbert.data.sampling import few_shot_sample, inject_label_noise
+from minbert.data.sampling import few_shot_sample, inject_label_noise, split_examples
 from minbert.errors import MinbertError
 from minbert.evaluate.metrics import confusion, per_class_report, regression_metrics
 from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr_schedule
 from minbert.evaluate.report import write_report
 from minbert.model.encoder import count_parameters
+from minbert.model.multitask_model import MultitaskModel
 from minbert.model.onnx_backend import load_classifier
 from minbert.model.sentence_encoder import SentenceEncoder
 from minbert.model.task_model import SequenceClassifier, load
 from minbert.runtime import resolve_device, seed_everything, set_threads
 from minbert.tasks.classification import ClassificationTask, Evaluation, evaluate_examples
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
+from minbert.tasks.head_task import model_inputs, score, targets_of
 from minbert.train.metrics_log import MetricsLog, read_metrics
 from minbert.train.optim import apply_freezing
 from minbert.train.trainer import Trainer
@@ -45,7 +47,7 @@ log = logging.getLogger("minbert")
 @dataclass
 class RunResult:
     output_dir: Path
-    model: SequenceClassifier
+    model: SequenceClassifier | MultitaskModel
     results: dict[str, dict[str, float]]
     summary: dict[str, Any]
 
@@ -54,26 +56,38 @@ class RunResult:
         return self.output_dir / "report.md"
 
 
-def read_split(config: RunConfig, split: str, require_labels: bool = True) -> list[Example] | None:
-    path = getattr(config.data, split)
+def read_split(data: DataConfig, split: str, require_labels: bool = True) -> list[Example] | None:
+    path = getattr(data, split)
     if path is None:
         return None
     return read_examples(
         path,
-        config.data.format,
-        text_column=config.data.text_column,
-        label_column=config.data.label_column,
-        text_pair_column=config.data.text_pair_column,
+        data.format,
+        text_column=data.text_column,
+        label_column=data.label_column,
+        text_pair_column=data.text_pair_column,
         split=split,
         require_labels=require_labels,
-        skip_bad_rows=config.data.skip_bad_rows,
+        skip_bad_rows=data.skip_bad_rows,
     )
 
 
-def prepare_train(examples: list[Example], config: RunConfig) -> list[Example]:
+def read_splits(data: DataConfig, seed: int) -> tuple[list[Example], list[Example] | None, list[Example] | None]:
+    """(all of train, dev, test): from their files, or (data.split) seeded parts of the train file."""
+    train = read_split(data, "train")
+    assert train is not None
+    if data.split is None:
+        return train, read_split(data, "dev"), read_split(data, "test")
+    if data.dev is not None or data.test is not None:
+        raise MinbertError("data.split makes dev/test from the train file; leave data.dev and data.test unset (or drop data.split)")
+    parts = split_examples(train, data.split, data.sample_seed if data.sample_seed is not None else seed)
+    log.info("data.split %s of %s (seed %s): %s examples", data.split, data.train, data.sample_seed if data.sample_seed is not None else seed, [len(p) for p in parts])
+    return parts[0], parts[1] or None, (parts[2] or None) if len(parts) > 2 else None
+
+
+def prepare_train(examples: list[Example], data: DataConfig, seed: int) -> list[Example]:
     """Subsample, few-shot sample and/or corrupt labels, as the config asks (all seeded)."""
-    data = config.data
-    seed = config.train.seed if data.sample_seed is None else data.sample_seed
+    seed = seed if data.sample_seed is None else data.sample_seed
     examples = subsample(examples, data.max_train_examples, seed)
     if data.few_shot:
         examples = few_shot_sample(examples, data.few_shot, seed)
@@ -113,12 +127,18 @@ def _log_to_file(output_dir: Path) -> logging.Handler:
 
 def train(config: RunConfig) -> RunResult:
     """Read data, fine-tune, keep the best dev checkpoint, evaluate, save and report."""
-    if config.data.train is None:
+    if config.task == "multitask" and not config.tasks:
+        raise MinbertError("task multitask needs a tasks: list (name, data, head for each; see configs/cs224n_multitask.yaml)")
+    if config.task == "classification" and config.data.train is None:
         raise MinbertError("no training data: set data.train (e.g. --data.train path/to/train.jsonl)")
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     handler = _log_to_file(output_dir)
     try:
+        if config.task == "multitask":
+            from minbert.multitask_run import train_multitask
+
+            return train_multitask(config, output_dir)
         return _train(config, output_dir)
     finally:
         logging.getLogger("minbert").removeHandler(handler)
@@ -132,17 +152,14 @@ def _train(config: RunConfig, output_dir: Path) -> RunResult:
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
 
-    all_train = read_split(config, "train")
+    all_train, dev_examples, test_examples = read_splits(config.data, cfg.seed)
     if any(e.text_pair is not None for e in all_train):
         raise MinbertError(
-            f"{config.data.train}: holds sentence pairs; training on pairs (cross-/bi-encoders) is not in minbert yet, "
-            "and using only the first sentence would be wrong. `minbert eval CHECKPOINT --data FILE` scores a sentence "
-            "encoder on pairs by cosine similarity"
+            f"{config.data.train}: holds sentence pairs, and a single-sentence classifier would read only the first one. "
+            "Train pairs with `task: multitask` and a cross or bi head (see configs/sts_bi.yaml, configs/quora_cross.yaml)"
         )
     labels = LabelVocab.from_examples(all_train)  # the whole file's labels, also when training on a sample
-    train_examples = prepare_train(all_train, config)  # type: ignore[arg-type]
-    dev_examples = read_split(config, "dev")
-    test_examples = read_split(config, "test")
+    train_examples = prepare_train(all_train, config.data, cfg.seed)
     for split in (dev_examples, test_examples):
         if split:
             labels.encode_all(split)
@@ -250,12 +267,18 @@ def _write_report(
 
 def evaluate(
     model_dir: str | Path, data: str | Path, format: str = "jsonl", *, text_column: str | None = None,
-    label_column: str | None = None, batch_size: int = 128, backend: str = "torch",
+    label_column: str | None = None, batch_size: int = 128, backend: str = "torch", task: str | None = None,
 ) -> dict[str, float]:
     """Score a saved classifier (PyTorch or its ONNX export) on a labelled file; or, for sentence pairs
     and a sentence encoder (any checkpoint), the cosine similarity of the two embeddings against the gold score."""
     model = load(model_dir) if backend == "torch" else load_classifier(model_dir, backend)
     examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
+    if isinstance(model, MultitaskModel):
+        spec = model.spec(task or model._only_task())
+        labels = LabelVocab(spec.labels) if spec.labels else None
+        return {**score(spec, model, model_inputs(spec, examples), targets_of(spec, examples, labels), batch_size), "examples": len(examples)}
+    if task is not None:
+        raise MinbertError(f"{model_dir}: --task is for multitask models; this one has a single task")
     if isinstance(model, SentenceEncoder):
         if any(e.text_pair is None for e in examples):
             raise MinbertError(f"{data}: a sentence encoder is scored on sentence pairs (formats sts, stsb, quora, or a text_pair_column)")

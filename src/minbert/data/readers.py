@@ -7,7 +7,7 @@ benchmark's layout:
     pipe     `label ||| text` lines (SST-5, CFIMDB from the minBERT assignment)
     cs224n   the CS224N project's tab-separated csv (`sentence`, `sentiment`)
     glue     GLUE tsv with a header (`sentence`, `label`)
-    uci      UCI Sentiment Labelled Sentences: `text<TAB>label`, no header
+    uci      UCI Sentiment Labelled Sentences: `text<TAB>label`, no header (a directory reads all three files)
 
 Nothing is dropped silently: a bad row stops the read with its file and line, unless the
 user asked to skip bad rows, in which case every skipped row is counted and logged.
@@ -107,6 +107,14 @@ def read_examples(
     path = Path(path)
     if format not in DEFAULT_COLUMNS:
         raise MinbertError(f"unknown data format {format!r}; choose one of {', '.join(FORMATS)}")
+    if path.is_dir():
+        files = sorted(path.glob(DIRECTORY_FILES.get(format, "")) if format in DIRECTORY_FILES else [])
+        if not files:
+            accepted = ", ".join(f"{f} ({pattern})" for f, pattern in DIRECTORY_FILES.items())
+            raise MinbertError(f"{path}: a directory; give a file, or a directory of a format that reads one: {accepted}")
+        kwargs = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column, "split": split,
+                  "require_labels": require_labels, "skip_bad_rows": skip_bad_rows}
+        return [example for file in files for example in read_examples(file, format, **kwargs)]  # type: ignore[arg-type]
     if not path.is_file():
         raise MinbertError(f"{path}: data file not found{'' if path.parent.is_dir() else ' (nor its folder)'}; check data.* paths")
     defaults = DEFAULT_COLUMNS[format]
@@ -279,6 +287,10 @@ ROW_READERS: dict[str, Callable[[Path, Columns, str | None], Iterator[RawRow]]] 
     "sts": _delimited("\t"),
     "stsb": _read_stsb,
 }
+
+
+# Formats whose datasets come as several files: a directory reads every matching file, in name order.
+DIRECTORY_FILES = {"uci": "*_labelled.txt"}
 
 
 def subsample(examples: list[Example], n: int | None, seed: int) -> list[Example]:

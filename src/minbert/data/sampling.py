@@ -2,6 +2,7 @@
 
     few_shot_sample   N examples that follow the training set's label distribution, seeded
     inject_label_noise  flip exactly round(fraction * N) labels to a different label, seeded
+    split_examples    train/dev/test parts of one labelled file (datasets without official splits), seeded
 """
 
 from __future__ import annotations
@@ -65,3 +66,26 @@ def inject_label_noise(examples: Sequence[Example], fraction: float, seed: int) 
 def label_distribution(examples: Sequence[Example]) -> dict[str, float]:
     counts = Counter(e.label for e in examples)
     return {label: c / len(examples) for label, c in counts.items()}  # type: ignore[misc]
+
+
+def split_examples(examples: Sequence[Example], fractions: Sequence[float], seed: int, max_strata: int = 50) -> list[list[Example]]:
+    """Seeded parts of sizes ~fractions, stratified by label when there are few distinct labels
+    (classes); many distinct labels (regression scores) are split at random. Every example lands in
+    exactly one part."""
+    rng = random.Random(seed)
+    by_label: dict[str | None, list[Example]] = defaultdict(list)
+    for example in examples:
+        by_label[example.label].append(example)
+    strata = list(by_label.values()) if len(by_label) <= max_strata else [list(examples)]
+    parts: list[list[Example]] = [[] for _ in fractions]
+    for stratum in strata:
+        stratum = list(stratum)
+        rng.shuffle(stratum)
+        bounds = [round(sum(fractions[: i + 1]) * len(stratum)) for i in range(len(fractions))]
+        start = 0
+        for part, end in zip(parts, bounds, strict=True):
+            part.extend(stratum[start:end])
+            start = end
+    for part in parts:
+        rng.shuffle(part)
+    return parts

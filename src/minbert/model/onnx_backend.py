@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +21,14 @@ from torch import nn
 
 from minbert.data.batching import sorted_batches
 from minbert.errors import MinbertError
-from minbert.model.task_model import Prediction, SequenceClassifier, check_texts, model_directory, predictions_from_logits
+from minbert.model.task_model import (
+    Prediction,
+    SequenceClassifier,
+    check_texts,
+    load,
+    model_directory,
+    predictions_from_logits,
+)
 from minbert.model.tokenizer import Batch, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -118,6 +125,9 @@ class OnnxClassifier:
         return predictions_from_logits(self.logits(texts, batch_size), self.labels)
 
 
-def load_classifier(model_dir: str | Path, backend: str = "torch") -> SequenceClassifier | OnnxClassifier:
-    """The PyTorch model, or its ONNX export (`onnx`, `onnx-int8`)."""
-    return SequenceClassifier.load(model_dir) if backend == "torch" else OnnxClassifier(model_dir, backend)
+def load_classifier(model_dir: str | Path, backend: str = "torch") -> Any:
+    """The PyTorch model (classifier or multitask), or a classifier's ONNX export (`onnx`, `onnx-int8`)."""
+    if backend == "torch":
+        model_directory(model_dir)  # a saved minbert model, or an error saying what the path is
+        return load(model_dir)
+    return OnnxClassifier(model_dir, backend)

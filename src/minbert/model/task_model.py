@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -144,6 +144,8 @@ class SequenceClassifier(nn.Module):
     @classmethod
     def read_config(cls, directory: Path) -> ClassifierConfig:
         raw = json.loads((directory / MODEL_FILE).read_text(encoding="utf-8"))
+        if raw.get("task") == "multitask":
+            raise MinbertError(f"{directory}: a multitask model; load it with minbert.load (ONNX export covers single-task classifiers)")
         if raw.get("format_version", 0) > FORMAT_VERSION:
             raise MinbertError(f"{directory}: saved by a newer minbert (format {raw['format_version']}); upgrade minbert")
         return ClassifierConfig(**raw)
@@ -195,11 +197,16 @@ def model_directory(path: str | Path) -> Path:
     raise MinbertError(f"{path}: not a saved minbert model (no {MODEL_FILE}); give the output_dir of a training run")
 
 
-def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> SequenceClassifier | SentenceEncoder:
-    """A saved minbert model (a model directory or a run's output_dir) as a classifier; any other
-    checkpoint (plain BERT or sentence-transformers; None = the default) as a sentence encoder.
-    Both have `.encode(texts)`."""
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Any:
+    """A saved minbert model (a model directory or a run's output_dir) as a classifier or multitask
+    model; any other checkpoint (plain BERT or sentence-transformers; None = the default) as a
+    sentence encoder. All have `.encode(texts)` and all but the encoder `.predict`."""
     if path is not None and any((Path(path) / sub / MODEL_FILE).is_file() for sub in ("", "model")):
+        directory = model_directory(path)
+        if json.loads((directory / MODEL_FILE).read_text(encoding="utf-8")).get("task") == "multitask":
+            from minbert.model.multitask_model import MultitaskModel
+
+            return MultitaskModel.load(directory, device=device)
         return SequenceClassifier.load(path, device=device)
     if path is not None and Path(path).is_dir() and not (Path(path) / "config.json").is_file():
         model_directory(path)  # raises the "not a saved minbert model" error

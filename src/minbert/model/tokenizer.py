@@ -106,6 +106,10 @@ class Tokenizer:
         """Unpadded ids of each sentence (or pair), for length bucketing and caching."""
         return [e.ids for e in self.backend.encode_batch(list(texts))]
 
+    def ids_with_types(self, texts: Sequence[str] | Sequence[Pair]) -> list[tuple[list[int], list[int]]]:
+        """Unpadded (ids, token types) of each item; pairs need the types (0 for a, 1 for b)."""
+        return [(e.ids, e.type_ids) for e in self.backend.encode_batch(list(texts))]
+
     def __call__(self, texts: Sequence[str] | Sequence[Pair]) -> Batch:
         """Tokenise and pad to the longest item. Pairs become `[CLS] a [SEP] b [SEP]` with token types 0/1."""
         encodings = self.backend.encode_batch(list(texts))

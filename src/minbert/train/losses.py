@@ -5,8 +5,9 @@
     supcon        supervised contrastive (Khosla et al. 2020): every same-label vector in the batch is
                   a positive; the formula Gunel et al. (2021) use as L_SCL.
     ce_plus_scl   (1 - lambda) * CE + lambda * SCL (Gunel et al. 2021).
+    cosent        a ranking loss for regression on sentence pairs (Su 2022): scale-free, Spearman-shaped.
 
-All take raw vectors and L2-normalise them; tau is the temperature.
+The contrastive ones take raw vectors and L2-normalise them; tau is the temperature.
 """
 
 from __future__ import annotations
@@ -47,3 +48,15 @@ def supcon(embeddings: torch.Tensor, labels: torch.Tensor, tau: float = 0.1) -> 
 def ce_plus_scl(logits: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor, lam: float = 0.9, tau: float = 0.3) -> torch.Tensor:
     """Gunel et al.'s fine-tuning objective: cross-entropy plus the supervised contrastive term."""
     return (1 - lam) * F.cross_entropy(logits.float(), labels) + lam * supcon(embeddings, labels, tau)
+
+
+def cosent(scores: torch.Tensor, targets: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
+    """CoSENT (Su 2022): log(1 + sum over pairs with target_i > target_j of exp(scale * (s_j - s_i))).
+
+    It only asks that pairs be ranked like their gold scores, so the score's scale is free (cosine,
+    or any head output), and it optimises what Spearman measures."""
+    scores = scores.float()
+    differences = scale * (scores[None, :] - scores[:, None])  # [i, j] = scale * (s_j - s_i)
+    ranked = targets[:, None] > targets[None, :]
+    terms = differences[ranked]
+    return torch.logsumexp(torch.cat([terms.new_zeros(1), terms]), dim=0)

@@ -69,10 +69,15 @@ def build_optimizer(model: nn.Module, **kwargs: float | None) -> torch.optim.Ada
 
 
 def apply_freezing(model: nn.Module, mode: str) -> None:
-    """none | encoder (frozen probe) | embeddings | bottom:K (embeddings + the lowest K layers)."""
+    """none | encoder (frozen probe) | embeddings | bottom:K (embeddings + the lowest K layers) |
+    heads (the task heads: only the encoder and a shared projection learn) | all (nothing learns)."""
     encoder = model.encoder
     frozen: list[nn.Module] = []
-    if mode == "encoder":
+    if mode == "all":
+        frozen = [model]
+    elif mode == "heads":
+        frozen = [getattr(model, "heads", None) or model.head]
+    elif mode == "encoder":
         frozen = [encoder]
     elif mode == "embeddings":
         frozen = [encoder.embeddings]

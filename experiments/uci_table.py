@@ -1,0 +1,70 @@
+"""Seed 004: UCI Sentiment Labelled Sentences, a shared projection with a sentiment head (CE) and an
+intensity head (sigmoid + BCE), under the four freezing scenarios.
+
+    python experiments/uci_table.py            # run what is missing, then render the table
+    python experiments/uci_table.py --render   # only render experiments/uci_table.md
+
+The split is a seeded, stratified 80/10/10 of the 3,000 sentences (configs/uci_multitask.yaml); test is
+scored once with the best-on-dev epoch. Resumable through experiments/results.csv (experiment uci_seed004).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from runner import REPO, Run, main, mean_sd, read_rows, write_markdown  # noqa: E402
+
+EXPERIMENT = "uci_seed004"
+METRICS = {"sentiment_accuracy": "accuracy", "sentiment_macro_f1": "macro_f1", "intensity_pearson": "intensity_pearson", "overall": "overall"}
+SCENARIOS = {
+    "none": "nothing frozen",
+    "encoder": "encoder frozen (projection + heads train)",
+    "heads": "heads frozen (encoder + projection train)",
+    "all": "everything frozen (no training: the untrained heads)",
+}
+SEEDS = [1, 2, 3]
+
+
+def runs() -> list[Run]:
+    return [
+        Run(EXPERIMENT, f"freeze_{scenario}", REPO / "configs" / "uci_multitask.yaml", seed, ["--train.freeze", scenario], metrics=METRICS)
+        for seed in SEEDS for scenario in SCENARIOS
+    ]
+
+
+def render() -> Path:
+    rows = [r for r in read_rows() if r["experiment"] == EXPERIMENT]
+
+    def values(recipe: str, split: str, metric: str) -> list[float]:
+        return [float(r["value"]) for r in rows if r["recipe"] == recipe and r["split"] == split and r["metric"] == metric]
+
+    lines = [
+        "# Seed 004: UCI sentiment, shared projection + two heads, four freezing scenarios (all-MiniLM-L6-v2)",
+        "",
+        "3,000 sentences (amazon, imdb, yelp), seeded stratified 80/10/10 split; projection 256 (L2-normalised), encoder lr 1e-5,",
+        "projection and heads 2e-5, 3 epochs, bs 16, round-robin between the two heads. Mean ± sd over seeds, in %.",
+        "The intensity head's target is the label read as a number (0/1): it learns P(positive); its Pearson r with the label is shown.",
+        "",
+        "| scenario | seeds | test accuracy | dev accuracy | test intensity r | seed 004 (BERT-base, 80/20) | wall per run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for scenario, label in SCENARIOS.items():
+        recipe = f"freeze_{scenario}"
+        walls = {r["seed"]: float(r["wall_s"]) for r in rows if r["recipe"] == recipe}
+        r_values = values(recipe, "test", "intensity_pearson")
+        r_cell = f"{statistics.mean(r_values):.3f}" if r_values else ""
+        lines.append(
+            f"| {label} | {len(walls)}/{len(SEEDS)} | {mean_sd(values(recipe, 'test', 'accuracy'))} | {mean_sd(values(recipe, 'dev', 'accuracy'))} | "
+            f"{r_cell} | {'94 (scenario not stated)' if scenario == 'none' else ''} | {statistics.mean(walls.values()) / 60:.1f} min |"
+            if walls else f"| {label} | 0/{len(SEEDS)} | not run yet | | | | |"
+        )
+    lines += ["", "Target: >= 94 % test accuracy. Rows: `experiments/results.csv` (experiment uci_seed004).", ""]
+    return write_markdown("uci_table.md", lines)
+
+
+if __name__ == "__main__":
+    main(__doc__, runs(), render)

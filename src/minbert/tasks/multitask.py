@@ -1,0 +1,88 @@
+"""Several tasks, one model: each step trains one task's batch, chosen by the sampler; dev metrics
+per task plus one overall score to select the checkpoint.
+
+The overall score generalises the CS224N project's ((SST acc + Quora acc + (STS r + 1) / 2) / 3):
+the mean over tasks of accuracy (classification) or (Pearson + 1) / 2 (regression).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from minbert.model.multitask_model import MultitaskModel
+from minbert.tasks.head_task import HeadBatch, HeadTask
+from minbert.train.task_sampling import task_schedule, task_weights
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskBatch:
+    task: str
+    batch: HeadBatch
+
+    def to(self, device: torch.device) -> TaskBatch:
+        return TaskBatch(self.task, self.batch.to(device))
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+
+def overall_score(metrics: dict[str, dict[str, float]]) -> float:
+    """Mean of each task's accuracy or (pearson + 1) / 2."""
+    parts = [m["accuracy"] if "accuracy" in m else (m["pearson"] + 1) / 2 for m in metrics.values()]
+    return sum(parts) / len(parts)
+
+
+class MultitaskTask:
+    """What the trainer needs (batches, loss, dev metrics) over several `HeadTask`s."""
+
+    def __init__(
+        self, tasks: Sequence[HeadTask], *, weights: dict[str, float] | None = None, sampling: str = "proportional",
+        steps_per_epoch: int | None = None, epochs: int = 1, seed: int = 42,
+    ) -> None:
+        self.tasks = {t.spec.name: t for t in tasks}
+        self.weights = weights or {}
+        self.sampling, self.epochs, self.seed = sampling, epochs, seed
+        self.sizes = [-(-t.num_train_examples // t.batch_size) for t in tasks]  # batches per pass
+        self.steps_per_epoch = steps_per_epoch or sum(self.sizes)
+        self._streams: dict[str, tuple[int, list[HeadBatch]]] = {}
+        self._positions = dict.fromkeys(self.tasks, 0)
+        shares = ", ".join(f"{name} {w:.2f}" for name, w in zip(self.tasks, task_weights(self.sizes, sampling, 0, epochs), strict=True))
+        log.info("multitask: %d steps per epoch, %s sampling (first-epoch shares: %s)", self.steps_per_epoch, sampling, shares)
+
+    @property
+    def num_train_examples(self) -> int:
+        return sum(t.num_train_examples for t in self.tasks.values())
+
+    def _next_batch(self, name: str) -> HeadBatch:
+        """The task's next batch; a task that runs out starts a new, reshuffled pass over its data."""
+        passes, batches = self._streams.get(name, (-1, []))
+        position = self._positions[name]
+        if position >= len(batches):
+            passes, position = passes + 1, 0
+            batches = self.tasks[name].epoch_batches(passes)
+            self._streams[name] = (passes, batches)
+        self._positions[name] = position + 1
+        return batches[position]
+
+    def epoch_batches(self, epoch: int) -> list[TaskBatch]:
+        if epoch == 0:  # a fresh run (the trainer asks for epoch 0 first): every task starts at its first pass
+            self._streams, self._positions = {}, dict.fromkeys(self.tasks, 0)
+        names = list(self.tasks)
+        schedule = task_schedule(self.sizes, self.sampling, self.steps_per_epoch, epoch=epoch, epochs=self.epochs, seed=self.seed)
+        return [TaskBatch(names[i], self._next_batch(names[i])) for i in schedule]
+
+    def loss(self, model: MultitaskModel, batch: TaskBatch) -> torch.Tensor:
+        return self.weights.get(batch.task, 1.0) * self.tasks[batch.task].loss(model, batch.batch)
+
+    def evaluate(self, model: MultitaskModel) -> dict[str, float] | None:
+        per_task = {name: m for name, task in self.tasks.items() if (m := task.evaluate(model)) is not None}
+        if not per_task:
+            return None
+        flat = {f"{name}_{metric}": value for name, metrics in per_task.items() for metric, value in metrics.items()}
+        return {**flat, "overall": overall_score(per_task), "loss": sum(m["loss"] for m in per_task.values()) / len(per_task)}
