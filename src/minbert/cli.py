@@ -137,6 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(export, required=False)
     export.set_defaults(handler=cmd_export)
 
+    serve = commands.add_parser(
+        "serve",
+        help="serve a saved model over HTTP (predict, embed, health, info)",
+        description="Serve a saved model with FastAPI + uvicorn: POST /predict {\"texts\": [...]}, POST /embed, GET /health, "
+        "GET /info, OpenAPI docs at /docs. Concurrent requests are micro-batched into one model call. Needs minbert[serve].",
+    )
+    serve.add_argument("model_dir", help="a saved model / run dir (or a plain checkpoint: /embed only)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--backend", default="torch", choices=BACKENDS, help="PyTorch, or the ONNX export for /predict")
+    serve.add_argument("--max-texts", type=int, default=256, help="texts per request (default: 256)")
+    serve.add_argument("--max-chars", type=int, default=10_000, help="characters per text (default: 10000)")
+    serve.add_argument("--max-batch", type=int, default=64, help="texts per model call when batching requests (default: 64)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with (default: 5)")
+    serve.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    serve.set_defaults(handler=cmd_serve)
+
     formats = commands.add_parser("formats", help="list the data formats the readers understand")
     formats.set_defaults(handler=cmd_formats)
     return parser
@@ -185,7 +202,7 @@ def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def predict_multitask(model: MultitaskModel, lines: list[str], args: argparse.Namespace) -> int:
-    task = args.task or model._only_task()
+    task = args.task or model.default_task()
     spec = model.spec(task)
     inputs: list = lines
     if spec.pair:
@@ -282,6 +299,19 @@ def cmd_export(args: argparse.Namespace, overrides: Sequence[str]) -> int:
             scores[backend] = evaluate(args.model_dir, args.data, args.format, text_column=args.text_column, label_column=args.label_column, backend=backend)
             change = 100 * (scores[backend]["accuracy"] - scores["torch"]["accuracy"])
             print(f"{backend:<10} accuracy {scores[backend]['accuracy']:.4f} ({change:+.2f} points vs torch) on {args.data}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    try:
+        from minbert.serving.app import Limits, serve
+    except ImportError as e:
+        raise MinbertError(f"minbert serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'minbert[serve]'") from None
+    from minbert.runtime import set_threads
+
+    set_threads(args.threads)
+    limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    serve(args.model_dir, args.host, args.port, args.backend, limits)
     return 0
 
 

@@ -274,7 +274,7 @@ def evaluate(
     model = load(model_dir) if backend == "torch" else load_classifier(model_dir, backend)
     examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
     if isinstance(model, MultitaskModel):
-        spec = model.spec(task or model._only_task())
+        spec = model.spec(task or model.default_task())
         labels = LabelVocab(spec.labels) if spec.labels else None
         return {**score(spec, model, model_inputs(spec, examples), targets_of(spec, examples, labels), batch_size), "examples": len(examples)}
     if task is not None:

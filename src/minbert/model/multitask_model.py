@@ -193,7 +193,7 @@ class MultitaskModel(nn.Module):
 
     def predict(self, inputs: Sequence[str] | Sequence[Pair], task: str | None = None, batch_size: int = 128) -> list[Prediction] | list[float]:
         """Classes (label, probabilities) or scores (in the task's target range) for sentences or (a, b) pairs."""
-        task = task or self._only_task()
+        task = task or self.default_task()
         spec = self.spec(task)
         inputs = check_inputs(inputs, spec.pair, task)
         raw = self.raw_outputs(task, inputs, batch_size)
@@ -203,7 +203,7 @@ class MultitaskModel(nn.Module):
             raw = torch.stack([torch.zeros_like(raw), raw], dim=-1)  # softmax([0, z]) = [1 - sigmoid z, sigmoid z]
         return predictions_from_logits(raw, spec.labels)
 
-    def _only_task(self) -> str:
+    def default_task(self) -> str:
         if len(self.heads) != 1:
             raise MinbertError(f"this model has several tasks ({', '.join(self.heads)}); say which (task=..., --task)")
         return next(iter(self.heads))

@@ -1,0 +1,113 @@
+"""`minbert serve`: a real uvicorn server on loopback, real HTTP requests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+
+from minbert.model.task_model import SequenceClassifier, load
+from minbert.serving.app import Limits, create_app
+
+LABELS = ["alarm_set", "weather_query", "play_music"]
+TEXTS = ["wake me up at seven", "will it rain tomorrow", "play some jazz", "set an alarm for noon", "is it sunny in paris"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A saved classifier (fresh head on the real encoder): enough to check the server answers as the model does."""
+    directory = tmp_path_factory.mktemp("served") / "model"
+    SequenceClassifier.from_checkpoint(None, LABELS, max_length=32).save(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(model_dir, limits=Limits(max_texts=8, max_chars=200, max_batch=64, max_wait_ms=20))
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not uv.started:
+        assert time.time() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", app
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_health_info_and_docs(server):
+    url, _ = server
+    assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+    info = httpx.get(f"{url}/info").json()
+    assert info["kind"] == "classifier" and info["labels"] == LABELS and info["minbert_version"]
+    assert "/predict" in httpx.get(f"{url}/openapi.json").json()["paths"]
+
+
+def test_predict_and_embed_answer_like_the_model(server, model_dir):
+    url, _ = server
+    model = load(model_dir)
+    answer = httpx.post(f"{url}/predict", json={"texts": TEXTS}).json()["predictions"]
+    expected = model.predict(TEXTS)
+    assert [a["label"] for a in answer] == [p.label for p in expected]
+    assert [a["probability"] for a in answer] == pytest.approx([p.probability for p in expected], abs=1e-5)
+    embedded = httpx.post(f"{url}/embed", json={"texts": TEXTS[:2]}).json()
+    assert embedded["dimension"] == 384
+    assert np.allclose(embedded["embeddings"], model.encode(TEXTS[:2]), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"texts": []}, 422, "empty"),
+        ({"texts": ["x"] * 9}, 413, "limit is 8"),
+        ({"texts": ["a" * 201]}, 413, "201 characters"),
+        ({"texts": ["  "]}, 422, "text 0 is empty"),
+        ({"texts": [3, 4]}, 422, "texts.0: Input should be a valid string"),
+        ({"texts": "one string"}, 422, "texts: Input should be a valid list"),
+        ({"sentences": ["hi"]}, 422, "sentences: Extra inputs are not permitted"),
+        ({"texts": ["hi"], "task": "sts"}, 422, "texts\": [...]} only"),
+    ],
+)
+def test_bad_requests_get_clear_4xx(server, body, status, message):
+    url, _ = server
+    response = httpx.post(f"{url}/predict", json=body)
+    assert response.status_code == status and message in response.json()["detail"]
+
+
+def test_malformed_json_and_oversized_body_are_4xx(server):
+    url, _ = server
+    response = httpx.post(f"{url}/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "JSON" in response.json()["detail"]
+    response = httpx.post(f"{url}/predict", content=b"x" * 4_000_001, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_concurrent_requests_are_batched_and_none_is_lost(server, model_dir):
+    url, app = server
+    expected = {text: p.label for text, p in zip(TEXTS, load(model_dir).predict(TEXTS), strict=True)}
+    batcher = next(b for key, b in app.state.batchers.items() if key[0] == "predict")
+    calls_before, items_before = batcher.calls, batcher.items
+
+    async def burst() -> list[tuple[str, str]]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            async def one(i: int) -> tuple[str, str]:
+                text = TEXTS[i % len(TEXTS)]
+                response = await client.post("/predict", json={"texts": [text]})
+                return text, response.json()["predictions"][0]["label"]
+
+            return await asyncio.gather(*(one(i) for i in range(40)))
+
+    answers = asyncio.run(burst())
+    assert len(answers) == 40 and all(label == expected[text] for text, label in answers)
+    assert batcher.items - items_before == 40
+    assert batcher.calls - calls_before < 40  # requests shared model calls
