@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -28,6 +29,8 @@ TRAIN_EPILOG = """config fields (set in the YAML/JSON file, or override any of t
 examples:
   minbert train configs/massive_intent.yaml
   minbert train configs/massive_intent.yaml --train.epochs 1 --train.lr 3e-5 --output_dir runs/quick
+  minbert train configs/massive_intent.yaml --resume        # continue after a crash or kill, same numbers
+  minbert train configs/cs224n_multitask.yaml --tasks.sts.head.loss mse
   minbert train configs/massive_intent.yaml --data.train my/train.csv --data.dev my/dev.csv \\
       --data.test my/test.csv --data.format csv --data.text_column text --data.label_column intent --output_dir runs/mine
 """
@@ -62,7 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("config", type=Path, help="YAML or JSON run config (see configs/)")
+    train.add_argument("--resume", action="store_true", help="continue a killed run from output_dir/checkpoint/ (= --train.resume true)")
+    train.add_argument(
+        "--nproc", type=int, default=1,
+        help="train with N data-parallel processes (torch.distributed, gloo on CPU / nccl on GPU); same as torchrun --nproc_per_node N -m minbert train",
+    )
     train.set_defaults(handler=cmd_train)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="hyperparameter search with Optuna over a config's sweep.params",
+        description="Run Optuna trials, each a full training run scored on its best dev metric; prune trials that fall "
+        "behind; write trials.csv, sweep.md and sweep.png into output_dir. The study is stored (SQLite by default, "
+        "--sweep.storage URL for PostgreSQL and several machines), so running again adds trials. Needs minbert[sweep].",
+        epilog="example search space (in the YAML config):\n"
+        "  sweep:\n    trials: 12\n    params:\n"
+        "      train.lr: {type: float, low: 1.0e-5, high: 1.0e-4, log: true}\n"
+        "      train.batch_size: {type: categorical, choices: [16, 32, 64]}\n"
+        "      train.warmup_ratio: {type: float, low: 0.0, high: 0.1}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("config", type=Path, help="YAML or JSON run config with a sweep: section")
+    sweep.add_argument("--trials", type=int, help="number of trials to add (default: sweep.trials)")
+    sweep.set_defaults(handler=cmd_sweep)
 
     evaluate = commands.add_parser(
         "eval",
@@ -161,12 +186,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.run import train
+    from minbert.runtime import resolve_device
+    from minbert.train import distributed
 
-    config = load_config(args.config, overrides)
-    result = train(config)
+    config = load_config(args.config, [*overrides, *(["--train.resume", "true"] if args.resume else [])])
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return distributed.launch(args.nproc, ["train", str(args.config), *overrides, *(["--resume"] if args.resume else [])])
+    distributed.init_from_env(resolve_device(config.train.device).type)
+    main_process = distributed.is_main()
+    try:
+        result = train(config)
+    finally:
+        distributed.finish()
+    if not main_process:
+        return 0
     report = result.report_path.read_text(encoding="utf-8")
     print(report.split("\n### ", 1)[0].rstrip())
     print(f"\nfull report: {result.report_path}\nmodel: {result.output_dir / 'model'}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.sweep import run_sweep
+
+    result = run_sweep(load_config(args.config, overrides), trials=args.trials)
+    print(result.report_path.read_text(encoding="utf-8").split("![", 1)[0].rstrip())
+    print(f"\nbest dev value {result.best_value} with {result.best_params}\nfull report: {result.report_path}")
     return 0
 
 
@@ -327,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and hasattr(args, "texts") and not any(e.startswith("-") for e in extra):
         args.texts += extra  # texts after an option: `predict MODEL --backend onnx "a text"`
         extra = []
-    if extra and args.command != "train":
+    if extra and args.command not in ("train", "sweep"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if args.quiet else logging.INFO)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from minbert.errors import MinbertError
 
@@ -57,6 +57,7 @@ class ModelConfig(Section):
     activation: Literal["relu", "gelu", "tanh"] = Field("relu", description="activation of the head's hidden layer")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before each head layer")
     max_length: int = Field(128, ge=8, le=512, description="tokens per text after truncation")
+    encoder_dropout: float | None = Field(None, ge=0.0, lt=1.0, description="the encoder's dropout (default: the checkpoint's, 0.1 for BERT)")
 
 
 class TrainConfig(Section):
@@ -90,6 +91,12 @@ class TrainConfig(Section):
     eval_before: bool = Field(True, description="evaluate dev before the first step")
     tensorboard: bool = Field(False, description="also log to TensorBoard (needs the tensorboard package)")
     progress: bool = Field(True, description="show progress bars")
+    resume: bool = Field(False, description="continue from output_dir/checkpoint/ (a killed run), if there is one")
+    checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps (0 = at the end of each epoch)")
+    checkpoint_interval_s: float = Field(
+        60.0, ge=0, description="epoch-end checkpoints at most this often, in seconds (0 = every epoch)"
+    )
+    keep_checkpoint: bool = Field(False, description="keep output_dir/checkpoint/ after a finished run (default: delete it)")
 
     @field_validator("freeze")
     @classmethod
@@ -153,6 +160,37 @@ class MultitaskConfig(Section):
     normalize: bool = Field(False, description="L2-normalise the (projected) sentence vector (seed 004)")
 
 
+class ParamSpec(Section):
+    """One hyperparameter of a sweep: a float or int range (optionally log-scaled), or a list of choices."""
+
+    type: Literal["float", "int", "categorical"] = Field(..., description="float | int | categorical")
+    low: float | None = Field(None, description="lower bound (float, int)")
+    high: float | None = Field(None, description="upper bound (float, int)")
+    log: bool = Field(False, description="sample on a log scale (learning rates)")
+    choices: list[Any] | None = Field(None, description="the values to choose from (categorical)")
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamSpec:
+        if self.type == "categorical" and not self.choices:
+            raise ValueError("a categorical parameter needs choices: [...]")
+        if self.type != "categorical" and (self.low is None or self.high is None or self.low >= self.high):
+            raise ValueError(f"a {self.type} parameter needs low < high")
+        return self
+
+
+class SweepConfig(Section):
+    """`minbert sweep`: Optuna trials over `params`, each a full run scored on its best dev metric."""
+
+    trials: int = Field(10, ge=1, description="trials to run (more can be added later: the study is stored)")
+    params: dict[str, ParamSpec] = Field(default_factory=dict, description="dotted config field -> search space, e.g. train.lr")
+    direction: Literal["maximize", "minimize"] = Field("maximize", description="maximize the dev metric (minimize for loss)")
+    storage: str | None = Field(None, description="Optuna storage URL (default: sqlite:///OUTPUT_DIR/sweep.db; PostgreSQL for many machines)")
+    study_name: str | None = Field(None, description="study name (default: the output_dir's name)")
+    sampler: Literal["tpe", "random"] = Field("tpe", description="TPE (Bayesian) or random search, seeded by train.seed")
+    pruner: Literal["median", "none"] = Field("median", description="stop trials whose dev metric is below the median of earlier trials")
+    keep_models: bool = Field(False, description="keep every trial's model/ (default: only the best trial's)")
+
+
 class RunConfig(Section):
     task: Literal["classification", "multitask"] = Field(
         "classification", description="classification (data/model sections), or multitask (the tasks list; also one pair task)"
@@ -164,6 +202,7 @@ class RunConfig(Section):
     contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
     tasks: list[TaskConfig] = Field(default_factory=list, description="multitask: the tasks (override with --tasks.NAME.field)")
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
 
     @field_validator("tasks")
     @classmethod

@@ -7,10 +7,9 @@ A task whose train file is missing is reported and left out; the other tasks sti
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from minbert.config import RunConfig, TaskConfig
 from minbert.data.labels import LabelVocab
@@ -20,9 +19,9 @@ from minbert.evaluate.plots import plot_learning_curves, plot_lr_schedule
 from minbert.evaluate.report import markdown_table
 from minbert.model.encoder import count_parameters
 from minbert.model.multitask_model import HeadSpec, MultitaskModel
-from minbert.runtime import resolve_device, seed_everything, set_threads
 from minbert.tasks.head_task import HeadTask, model_inputs, score, targets_of
 from minbert.tasks.multitask import MultitaskTask, overall_score
+from minbert.train.distributed import is_main
 from minbert.train.metrics_log import MetricsLog, read_metrics
 from minbert.train.optim import apply_freezing
 from minbert.train.trainer import FitResult, Trainer
@@ -53,14 +52,20 @@ def head_spec(task: TaskConfig, train: list[Example]) -> HeadSpec:
     )
 
 
-def train_multitask(config: RunConfig, output_dir: Path) -> Any:
-    from minbert.run import RunResult
+def train_multitask(config: RunConfig, output_dir: Path, on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> Any:
+    from minbert.run import (
+        CHECKPOINT_DIR,
+        RunResult,
+        adapt_encoder,
+        finish_checkpoints,
+        fit_summary,
+        resuming,
+        start_run,
+        write_results,
+    )
 
     cfg = config.train
-    (output_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
-    seed_everything(cfg.seed)
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = start_run(config, output_dir)
     if cfg.metric not in ("overall", "loss"):
         if "metric" in cfg.model_fields_set:
             raise MinbertError(f"train.metric {cfg.metric} is a classification metric; a multitask run selects on overall or loss")
@@ -85,7 +90,7 @@ def train_multitask(config: RunConfig, output_dir: Path) -> Any:
         config.model.checkpoint, specs, pooling=config.model.pooling, projection_size=config.multitask.projection_size,
         normalize=config.multitask.normalize, max_length=config.model.max_length,
     )
-    model.encoder.reinit_top_layers(cfg.reinit_top)
+    adapt_encoder(model.encoder, config)
     apply_freezing(model, cfg.freeze)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("model: %s, %d parameters (%d trainable), device %s, heads: %s", config.model.checkpoint, count_parameters(model), trainable, device,
@@ -99,14 +104,17 @@ def train_multitask(config: RunConfig, output_dir: Path) -> Any:
         head_tasks, weights={t.name: t.weight for t in tasks}, sampling=config.multitask.sampling,
         steps_per_epoch=config.multitask.steps_per_epoch, epochs=cfg.epochs, seed=cfg.seed,
     )
-    metrics_log = MetricsLog(output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard)
+    checkpoints = output_dir / CHECKPOINT_DIR
+    metrics_log = MetricsLog(output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard, append=resuming(cfg, checkpoints))
     try:
         if trainable:
-            fit = Trainer(model, mixed, cfg, metrics_log, device).fit()
+            fit = Trainer(model, mixed, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate).fit()
         else:
             log.warning("train.freeze %s: nothing is trainable, so nothing trains; the results are the untrained model's", cfg.freeze)
             fit = FitResult(None, 0, 0.0, 0, False, 0.0, 0)
             model.to(device).eval()
+        if not is_main():  # multi-process training: rank 0 evaluates, saves and reports
+            return RunResult(output_dir, model, {}, {})
         results: dict[str, dict[str, float]] = {}
         for split_index, split in ((1, "dev"), (2, "test")):
             per_task = {}
@@ -122,23 +130,16 @@ def train_multitask(config: RunConfig, output_dir: Path) -> Any:
         metrics_log.close()
 
     model.save(output_dir / "model")
+    finish_checkpoints(cfg, checkpoints)
     before = fit.evaluations[0] if cfg.eval_before and fit.evaluations else None
     summary = {
         "tasks": ", ".join(s.name for s in specs),
         "skipped_tasks": "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "none",
         "train_examples": mixed.num_train_examples,
-        "steps": fit.steps,
-        "best_step": fit.best_step,
-        "best_epoch": round(fit.best_epoch, 2),
-        f"best_dev_{cfg.metric}": fit.best_metric,
         f"dev_{cfg.metric}_before_training": before[cfg.metric] if before else None,
-        "stopped_early": fit.stopped_early,
-        "train_seconds": round(fit.train_seconds, 1),
-        "train_examples_per_second": round(fit.examples_per_second, 1),
-        "trainable_parameters": trainable,
-        "device": str(device),
+        **fit_summary(fit, cfg.metric, trainable, device),
     }
-    (output_dir / "results.json").write_text(json.dumps({"results": results, "summary": summary}, indent=2) + "\n", encoding="utf-8")
+    write_results(output_dir, results, summary)
     write_multitask_report(config, cfg.metric, output_dir, specs, results, summary)
     return RunResult(output_dir, model, results, summary)
 

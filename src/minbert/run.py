@@ -7,20 +7,22 @@
       report.md       the page to read; plots beside it
       train.log
       model/          the best checkpoint (reload with `minbert.load(output_dir)`)
+      checkpoint/     while training: the state `--train.resume true` continues from after a kill
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from minbert.config import DataConfig, RunConfig
+from minbert.config import DataConfig, RunConfig, TrainConfig
 from minbert.data.labels import LabelVocab
 from minbert.data.readers import Example, read_examples, subsample
 from minbert.data.sampling import few_shot_sample, inject_label_noise, split_examples
@@ -28,7 +30,7 @@ from minbert.errors import MinbertError
 from minbert.evaluate.metrics import confusion, per_class_report, regression_metrics
 from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr_schedule
 from minbert.evaluate.report import write_report
-from minbert.model.encoder import count_parameters
+from minbert.model.encoder import Encoder, count_parameters
 from minbert.model.multitask_model import MultitaskModel
 from minbert.model.onnx_backend import load_classifier
 from minbert.model.sentence_encoder import SentenceEncoder
@@ -37,11 +39,13 @@ from minbert.runtime import resolve_device, seed_everything, set_threads
 from minbert.tasks.classification import ClassificationTask, Evaluation, evaluate_examples
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
 from minbert.tasks.head_task import model_inputs, score, targets_of
+from minbert.train.distributed import is_main
 from minbert.train.metrics_log import MetricsLog, read_metrics
 from minbert.train.optim import apply_freezing
-from minbert.train.trainer import Trainer
+from minbert.train.trainer import FitResult, Trainer
 
 log = logging.getLogger("minbert")
+CHECKPOINT_DIR = "checkpoint"  # output_dir/checkpoint/: the resumable training state (see train/resume.py)
 
 
 @dataclass
@@ -113,44 +117,76 @@ def contrastive_stage(
         "schedule": stage.schedule, "llrd": 1.0, "eval_before": False, "patience": None, "eval_every": 0,
     })
     log.info("contrastive stage: %s, tau %g, %d epochs of %d examples", stage.objective, stage.temperature, stage.epochs, len(examples))
-    fit = Trainer(stage_model, task, stage_config, metrics_log, device, stage="contrastive_").fit()
+    fit = Trainer(stage_model, task, stage_config, metrics_log, device, stage="contrastive_", checkpoint_dir=Path(config.output_dir) / CHECKPOINT_DIR).fit()
     log.info("contrastive stage done in %.0f s (%.0f examples/s)", fit.train_seconds, fit.examples_per_second)
 
 
-def _log_to_file(output_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(output_dir / "train.log", mode="w", encoding="utf-8")
+def resuming(cfg: TrainConfig, checkpoints: Path) -> bool:
+    """A resumed run keeps its metrics.jsonl and train.log; without a checkpoint, --resume starts over."""
+    found = cfg.resume and any(checkpoints.glob("*trainer.pt"))
+    if cfg.resume and not found:
+        log.warning("train.resume: no checkpoint in %s; starting the run from the beginning", checkpoints)
+    return bool(found)
+
+
+def finish_checkpoints(cfg: TrainConfig, checkpoints: Path) -> None:
+    """A finished run's model is in model/; the (large) resumable state is deleted unless asked to keep it."""
+    if not cfg.keep_checkpoint and checkpoints.is_dir():
+        shutil.rmtree(checkpoints)
+
+
+def _log_to_file(output_dir: Path, append: bool = False) -> logging.Handler:
+    if not is_main():
+        return logging.NullHandler()
+    handler = logging.FileHandler(output_dir / "train.log", mode="a" if append else "w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("minbert").addHandler(handler)
     logging.getLogger("minbert").setLevel(logging.INFO)
     return handler
 
 
-def train(config: RunConfig) -> RunResult:
-    """Read data, fine-tune, keep the best dev checkpoint, evaluate, save and report."""
+def train(config: RunConfig, on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> RunResult:
+    """Read data, fine-tune, keep the best dev checkpoint, evaluate, save and report.
+    `on_evaluate(step, dev_metrics)` is called after each dev evaluation (sweeps prune with it)."""
     if config.task == "multitask" and not config.tasks:
         raise MinbertError("task multitask needs a tasks: list (name, data, head for each; see configs/cs224n_multitask.yaml)")
     if config.task == "classification" and config.data.train is None:
         raise MinbertError("no training data: set data.train (e.g. --data.train path/to/train.jsonl)")
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    handler = _log_to_file(output_dir)
+    if not is_main():  # other ranks of a multi-process run: warnings only, no train.log of their own
+        logging.getLogger("minbert").setLevel(logging.WARNING)
+    handler = _log_to_file(output_dir, append=config.train.resume and any((output_dir / CHECKPOINT_DIR).glob("*trainer.pt")))
     try:
         if config.task == "multitask":
             from minbert.multitask_run import train_multitask
 
-            return train_multitask(config, output_dir)
-        return _train(config, output_dir)
+            return train_multitask(config, output_dir, on_evaluate)
+        return _train(config, output_dir, on_evaluate)
     finally:
         logging.getLogger("minbert").removeHandler(handler)
         handler.close()
 
 
-def _train(config: RunConfig, output_dir: Path) -> RunResult:
+def start_run(config: RunConfig, output_dir: Path) -> torch.device:
+    """What every run does first: record the resolved config, seed everything, pick threads and device."""
+    if is_main():
+        (output_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    seed_everything(config.train.seed)
+    set_threads(config.train.threads)
+    return resolve_device(config.train.device)
+
+
+def adapt_encoder(encoder: Encoder, config: RunConfig) -> None:
+    """Re-initialise the top layers and set the encoder's dropout, as the config asks."""
+    encoder.reinit_top_layers(config.train.reinit_top)
+    if config.model.encoder_dropout is not None:
+        encoder.set_dropout(config.model.encoder_dropout)
+
+
+def _train(config: RunConfig, output_dir: Path, on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> RunResult:
     cfg = config.train
-    (output_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
-    seed_everything(cfg.seed)
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = start_run(config, output_dir)
 
     all_train, dev_examples, test_examples = read_splits(config.data, cfg.seed)
     if any(e.text_pair is not None for e in all_train):
@@ -174,10 +210,11 @@ def _train(config: RunConfig, output_dir: Path) -> RunResult:
         dropout=config.model.dropout,
         max_length=config.model.max_length,
     )
-    model.encoder.reinit_top_layers(cfg.reinit_top)
-    metrics_log = MetricsLog(output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard)
+    adapt_encoder(model.encoder, config)
+    checkpoints = output_dir / CHECKPOINT_DIR
+    metrics_log = MetricsLog(output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard, append=resuming(cfg, checkpoints))
     try:
-        if config.contrastive.objective != "none":
+        if config.contrastive.objective != "none" and not (cfg.resume and (checkpoints / "trainer.pt").is_file()):
             contrastive_stage(model, labels, train_examples, config, metrics_log, device)
         apply_freezing(model, cfg.freeze)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -187,7 +224,9 @@ def _train(config: RunConfig, output_dir: Path) -> RunResult:
             batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, bucket=cfg.bucket, bf16=cfg.bf16,
             cache_features=cfg.cache_features, objective=cfg.objective, scl_lambda=cfg.scl_lambda, scl_temperature=cfg.scl_temperature,
         )
-        fit = Trainer(model, task, cfg, metrics_log, device).fit()
+        fit = Trainer(model, task, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate).fit()
+        if not is_main():  # multi-process training: rank 0 evaluates, saves and reports
+            return RunResult(output_dir, model, {}, {})
         evaluations: dict[str, Evaluation] = {}
         for split, examples in (("dev", dev_examples), ("test", test_examples)):
             if examples:
@@ -198,25 +237,37 @@ def _train(config: RunConfig, output_dir: Path) -> RunResult:
         metrics_log.close()
 
     model.save(output_dir / "model")
+    finish_checkpoints(cfg, checkpoints)
     results = {split: e.metrics for split, e in evaluations.items()}
     before = fit.evaluations[0] if cfg.eval_before and fit.evaluations else None
     summary = {
         "train_examples": len(train_examples),
         "labels": len(labels),
+        "dev_accuracy_before_training": before["accuracy"] if before else None,
+        **fit_summary(fit, cfg.metric, trainable, device),
+    }
+    write_results(output_dir, results, summary)
+    _write_report(config, output_dir, model, labels, evaluations, results, summary)
+    return RunResult(output_dir, model, results, summary)
+
+
+def fit_summary(fit: FitResult, metric: str, trainable: int, device: torch.device) -> dict[str, Any]:
+    """How training went, for results.json and the report (the same keys for every kind of run)."""
+    return {
         "steps": fit.steps,
         "best_step": fit.best_step,
         "best_epoch": round(fit.best_epoch, 2),
-        "best_dev_" + cfg.metric: fit.best_metric,
-        "dev_accuracy_before_training": before["accuracy"] if before else None,
+        f"best_dev_{metric}": fit.best_metric,
         "stopped_early": fit.stopped_early,
         "train_seconds": round(fit.train_seconds, 1),
         "train_examples_per_second": round(fit.examples_per_second, 1),
         "trainable_parameters": trainable,
         "device": str(device),
     }
+
+
+def write_results(output_dir: Path, results: dict[str, dict[str, float]], summary: dict[str, Any]) -> None:
     (output_dir / "results.json").write_text(json.dumps({"results": results, "summary": summary}, indent=2) + "\n", encoding="utf-8")
-    _write_report(config, output_dir, model, labels, evaluations, results, summary)
-    return RunResult(output_dir, model, results, summary)
 
 
 def _write_report(

@@ -233,6 +233,15 @@ class Encoder(nn.Module):
         if k > 0:
             self.pooler.apply(self.init_weights)
 
+    def set_dropout(self, p: float) -> None:
+        """One dropout rate for embeddings, attention and hidden states (0 = deterministic training)."""
+        self.config.hidden_dropout_prob = self.config.attention_probs_dropout_prob = p
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = p
+            if isinstance(module, SelfAttention):
+                module.attention_dropout = p
+
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> Encoder:
         """Load a Hugging Face-format BERT checkpoint; no path = the default all-MiniLM-L6-v2."""

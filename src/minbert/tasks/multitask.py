@@ -50,8 +50,6 @@ class MultitaskTask:
         self.sampling, self.epochs, self.seed = sampling, epochs, seed
         self.sizes = [-(-t.num_train_examples // t.batch_size) for t in tasks]  # batches per pass
         self.steps_per_epoch = steps_per_epoch or sum(self.sizes)
-        self._streams: dict[str, tuple[int, list[HeadBatch]]] = {}
-        self._positions = dict.fromkeys(self.tasks, 0)
         shares = ", ".join(f"{name} {w:.2f}" for name, w in zip(self.tasks, task_weights(self.sizes, sampling, 0, epochs), strict=True))
         log.info("multitask: %d steps per epoch, %s sampling (first-epoch shares: %s)", self.steps_per_epoch, sampling, shares)
 
@@ -59,23 +57,27 @@ class MultitaskTask:
     def num_train_examples(self) -> int:
         return sum(t.num_train_examples for t in self.tasks.values())
 
-    def _next_batch(self, name: str) -> HeadBatch:
-        """The task's next batch; a task that runs out starts a new, reshuffled pass over its data."""
-        passes, batches = self._streams.get(name, (-1, []))
-        position = self._positions[name]
-        if position >= len(batches):
-            passes, position = passes + 1, 0
-            batches = self.tasks[name].epoch_batches(passes)
-            self._streams[name] = (passes, batches)
-        self._positions[name] = position + 1
-        return batches[position]
+    def _schedule(self, epoch: int) -> list[int]:
+        return task_schedule(self.sizes, self.sampling, self.steps_per_epoch, epoch=epoch, epochs=self.epochs, seed=self.seed)
 
     def epoch_batches(self, epoch: int) -> list[TaskBatch]:
-        if epoch == 0:  # a fresh run (the trainer asks for epoch 0 first): every task starts at its first pass
-            self._streams, self._positions = {}, dict.fromkeys(self.tasks, 0)
+        """This epoch's steps. A pure function of the epoch (a resumed run rebuilds it exactly): each task
+        continues where the earlier epochs left its data, starting a new reshuffled pass when it runs out."""
+        consumed = [0] * len(self.sizes)
+        for earlier in range(epoch):
+            for index in self._schedule(earlier):
+                consumed[index] += 1
         names = list(self.tasks)
-        schedule = task_schedule(self.sizes, self.sampling, self.steps_per_epoch, epoch=epoch, epochs=self.epochs, seed=self.seed)
-        return [TaskBatch(names[i], self._next_batch(names[i])) for i in schedule]
+        passes: dict[int, list[HeadBatch]] = {}
+        out = []
+        for index in self._schedule(epoch):
+            position = consumed[index]
+            consumed[index] += 1
+            key = index * 1_000_000 + position // self.sizes[index]
+            if key not in passes:
+                passes[key] = self.tasks[names[index]].epoch_batches(position // self.sizes[index])
+            out.append(TaskBatch(names[index], passes[key][position % self.sizes[index]]))
+        return out
 
     def loss(self, model: MultitaskModel, batch: TaskBatch) -> torch.Tensor:
         return self.weights.get(batch.task, 1.0) * self.tasks[batch.task].loss(model, batch.batch)

@@ -2,6 +2,7 @@
 
     for each epoch: for each batch: loss -> backward -> (every grad_accum) clip, step, schedule
     evaluate on dev every epoch or every N steps; keep the best weights; stop early on patience
+    save a resumable checkpoint at epoch ends (or every N steps); `resume` continues from it
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -18,8 +20,10 @@ from tqdm.auto import tqdm
 
 from minbert.config import TrainConfig
 from minbert.runtime import autocast
+from minbert.train.distributed import DataParallelLoss, is_main, world
 from minbert.train.metrics_log import MetricsLog
 from minbert.train.optim import build_optimizer
+from minbert.train.resume import load_state, restore_rng, save_state
 from minbert.train.schedule import build_scheduler
 
 log = logging.getLogger(__name__)
@@ -53,10 +57,14 @@ class FitResult:
 
 class Trainer:
     def __init__(
-        self, model: nn.Module, task: Task, config: TrainConfig, metrics: MetricsLog, device: torch.device, stage: str = ""
+        self, model: nn.Module, task: Task, config: TrainConfig, metrics: MetricsLog, device: torch.device, stage: str = "",
+        checkpoint_dir: Path | None = None, on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
-        """`stage` prefixes the metrics.jsonl events of a run with several stages (e.g. 'contrastive_')."""
+        """`stage` prefixes the metrics.jsonl events of a run with several stages (e.g. 'contrastive_');
+        `checkpoint_dir` (None = not resumable) holds the state that `config.resume` continues from."""
         self.model, self.task, self.config, self.metrics, self.device, self.stage = model, task, config, metrics, device, stage
+        self.checkpoint_dir = checkpoint_dir
+        self.on_evaluate = on_evaluate  # called with (step, dev metrics) after each evaluation, e.g. to prune a sweep trial
         self.higher_is_better = config.metric != "loss"
 
     def fit(self) -> FitResult:
@@ -71,24 +79,39 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.bad_evaluations = 0
         self.eval_seconds = 0.0
-        if cfg.eval_before:
+        rank, processes = world()
+        parallel_loss = DataParallelLoss(self.model, self.task) if processes > 1 else None
+        if processes > 1:
+            log.info("data parallel: rank %d of %d processes, each takes its share of every batch of %d", rank, processes, cfg.batch_size)
+        step, start_epoch, start_batch, trained_seconds = 0, 0, 0, 0.0
+        resumed = load_state(self.checkpoint_path) if cfg.resume and self.checkpoint_path else None
+        if resumed is not None:
+            step, start_epoch, start_batch, trained_seconds = self._restore(resumed, optimizer, scheduler, result)
+            first_epoch = self.task.epoch_batches(start_epoch) if start_epoch else first_epoch
+            log.info("resumed from %s: step %d, epoch %d, batch %d", self.checkpoint_path, step, start_epoch + 1, start_batch)
+        elif cfg.eval_before:
             self._evaluate(result, step=0, epoch=0.0)
+        self.last_checkpoint = time.perf_counter()
 
-        step = 0
-        started = time.perf_counter()
-        for epoch in range(cfg.epochs):
-            batches = first_epoch if epoch == 0 else self.task.epoch_batches(epoch)
+        started = time.perf_counter() - trained_seconds
+        rate = 0.0
+        for epoch in range(start_epoch, cfg.epochs):
+            batches = first_epoch if epoch == start_epoch else self.task.epoch_batches(epoch)
+            skip = start_batch if epoch == start_epoch else 0
             self.model.train()
-            bar = tqdm(total=len(batches), desc=f"{self.stage}epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+            bar = tqdm(total=len(batches), initial=skip, desc=f"{self.stage}epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress or rank > 0, leave=False)
             epoch_started, epoch_examples, running_loss = time.perf_counter(), 0, None
             for i, batch in enumerate(batches):
+                if i < skip:
+                    continue
                 batch = batch.to(self.device)
                 with autocast(self.device, cfg.bf16):
-                    loss = self.task.loss(self.model, batch)
+                    loss = parallel_loss(batch) if parallel_loss else self.task.loss(self.model, batch)
                 (loss / cfg.grad_accum).backward()
                 bar.update(1)
                 epoch_examples += len(batch)
-                running_loss = loss.item() if running_loss is None else 0.9 * running_loss + 0.1 * loss.item()
+                loss_value = parallel_loss.global_value(loss) if parallel_loss else loss.item()
+                running_loss = loss_value if running_loss is None else 0.9 * running_loss + 0.1 * loss_value
                 if (i + 1) % cfg.grad_accum and i + 1 != len(batches):
                     continue
                 if cfg.max_grad_norm:
@@ -99,17 +122,21 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 rate = epoch_examples / max(time.perf_counter() - epoch_started, 1e-9)
-                self.metrics.write(f"{self.stage}train", step, epoch=epoch + (i + 1) / len(batches), loss=loss.item(), lr=max(lrs))
+                self.metrics.write(f"{self.stage}train", step, epoch=epoch + (i + 1) / len(batches), loss=loss_value, lr=max(lrs))
                 bar.set_postfix(loss=f"{running_loss:.4f}", lr=f"{max(lrs):.2e}", ex_s=f"{rate:.0f}")
                 if cfg.eval_every and step % cfg.eval_every == 0 and self._evaluate(result, step, epoch + (i + 1) / len(batches)):
                     break
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and i + 1 < len(batches):
+                    self._checkpoint(optimizer, scheduler, result, step, epoch, i + 1, time.perf_counter() - started)
             bar.close()
             result.examples_seen += epoch_examples
             log.info("epoch %d/%d: loss %.4f, %.0f examples/s", epoch + 1, cfg.epochs, running_loss or float("nan"), rate)
-            if self.bad_evaluations_exhausted():
+            if self.bad_evaluations_exhausted() or result.stopped_early:
                 break
             if not cfg.eval_every and self._evaluate(result, step, float(epoch + 1)):
                 break
+            if epoch + 1 < cfg.epochs:
+                self._checkpoint(optimizer, scheduler, result, step, epoch + 1, 0, time.perf_counter() - started, force=not cfg.checkpoint_interval_s)
         if cfg.eval_every and step % cfg.eval_every and not result.stopped_early:
             self._evaluate(result, step, float(cfg.epochs))  # the last steps were never evaluated
         result.train_seconds = time.perf_counter() - started - self.eval_seconds
@@ -118,6 +145,37 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
         return result
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.checkpoint_dir / f"{self.stage}trainer.pt" if self.checkpoint_dir else None
+
+    def _checkpoint(
+        self, optimizer: torch.optim.Optimizer, scheduler: Any, result: FitResult, step: int, epoch: int, batch: int, seconds: float,
+        force: bool = False,
+    ) -> None:
+        """Save everything a resumed run needs, at an optimizer-step boundary (no pending gradients)."""
+        path = self.checkpoint_path
+        if path is None or not is_main() or not (force or self.config.checkpoint_every or time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_interval_s):
+            return
+        save_state(path, {
+            "model": self.model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "step": step, "epoch": epoch, "batch": batch, "seconds": seconds, "result": asdict(result),
+            "best_state": self.best_state, "bad_evaluations": self.bad_evaluations, "eval_seconds": self.eval_seconds,
+            "metrics_lines": self.metrics.lines,
+        })
+        self.last_checkpoint = time.perf_counter()
+
+    def _restore(self, state: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any, result: FitResult) -> tuple[int, int, int, float]:
+        self.model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        for key, value in state["result"].items():
+            setattr(result, key, value)
+        self.best_state, self.bad_evaluations, self.eval_seconds = state["best_state"], state["bad_evaluations"], state["eval_seconds"]
+        self.metrics.truncate(state["metrics_lines"])
+        restore_rng(state["rng"])
+        return state["step"], state["epoch"], state["batch"], state["seconds"]
 
     def bad_evaluations_exhausted(self) -> bool:
         return self.config.patience is not None and self.bad_evaluations >= self.config.patience
@@ -133,6 +191,8 @@ class Trainer:
         self.metrics.write(f"{self.stage}dev", step, epoch=epoch, seconds=seconds, **metrics)
         result.evaluations.append({"step": step, "epoch": epoch, **metrics})
         value = metrics[self.config.metric]
+        if self.on_evaluate is not None and step > 0:
+            self.on_evaluate(step, metrics)
         log.info("dev at step %d (epoch %.2f): %s", step, epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         improved = result.best_metric is None or (value > result.best_metric if self.higher_is_better else value < result.best_metric)
         if improved:
