@@ -212,6 +212,12 @@ class RunConfig(Section):
             raise ValueError(f"task names must be unique: {names}")
         return tasks
 
+    @model_validator(mode="after")
+    def _tasks_need_multitask(self) -> RunConfig:
+        if self.tasks and self.task != "multitask":
+            raise ValueError("a tasks: list is read by task: multitask; set task: multitask (or remove tasks:)")
+        return self
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(json.loads(self.model_dump_json()), sort_keys=False)
 
@@ -327,7 +333,7 @@ def build_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'][:1].lower()}{err['msg'][1:]}"
+            f"{'.'.join(str(p) for p in err['loc']) or 'the config'}: {err['msg'].removeprefix('Value error, ')[:1].lower()}{err['msg'].removeprefix('Value error, ')[1:]}"
             + (" (unknown field)" if err["type"] == "extra_forbidden" else "")
             for err in e.errors()
         )
