@@ -1,7 +1,8 @@
 """Resumable experiment runs: each finished run appends rows to experiments/results.csv.
 
 A run is identified by (experiment, recipe, checkpoint, seed); one already in results.csv is
-skipped, so a sweep interrupted anywhere continues where it stopped when started again.
+skipped, so a sweep interrupted anywhere continues where it stopped when started again. A run
+killed part-way resumes from its last epoch checkpoint (train.resume) instead of starting over.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     """Train one run and return its result rows (dev and test metrics, accuracy before training)."""
     out = HERE / "runs" / run.experiment / run.recipe / f"seed{run.seed}"
     overrides = [
-        "--output_dir", str(out), "--train.seed", str(run.seed), "--train.progress", "false",
+        "--output_dir", str(out), "--train.seed", str(run.seed), "--train.progress", "false", "--train.resume", "true",
         "--model.checkpoint", run.checkpoint, *run.overrides,
     ]
     config = load_config(run.config, overrides)
