@@ -79,6 +79,13 @@ def render() -> Path:
         "encoder (dev / test %): linear lr 1e-2 87.46 / 88.16, linear lr 1e-3 87.90 / 88.33, MLP lr 3e-4 87.75 / 87.86, MLP dropout 0.3",
         "87.80 / 88.00. None beats the table's probe on dev (88.05), so the table keeps it; the test spread (87.3-88.3) is selection noise.",
         "all-MiniLM-L6-v2 is already a trained sentence encoder, which is why SimCSE's probe is far above the seed's BERT-base (61.83).",
+        "",
+        "t-SNE of the first 10 test intents: the checkpoint (its mean-pooled sentence embedding), after SimCSE, after SupCon ([CLS]),",
+        "with silhouette and 5-NN accuracy (numbers in the .json beside it). SupCon pulls each intent into a tight cluster",
+        "(silhouette 0.09 -> 0.41, 5-NN 0.877 -> 0.930); SimCSE's dropout views loosen them slightly (0.037, 0.857).",
+        "`minbert plot-embeddings all-MiniLM-L6-v2 experiments/runs/massive_simcse/simcse_probe/seed1 experiments/runs/massive_supcon/supcon_probe/seed1 --data .../test.jsonl --format massive`",
+        "",
+        "![t-SNE before and after contrastive training](figures/massive_contrastive_tsne.png)",
     ]
     lines += ["", "## Seed 001: few-shot (top 3 of 10 sampling seeds by dev; test accuracy mean ± sd)", "", "| N | CE | CE + SCL | seeds run |", "|---|---|---|---|"]
     fewshot = [r for r in rows if r["experiment"] == "massive_fewshot"]
