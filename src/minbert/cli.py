@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train a model from a config file (+ --section.field overrides)",
-        description="Fine-tune a classifier: reads data, trains, keeps the best dev checkpoint, evaluates, "
-        "writes model/, metrics.jsonl, report.md and plots into output_dir.",
+        description="Fine-tune a classifier (task: classification) or a multitask / sentence-pair model (task: multitask): "
+        "reads data, trains, keeps the best dev checkpoint, evaluates, writes model/, metrics.jsonl, report.md and plots into output_dir.",
         epilog=TRAIN_EPILOG.format(fields=describe_fields()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
