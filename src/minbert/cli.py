@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from minbert import __version__
 from minbert.config import describe_fields, load_config
@@ -241,9 +241,17 @@ def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     if isinstance(model, MultitaskModel):
         return predict_multitask(model, texts, args)
     for text, prediction in zip(texts, model.predict(texts, batch_size=args.batch_size), strict=True):
-        top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[: args.top_k]
-        print(json.dumps({"text": text, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
+        print_prediction({"text": text}, prediction, args.top_k)
     return 0
+
+
+def print_prediction(shown: dict, prediction: Any, top_k: int) -> None:
+    """One JSON line: the input, then a score (regression) or the label, its probability and the top k."""
+    if isinstance(prediction, float):
+        print(json.dumps({**shown, "score": round(prediction, 6)}))
+        return
+    top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[:top_k]
+    print(json.dumps({**shown, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
 
 
 def predict_multitask(model: MultitaskModel, lines: list[str], args: argparse.Namespace) -> int:
@@ -258,12 +266,7 @@ def predict_multitask(model: MultitaskModel, lines: list[str], args: argparse.Na
                 raise MinbertError(f"input {i}: task {task!r} reads sentence pairs; give 'sentence one<TAB>sentence two'")
             inputs.append((first, second))
     for item, prediction in zip(inputs, model.predict(inputs, task=task, batch_size=args.batch_size), strict=True):
-        shown = {"text": item[0], "text_pair": item[1]} if spec.pair else {"text": item}
-        if isinstance(prediction, float):
-            print(json.dumps({**shown, "score": round(prediction, 6)}))
-        else:
-            top = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])[: args.top_k]
-            print(json.dumps({**shown, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
+        print_prediction({"text": item[0], "text_pair": item[1]} if spec.pair else {"text": item}, prediction, args.top_k)
     return 0
 
 

@@ -19,7 +19,7 @@ from minbert.evaluate.plots import plot_learning_curves, plot_lr_schedule
 from minbert.evaluate.report import markdown_table
 from minbert.model.encoder import count_parameters
 from minbert.model.multitask_model import HeadSpec, MultitaskModel
-from minbert.tasks.head_task import HeadTask, model_inputs, score, targets_of
+from minbert.tasks.head_task import HeadTask, score_examples
 from minbert.tasks.multitask import MultitaskTask, overall_score
 from minbert.train.distributed import is_main
 from minbert.train.metrics_log import MetricsLog, read_metrics
@@ -121,7 +121,7 @@ def train_multitask(config: RunConfig, output_dir: Path, on_evaluate: Callable[[
             for spec in specs:
                 examples = data[spec.name][split_index]
                 if examples:
-                    per_task[spec.name] = score(spec, model, model_inputs(spec, examples), targets_of(spec, examples, LabelVocab(spec.labels) if spec.labels else None), cfg.eval_batch_size)
+                    per_task[spec.name] = score_examples(spec, model, examples, cfg.eval_batch_size)
             if per_task:
                 results[split] = {f"{name}_{k}": v for name, m in per_task.items() for k, v in m.items()}
                 results[split]["overall"] = overall_score(per_task)

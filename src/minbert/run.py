@@ -38,7 +38,7 @@ from minbert.model.task_model import SequenceClassifier, load
 from minbert.runtime import resolve_device, seed_everything, set_threads
 from minbert.tasks.classification import ClassificationTask, Evaluation, evaluate_examples
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
-from minbert.tasks.head_task import model_inputs, score, targets_of
+from minbert.tasks.head_task import score_examples
 from minbert.train.distributed import is_main
 from minbert.train.metrics_log import MetricsLog, read_metrics
 from minbert.train.optim import apply_freezing
@@ -121,9 +121,14 @@ def contrastive_stage(
     log.info("contrastive stage done in %.0f s (%.0f examples/s)", fit.train_seconds, fit.examples_per_second)
 
 
+def has_checkpoint(checkpoints: Path) -> bool:
+    """A trainer state of any stage (trainer.pt, contrastive_trainer.pt) to resume from."""
+    return any(checkpoints.glob("*trainer.pt"))
+
+
 def resuming(cfg: TrainConfig, checkpoints: Path) -> bool:
     """A resumed run keeps its metrics.jsonl and train.log; without a checkpoint, --resume starts over."""
-    found = cfg.resume and any(checkpoints.glob("*trainer.pt"))
+    found = cfg.resume and has_checkpoint(checkpoints)
     if cfg.resume and not found:
         log.warning("train.resume: no checkpoint in %s; starting the run from the beginning", checkpoints)
     return bool(found)
@@ -156,7 +161,7 @@ def train(config: RunConfig, on_evaluate: Callable[[int, dict[str, float]], None
     output_dir.mkdir(parents=True, exist_ok=True)
     if not is_main():  # other ranks of a multi-process run: warnings only, no train.log of their own
         logging.getLogger("minbert").setLevel(logging.WARNING)
-    handler = _log_to_file(output_dir, append=config.train.resume and any((output_dir / CHECKPOINT_DIR).glob("*trainer.pt")))
+    handler = _log_to_file(output_dir, append=config.train.resume and has_checkpoint(output_dir / CHECKPOINT_DIR))
     try:
         if config.task == "multitask":
             from minbert.multitask_run import train_multitask
@@ -326,8 +331,7 @@ def evaluate(
     examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
     if isinstance(model, MultitaskModel):
         spec = model.spec(task or model.default_task())
-        labels = LabelVocab(spec.labels) if spec.labels else None
-        return {**score(spec, model, model_inputs(spec, examples), targets_of(spec, examples, labels), batch_size), "examples": len(examples)}
+        return {**score_examples(spec, model, examples, batch_size), "examples": len(examples)}
     if task is not None:
         raise MinbertError(f"{model_dir}: --task is for multitask models; this one has a single task")
     if isinstance(model, SentenceEncoder):

@@ -133,3 +133,9 @@ def score(spec: HeadSpec, model: MultitaskModel, inputs: list, targets: torch.Te
         return {**regression_metrics(spec.from_unit(targets).tolist(), predicted.tolist()), "loss": loss}
     predicted_ids = (raw > 0).long() if spec.loss == "bce" else raw.argmax(-1)
     return {**classification_metrics(targets.long().tolist(), predicted_ids.tolist()), "loss": loss}
+
+
+def score_examples(spec: HeadSpec, model: MultitaskModel, examples: Sequence[Example], batch_size: int = 128) -> dict[str, float]:
+    """`score` on labelled examples (a split read from a file)."""
+    labels = LabelVocab(spec.labels) if spec.kind == "classification" else None
+    return score(spec, model, model_inputs(spec, examples), targets_of(spec, examples, labels), batch_size)

@@ -136,7 +136,7 @@ class Trainer:
             if not cfg.eval_every and self._evaluate(result, step, float(epoch + 1)):
                 break
             if epoch + 1 < cfg.epochs:
-                self._checkpoint(optimizer, scheduler, result, step, epoch + 1, 0, time.perf_counter() - started, force=not cfg.checkpoint_interval_s)
+                self._checkpoint(optimizer, scheduler, result, step, epoch + 1, 0, time.perf_counter() - started)
         if cfg.eval_every and step % cfg.eval_every and not result.stopped_early:
             self._evaluate(result, step, float(cfg.epochs))  # the last steps were never evaluated
         result.train_seconds = time.perf_counter() - started - self.eval_seconds
@@ -151,12 +151,11 @@ class Trainer:
         return self.checkpoint_dir / f"{self.stage}trainer.pt" if self.checkpoint_dir else None
 
     def _checkpoint(
-        self, optimizer: torch.optim.Optimizer, scheduler: Any, result: FitResult, step: int, epoch: int, batch: int, seconds: float,
-        force: bool = False,
+        self, optimizer: torch.optim.Optimizer, scheduler: Any, result: FitResult, step: int, epoch: int, batch: int, seconds: float
     ) -> None:
         """Save everything a resumed run needs, at an optimizer-step boundary (no pending gradients)."""
         path = self.checkpoint_path
-        if path is None or not is_main() or not (force or self.config.checkpoint_every or time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_interval_s):
+        if path is None or not is_main() or not (self.config.checkpoint_every or time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_interval_s):
             return
         save_state(path, {
             "model": self.model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
