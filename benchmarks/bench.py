@@ -10,8 +10,11 @@ AutoModelForSequenceClassification builds it). Prints a table and writes benchma
 1. training: examples/s over one epoch, peak RSS, dev accuracy after that epoch
    minbert (length buckets, dynamic padding, fused AdamW; fp32 and bf16) vs transformers
    AutoModelForSequenceClassification with a plain torch AdamW loop (shuffled, padded per batch)
-2. inference: sentences/s at batch 64 and p50/p99 latency at batch 1
-   minbert encode vs transformers BertModel (+ mean pooling) vs sentence-transformers encode
+2. inference: sentences/s over all dev sentences at batch 64, and p50/p99 latency at batch 1
+   minbert encode (length-sorted batches; and without, in input order) and its bf16 / ONNX / int8 ONNX
+   paths vs transformers BertModel (+ mean pooling) in the plain loop (slices of 64 in input order,
+   each padded to its longest), the same loop after sorting by length (what minbert's bucketing buys
+   transformers), and sentence-transformers encode (which sorts by length itself)
 3. the machine's limit: encoder FLOPs per token x tokens/s against measured GEMM GFLOP/s
 """
 
@@ -31,6 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("MINBERT_DATA", HERE.parent.parent / "shared" / "data")) / "massive_en_us"
 MAX_LENGTH, BATCH, LR, SEED = 64, 32, 1e-4, 0
+INFER_BATCH = 64
 
 
 def load_split(name: str, limit: int | None) -> tuple[list[str], list[str]]:
@@ -110,22 +114,43 @@ def train_transformers(args: argparse.Namespace) -> dict:
     return {"examples_per_s": len(texts) / seconds, "seconds": seconds, "dev_accuracy": correct / len(dev_texts)}
 
 
-def latency_and_throughput(encode_batch, texts: list[str], single: list[str], args: argparse.Namespace) -> dict:
-    encode_batch(texts[:64])  # warm-up
-    started = time.perf_counter()
-    for start in range(0, len(texts), 64):
-        encode_batch(texts[start : start + 64])
-    throughput = len(texts) / (time.perf_counter() - started)
+def latency_and_throughput(encode_all, encode_one, texts: list[str], single: list[str], repeats: int) -> dict:
+    """Sentences/s for `encode_all(texts)` (each contender's own way of running a list at batch 64; the
+    median of `repeats` passes, as one pass over dev takes only seconds), then batch-1 latency percentiles."""
+    encode_all(texts[:64])  # warm-up
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        encode_all(texts)
+        rates.append(len(texts) / (time.perf_counter() - started))
+    throughput = statistics.median(rates)
     times = []
     for text in single:
         t0 = time.perf_counter()
-        encode_batch([text])
+        encode_one([text])
         times.append(1000 * (time.perf_counter() - t0))
     times.sort()
     return {"sentences_per_s": throughput, "p50_ms": statistics.median(times), "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))]}
 
 
-def infer_minbert(args: argparse.Namespace, bf16: bool) -> dict:
+def in_input_order(encode_batch):
+    """The plain loop: consecutive slices of 64 in the order given, each padded to its longest text."""
+    return lambda texts: [encode_batch(texts[start : start + INFER_BATCH]) for start in range(0, len(texts), INFER_BATCH)]
+
+
+def length_sorted(encode_batch):
+    """Slices of 64 after sorting by length, so each batch pads to about its own length (minbert's bucketing)."""
+
+    def run(texts: list[str]) -> list:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return [encode_batch([texts[i] for i in order[start : start + INFER_BATCH]]) for start in range(0, len(texts), INFER_BATCH)]
+
+    return run
+
+
+def infer_minbert(args: argparse.Namespace, bf16: bool, bucketed: bool = True, compiled: bool = False) -> dict:
+    """minbert's encode; `compiled` wraps the encoder in torch.compile(dynamic=True) and warms it up on
+    every length first (the compile time is reported, not counted in the throughput)."""
     import torch
 
     from minbert.model.sentence_encoder import SentenceEncoder, embed_texts
@@ -134,15 +159,22 @@ def infer_minbert(args: argparse.Namespace, bf16: bool) -> dict:
     model = SentenceEncoder.from_pretrained(None)
     model.tokenizer.max_length = MAX_LENGTH
     model.tokenizer.backend.enable_truncation(MAX_LENGTH)
+    encoder = torch.compile(model.encoder, dynamic=True) if compiled else model.encoder
 
     def encode(batch: list[str]) -> torch.Tensor:
-        return embed_texts(model.encoder, model.tokenizer, model.pooling, batch, 64, bf16)
+        return embed_texts(encoder, model.tokenizer, model.pooling, batch, INFER_BATCH, bf16)
 
-    result = latency_and_throughput(encode, texts, texts[: args.latency_examples], args)
+    started = time.perf_counter()
+    if compiled:  # every batch-64 length, then batch 1 (torch.compile specialises size-1 dimensions)
+        encode(texts)
+        for text in texts[:2]:
+            encode([text])
+    compile_s = time.perf_counter() - started
+    result = latency_and_throughput(encode if bucketed else in_input_order(encode), encode, texts, texts[: args.latency_examples], args.repeats)
     tokens = sum(len(ids) for ids in model.tokenizer.ids(texts))
     result["tokens_per_s"] = result["sentences_per_s"] * tokens / len(texts)
     result["flops_per_token"] = model.encoder.flops_per_token(round(tokens / len(texts)))
-    return result
+    return {**result, "compile_s": compile_s} if compiled else result
 
 
 def infer_minbert_onnx(args: argparse.Namespace, backend: str) -> dict:
@@ -157,10 +189,11 @@ def infer_minbert_onnx(args: argparse.Namespace, backend: str) -> dict:
         SequenceClassifier.from_checkpoint(None, sorted(set(labels)), max_length=MAX_LENGTH).save(Path(tmp) / "model")
         export_onnx(Path(tmp) / "model", int8=backend == "onnx-int8")
         model = OnnxClassifier(Path(tmp) / "model", backend, threads=args.threads)
-        return latency_and_throughput(lambda batch: model.logits(batch, 64), texts, texts[: args.latency_examples], args)
+        encode = lambda batch: model.logits(batch, INFER_BATCH)  # noqa: E731
+        return latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
 
 
-def infer_transformers(args: argparse.Namespace) -> dict:
+def infer_transformers(args: argparse.Namespace, sort_by_length: bool = False) -> dict:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -177,7 +210,8 @@ def infer_transformers(args: argparse.Namespace) -> dict:
         mask = inputs["attention_mask"].unsqueeze(-1).float()
         return (hidden * mask).sum(1) / mask.sum(1)
 
-    return latency_and_throughput(encode, texts, texts[: args.latency_examples], args)
+    run_all = length_sorted(encode) if sort_by_length else in_input_order(encode)
+    return latency_and_throughput(run_all, encode, texts, texts[: args.latency_examples], args.repeats)
 
 
 def infer_sentence_transformers(args: argparse.Namespace) -> dict:
@@ -188,7 +222,8 @@ def infer_sentence_transformers(args: argparse.Namespace) -> dict:
     texts, _ = load_split("validation", args.infer_examples)
     model = SentenceTransformer(str(resolve_checkpoint(None)), device="cpu")
     model.max_seq_length = MAX_LENGTH
-    return latency_and_throughput(lambda batch: model.encode(batch, batch_size=64), texts, texts[: args.latency_examples], args)
+    encode = lambda batch: model.encode(batch, batch_size=INFER_BATCH)  # noqa: E731
+    return latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
 
 
 def gemm_gflops(args: argparse.Namespace) -> dict:
@@ -209,11 +244,14 @@ WORKERS = {
     "train/minbert": lambda a: train_minbert(a, bf16=False),
     "train/minbert-bf16": lambda a: train_minbert(a, bf16=True),
     "train/transformers": train_transformers,
+    "infer/minbert-unbucketed": lambda a: infer_minbert(a, bf16=False, bucketed=False),
     "infer/minbert": lambda a: infer_minbert(a, bf16=False),
     "infer/minbert-bf16": lambda a: infer_minbert(a, bf16=True),
+    "infer/minbert-compiled": lambda a: infer_minbert(a, bf16=False, compiled=True),
     "infer/minbert-onnx": lambda a: infer_minbert_onnx(a, "onnx"),
     "infer/minbert-onnx-int8": lambda a: infer_minbert_onnx(a, "onnx-int8"),
     "infer/transformers": infer_transformers,
+    "infer/transformers-sorted": lambda a: infer_transformers(a, sort_by_length=True),
     "infer/sentence-transformers": infer_sentence_transformers,
     "gemm": gemm_gflops,
 }
@@ -223,7 +261,7 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
     """Run one contender in a fresh process; its stdout's last line is its JSON result."""
     command = [sys.executable, __file__, "--worker", name, "--threads", str(args.threads),
                "--train-examples", str(args.train_examples or 0), "--dev-examples", str(args.dev_examples or 0),
-               "--infer-examples", str(args.infer_examples or 0), "--latency-examples", str(args.latency_examples)]
+               "--infer-examples", str(args.infer_examples or 0), "--latency-examples", str(args.latency_examples), "--repeats", str(args.repeats)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     if done.returncode:
         raise SystemExit(f"benchmark worker {name} failed:\n{done.stderr[-3000:]}")
@@ -241,13 +279,14 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=0, help="training examples (0 = all 11,514)")
     parser.add_argument("--dev-examples", type=int, default=0, help="dev examples (0 = all 2,033)")
     parser.add_argument("--infer-examples", type=int, default=0, help="sentences for throughput (0 = all dev)")
+    parser.add_argument("--repeats", type=int, default=5, help="passes over the inference sentences; the median is reported")
     parser.add_argument("--latency-examples", type=int, default=300, help="sentences for batch-1 latency")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--only", nargs="*", default=[], help="run only the contenders whose name starts with one of these (e.g. infer)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:
-        args.train_examples, args.dev_examples, args.infer_examples, args.latency_examples = 128, 64, 128, 10
+        args.train_examples, args.dev_examples, args.infer_examples, args.latency_examples, args.repeats = 128, 64, 128, 10, 1
     if args.worker:
         import torch
 
@@ -269,18 +308,19 @@ def main() -> None:
         f"MASSIVE en-US, all-MiniLM-L6-v2, {args.threads} threads, max_length {MAX_LENGTH}, train batch {BATCH}"
         + (" (SMOKE: tiny sizes, numbers not meaningful)" if args.smoke else ""),
         "",
-        "training (1 epoch)        examples/s   vs HF   peak RSS MB   dev acc",
+        "training (1 epoch)            examples/s   vs HF   peak RSS MB   dev acc",
     ]
     train_hf = results.get("train/transformers")
     for name in [n for n in ("train/transformers", "train/minbert", "train/minbert-bf16") if n in results and train_hf]:
         r = results[name]
-        lines.append(f"  {name:<23} {r['examples_per_s']:>10.1f} {ratio(r['examples_per_s'], train_hf['examples_per_s']):>7} {r['peak_rss_mb']:>13.0f} {r['dev_accuracy']:>9.4f}")
-    lines += ["", "inference                 sent/s @64   vs HF   p50 ms @1   p99 ms @1"]
+        lines.append(f"  {name:<27} {r['examples_per_s']:>10.1f} {ratio(r['examples_per_s'], train_hf['examples_per_s']):>7} {r['peak_rss_mb']:>13.0f} {r['dev_accuracy']:>9.4f}")
+    lines += ["", "inference                     sent/s @64   vs HF   p50 ms @1   p99 ms @1"]
     infer_hf = results.get("infer/transformers")
-    names = ("infer/transformers", "infer/sentence-transformers", "infer/minbert", "infer/minbert-bf16", "infer/minbert-onnx", "infer/minbert-onnx-int8")
+    names = ("infer/transformers", "infer/transformers-sorted", "infer/sentence-transformers", "infer/minbert-unbucketed", "infer/minbert", "infer/minbert-bf16", "infer/minbert-compiled", "infer/minbert-onnx", "infer/minbert-onnx-int8")
     for name in [n for n in names if n in results and infer_hf]:
         r = results[name]
-        lines.append(f"  {name:<23} {r['sentences_per_s']:>10.1f} {ratio(r['sentences_per_s'], infer_hf['sentences_per_s']):>7} {r['p50_ms']:>11.2f} {r['p99_ms']:>11.2f}")
+        lines.append(f"  {name:<27} {r['sentences_per_s']:>10.1f} {ratio(r['sentences_per_s'], infer_hf['sentences_per_s']):>7} {r['p50_ms']:>11.2f} {r['p99_ms']:>11.2f}"
+                     + (f"   (+{r['compile_s']:.0f} s compiling)" if "compile_s" in r else ""))
     gemm, ours = results.get("gemm"), results.get("infer/minbert")
     if gemm and ours:
         achieved = ours["flops_per_token"] * ours["tokens_per_s"] / 1e9
