@@ -226,6 +226,21 @@ def infer_sentence_transformers(args: argparse.Namespace) -> dict:
     return latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
 
 
+def padding_overhead(args: argparse.Namespace) -> dict:
+    """Padded tokens / real tokens over dev at batch 64: the most that packing (unpadded attention) could save."""
+    from minbert.data.batching import sorted_batches
+    from minbert.model.tokenizer import Tokenizer
+
+    texts, _ = load_split("validation", args.infer_examples)
+    lengths = [len(ids) for ids in Tokenizer.from_pretrained(None, max_length=MAX_LENGTH).ids(texts)]
+
+    def padded(batches: list[list[int]]) -> float:
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches) / sum(lengths)
+
+    in_order = [list(range(start, min(start + INFER_BATCH, len(texts)))) for start in range(0, len(texts), INFER_BATCH)]
+    return {"input_order": padded(in_order), "length_sorted": padded([list(b) for b in sorted_batches(lengths, INFER_BATCH)])}
+
+
 def gemm_gflops(args: argparse.Namespace) -> dict:
     import torch
 
@@ -254,6 +269,7 @@ WORKERS = {
     "infer/transformers-sorted": lambda a: infer_transformers(a, sort_by_length=True),
     "infer/sentence-transformers": infer_sentence_transformers,
     "gemm": gemm_gflops,
+    "padding": padding_overhead,
 }
 
 
@@ -330,6 +346,12 @@ def main() -> None:
             f"{ours['flops_per_token'] / 1e6:.1f} MFLOP/token x {ours['tokens_per_s']:.0f} tokens/s = {achieved:.0f} GFLOP/s "
             f"({100 * achieved / gemm['fp32']:.0f}% of fp32 GEMM)",
         ]
+    pad = results.get("padding")
+    if pad:
+        lines.append(
+            f"padding at batch {INFER_BATCH}: input-order batches carry {pad['input_order']:.2f}x the real tokens, length-sorted "
+            f"{pad['length_sorted']:.2f}x, so packing / unpadded attention could save at most {100 * (1 - 1 / pad['length_sorted']):.0f}% more"
+        )
     print("\n".join(lines))
     args.out.with_suffix(".txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     args.out.write_text(json.dumps({"smoke": args.smoke, "threads": args.threads, "results": results}, indent=2) + "\n", encoding="utf-8")

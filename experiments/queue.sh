@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# All experiment tables in a sensible order (each run is skipped when already in results.csv):
-# seed 1 of the MASSIVE recipes, the seed-003 table, the contrastive recipes, the remaining MASSIVE
-# seeds, then few-shot and noise.
+# All experiment tables in a sensible order; each run already in results.csv is skipped and an
+# interrupted run resumes from its last checkpoint, so this can be stopped and restarted at will.
+# One thread per run: start two copies of independent lines on a 2-core machine, e.g.
+#   OMP_NUM_THREADS=1 bash experiments/queue.sh classification &
+#   OMP_NUM_THREADS=1 bash experiments/queue.sh pairs &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-$PY experiments/massive_table.py --seeds 1 --recipes best baseline llrd
-$PY experiments/seed003_table.py
-$PY experiments/massive_table.py --seeds 1
-$PY experiments/massive_contrastive.py --recipes supcon_probe simcse_probe ce_scl
-$PY experiments/massive_table.py
-$PY experiments/massive_contrastive.py
+case "${1:-all}" in
+  classification)
+    $PY experiments/massive_table.py
+    $PY experiments/seed003_table.py
+    $PY experiments/massive_contrastive.py ;;
+  pairs)
+    $PY experiments/uci_table.py
+    $PY experiments/multitask_table.py ;;
+  all)
+    "$0" pairs
+    "$0" classification ;;
+  *) echo "usage: $0 [classification|pairs|all]" >&2; exit 2 ;;
+esac

@@ -22,7 +22,10 @@ def test_benchmark_smoke(tmp_path, data_dir):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     print(done.stdout)
-    for row in ("train/transformers", "train/minbert", "infer/sentence-transformers", "infer/minbert-bf16", "machine limit"):
+    rows = ("train/transformers", "train/minbert", "infer/transformers-sorted", "infer/sentence-transformers", "infer/minbert-unbucketed",
+            "infer/minbert-bf16", "infer/minbert-compiled", "infer/minbert-onnx-int8", "machine limit", "padding at batch 64")
+    for row in rows:
         assert row in done.stdout
     results = json.loads(out.read_text())["results"]
+    assert 1.0 <= results["padding"]["length_sorted"] <= results["padding"]["input_order"]
     assert results["train/minbert"]["examples_per_s"] > 0 and 0 <= results["train/minbert"]["dev_accuracy"] <= 1
