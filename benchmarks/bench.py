@@ -9,7 +9,8 @@ AutoModelForSequenceClassification builds it). Prints a table and writes benchma
 
 1. training: examples/s over one epoch, peak RSS, dev accuracy after that epoch
    minbert (length buckets, dynamic padding, fused AdamW; fp32 and bf16) vs transformers
-   AutoModelForSequenceClassification with a plain torch AdamW loop (shuffled, padded per batch)
+   AutoModelForSequenceClassification with a plain torch AdamW loop (shuffled, padded per batch);
+   and a frozen-encoder probe: seconds per epoch on cached sentence vectors vs re-encoding every epoch
 2. inference: sentences/s over all dev sentences at batch 64, and p50/p99 latency at batch 1
    minbert encode (length-sorted batches; and without, in input order) and its bf16 / ONNX / int8 ONNX
    paths vs transformers BertModel (+ mean pooling) in the plain loop (slices of 64 in input order,
@@ -35,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("MINBERT_DATA", HERE.parent.parent / "shared" / "data")) / "massive_en_us"
 MAX_LENGTH, BATCH, LR, SEED = 64, 32, 1e-4, 0
 INFER_BATCH = 64
+PROBE_EPOCHS = 10
 
 
 def load_split(name: str, limit: int | None) -> tuple[list[str], list[str]]:
@@ -75,6 +77,40 @@ def train_minbert(args: argparse.Namespace, bf16: bool) -> dict:
         log.close()
     accuracy = evaluate_examples(model, dev, vocab, 128).metrics["accuracy"]
     return {"examples_per_s": fit.examples_per_second, "seconds": fit.train_seconds, "dev_accuracy": accuracy}
+
+
+def train_probe(args: argparse.Namespace, cached: bool) -> dict:
+    """A frozen-encoder probe ([CLS] -> 512 -> intents) trained with the sentence vectors cached once
+    (epochs then train the head only) or re-encoded by the frozen encoder in every epoch."""
+    import tempfile
+    import time as clock
+
+    import torch
+
+    from minbert.config import TrainConfig
+    from minbert.data.labels import LabelVocab
+    from minbert.data.readers import Example
+    from minbert.model.task_model import SequenceClassifier
+    from minbert.tasks.classification import ClassificationTask
+    from minbert.train.metrics_log import MetricsLog
+    from minbert.train.optim import apply_freezing
+    from minbert.train.trainer import Trainer
+
+    texts, labels = load_split("train", args.train_examples)
+    train = [Example(t, y, "train", i) for i, (t, y) in enumerate(zip(texts, labels, strict=True))]
+    vocab = LabelVocab(sorted(set(labels)))
+    model = SequenceClassifier.from_checkpoint(None, vocab.labels, pooling="cls", hidden_size=512, dropout=0.1, max_length=MAX_LENGTH)
+    apply_freezing(model, "encoder")
+    started = clock.perf_counter()
+    task = ClassificationTask(model, vocab, train, None, batch_size=BATCH, seed=SEED, cache_features=cached)
+    cache_s = clock.perf_counter() - started
+    epochs = PROBE_EPOCHS if cached else 1
+    config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=1e-3, schedule="constant", eval_before=False, progress=False, seed=SEED)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = MetricsLog(Path(tmp) / "metrics.jsonl")
+        fit = Trainer(model, task, config, log, torch.device("cpu")).fit()
+        log.close()
+    return {"epoch_s": fit.train_seconds / epochs, "cache_s": cache_s if cached else 0.0, "epochs": epochs}
 
 
 def train_transformers(args: argparse.Namespace) -> dict:
@@ -259,6 +295,8 @@ WORKERS = {
     "train/minbert": lambda a: train_minbert(a, bf16=False),
     "train/minbert-bf16": lambda a: train_minbert(a, bf16=True),
     "train/transformers": train_transformers,
+    "probe/cached": lambda a: train_probe(a, cached=True),
+    "probe/re-encoded": lambda a: train_probe(a, cached=False),
     "infer/minbert-unbucketed": lambda a: infer_minbert(a, bf16=False, bucketed=False),
     "infer/minbert": lambda a: infer_minbert(a, bf16=False),
     "infer/minbert-bf16": lambda a: infer_minbert(a, bf16=True),
@@ -330,6 +368,13 @@ def main() -> None:
     for name in [n for n in ("train/transformers", "train/minbert", "train/minbert-bf16") if n in results and train_hf]:
         r = results[name]
         lines.append(f"  {name:<27} {r['examples_per_s']:>10.1f} {ratio(r['examples_per_s'], train_hf['examples_per_s']):>7} {r['peak_rss_mb']:>13.0f} {r['dev_accuracy']:>9.4f}")
+    probe_cached, probe_encoded = results.get("probe/cached"), results.get("probe/re-encoded")
+    if probe_cached and probe_encoded:
+        lines += [
+            "",
+            f"frozen-encoder probe epoch: {probe_encoded['epoch_s']:.2f} s re-encoding every epoch, {probe_cached['epoch_s']:.3f} s on cached vectors "
+            f"({probe_encoded['epoch_s'] / probe_cached['epoch_s']:.0f}x; the cache is built once in {probe_cached['cache_s']:.1f} s)",
+        ]
     lines += ["", "inference                     sent/s @64   vs HF   p50 ms @1   p99 ms @1"]
     infer_hf = results.get("infer/transformers")
     names = ("infer/transformers", "infer/transformers-sorted", "infer/sentence-transformers", "infer/minbert-unbucketed", "infer/minbert", "infer/minbert-bf16", "infer/minbert-compiled", "infer/minbert-onnx", "infer/minbert-onnx-int8")
