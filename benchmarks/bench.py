@@ -83,7 +83,6 @@ def train_probe(args: argparse.Namespace, cached: bool) -> dict:
     """A frozen-encoder probe ([CLS] -> 512 -> intents) trained with the sentence vectors cached once
     (epochs then train the head only) or re-encoded by the frozen encoder in every epoch."""
     import tempfile
-    import time as clock
 
     import torch
 
@@ -101,9 +100,9 @@ def train_probe(args: argparse.Namespace, cached: bool) -> dict:
     vocab = LabelVocab(sorted(set(labels)))
     model = SequenceClassifier.from_checkpoint(None, vocab.labels, pooling="cls", hidden_size=512, dropout=0.1, max_length=MAX_LENGTH)
     apply_freezing(model, "encoder")
-    started = clock.perf_counter()
+    started = time.perf_counter()
     task = ClassificationTask(model, vocab, train, None, batch_size=BATCH, seed=SEED, cache_features=cached)
-    cache_s = clock.perf_counter() - started
+    cache_s = time.perf_counter() - started
     epochs = PROBE_EPOCHS if cached else 1
     config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=1e-3, schedule="constant", eval_before=False, progress=False, seed=SEED)
     with tempfile.TemporaryDirectory() as tmp:
