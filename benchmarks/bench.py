@@ -10,6 +10,7 @@ AutoModelForSequenceClassification builds it). Prints a table and writes benchma
 1. training: examples/s over one epoch, peak RSS, dev accuracy after that epoch
    minbert (length buckets, dynamic padding, fused AdamW; fp32 and bf16) vs transformers
    AutoModelForSequenceClassification with a plain torch AdamW loop (shuffled, padded per batch);
+   minbert again with transformers' classifier init (one-epoch accuracy depends on it);
    and a frozen-encoder probe: seconds per epoch on cached sentence vectors vs re-encoding every epoch
 2. inference: sentences/s over all dev sentences at batch 64, and p50/p99 latency at batch 1
    minbert encode (length-sorted batches; and without, in input order) and its bf16 / ONNX / int8 ONNX
@@ -52,8 +53,12 @@ def peak_rss_mb() -> float:
 
 # ---------------------------------------------------------------- workers (one per subprocess)
 
-def train_minbert(args: argparse.Namespace, bf16: bool) -> dict:
+def train_minbert(args: argparse.Namespace, bf16: bool, hf_init: bool = False) -> dict:
+    """minbert's trainer; `hf_init` re-initialises the classifier the way transformers does (normal
+    std 0.02, zero bias) instead of PyTorch's default, to compare one-epoch accuracy at equal init."""
     import tempfile
+
+    import torch
 
     from minbert.config import TrainConfig
     from minbert.data.labels import LabelVocab
@@ -69,11 +74,15 @@ def train_minbert(args: argparse.Namespace, bf16: bool) -> dict:
     dev = [Example(t, y, "dev", i) for i, (t, y) in enumerate(zip(dev_texts, dev_labels, strict=True))]
     vocab = LabelVocab(sorted(set(labels) | set(dev_labels)))
     model = SequenceClassifier.from_checkpoint(None, vocab.labels, pooling="pooler", hidden_size=0, dropout=0.1, max_length=MAX_LENGTH)
+    if hf_init:
+        classifier = model.head.layers[-1]
+        torch.nn.init.normal_(classifier.weight, std=0.02)
+        torch.nn.init.zeros_(classifier.bias)
     task = ClassificationTask(model, vocab, train, None, batch_size=BATCH, seed=SEED, bf16=bf16)
     config = TrainConfig(epochs=1, batch_size=BATCH, lr=LR, schedule="constant", eval_before=False, progress=False, bf16=bf16, seed=SEED)
     with tempfile.TemporaryDirectory() as tmp:
         log = MetricsLog(Path(tmp) / "metrics.jsonl")
-        fit = Trainer(model, task, config, log, __import__("torch").device("cpu")).fit()
+        fit = Trainer(model, task, config, log, torch.device("cpu")).fit()
         log.close()
     accuracy = evaluate_examples(model, dev, vocab, 128).metrics["accuracy"]
     return {"examples_per_s": fit.examples_per_second, "seconds": fit.train_seconds, "dev_accuracy": accuracy}
@@ -293,6 +302,7 @@ def gemm_gflops(args: argparse.Namespace) -> dict:
 WORKERS = {
     "train/minbert": lambda a: train_minbert(a, bf16=False),
     "train/minbert-bf16": lambda a: train_minbert(a, bf16=True),
+    "train/minbert-hf-init": lambda a: train_minbert(a, bf16=False, hf_init=True),
     "train/transformers": train_transformers,
     "probe/cached": lambda a: train_probe(a, cached=True),
     "probe/re-encoded": lambda a: train_probe(a, cached=False),
@@ -364,7 +374,7 @@ def main() -> None:
         "training (1 epoch)            examples/s   vs HF   peak RSS MB   dev acc",
     ]
     train_hf = results.get("train/transformers")
-    for name in [n for n in ("train/transformers", "train/minbert", "train/minbert-bf16") if n in results and train_hf]:
+    for name in [n for n in ("train/transformers", "train/minbert", "train/minbert-bf16", "train/minbert-hf-init") if n in results and train_hf]:
         r = results[name]
         lines.append(f"  {name:<27} {r['examples_per_s']:>10.1f} {ratio(r['examples_per_s'], train_hf['examples_per_s']):>7} {r['peak_rss_mb']:>13.0f} {r['dev_accuracy']:>9.4f}")
     probe_cached, probe_encoded = results.get("probe/cached"), results.get("probe/re-encoded")

@@ -3,14 +3,17 @@
 A run is identified by (experiment, recipe, checkpoint, seed); one already in results.csv is
 skipped, so a sweep interrupted anywhere continues where it stopped when started again. A run
 killed part-way resumes from its last epoch checkpoint (train.resume) instead of starting over.
+Its wall time is the sum over every sitting, killed ones included (see WallClock).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +42,45 @@ class Run:
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.experiment, self.recipe, self.checkpoint, str(self.seed))
+
+
+class WallClock:
+    """Wall seconds of one run summed over its sittings. A background thread rewrites this sitting's
+    elapsed time to `wall_s.json` in the run directory every `every` seconds, so a sitting that is
+    killed still counts (to within `every`) when the run is resumed and finished later."""
+
+    def __init__(self, path: Path, every: float = 30.0) -> None:
+        self.path, self.every = path, every
+        self.earlier = json.loads(path.read_text()) if path.is_file() else []
+        self.started = time.perf_counter()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> WallClock:
+        self._write()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self._write()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def total(self) -> float:
+        return sum(self.earlier) + self.elapsed()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.every):
+            self._write()
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps([*self.earlier, round(self.elapsed(), 1)]))
+        os.replace(temporary, self.path)
 
 
 def finished_runs(path: Path = RESULTS) -> set[tuple[str, str, str, str]]:
@@ -77,9 +119,9 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
             path = getattr(data, split)
             if path is not None and "shared/data/" in str(path):
                 setattr(data, split, data_dir / str(path).split("shared/data/", 1)[1])
-    started = time.perf_counter()
-    result = train(config)
-    wall = round(time.perf_counter() - started, 1)
+    with WallClock(out / "wall_s.json") as clock:
+        result = train(config)
+    wall = round(clock.total(), 1)
     rate = result.summary["train_examples_per_second"]
     base = {"experiment": run.experiment, "recipe": run.recipe, "checkpoint": run.checkpoint, "seed": run.seed, "wall_s": wall, "examples_per_s": rate}
     wanted = run.metrics or {"accuracy": "accuracy", "macro_f1": "macro_f1"}

@@ -22,7 +22,7 @@ def test_benchmark_smoke(tmp_path, data_dir):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     print(done.stdout)
-    rows = ("train/transformers", "train/minbert", "infer/transformers-sorted", "infer/sentence-transformers", "infer/minbert-unbucketed",
+    rows = ("train/transformers", "train/minbert", "train/minbert-hf-init", "infer/transformers-sorted", "infer/sentence-transformers", "infer/minbert-unbucketed",
             "infer/minbert-bf16", "infer/minbert-compiled", "infer/minbert-onnx-int8", "machine limit", "padding at batch 64",
             "frozen-encoder probe epoch")
     for row in rows:
