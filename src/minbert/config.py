@@ -83,7 +83,7 @@ class TrainConfig(Section):
     patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
     seed: int = Field(42, description="seeds data order, dropout and initialisation")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    bf16: bool = Field(False, description="bf16 autocast (fast on AVX-512 bf16 CPUs and GPUs)")
+    bf16: bool = Field(False, description="bf16 autocast (faster only on CPUs with avx512_bf16 / AMX, and GPUs; emulated and slower elsewhere)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
     bucket: bool = Field(True, description="length-bucketed batches (less padding, same examples)")
     cache_features: bool = Field(True, description="frozen encoder: encode once, train the head on cached vectors")
