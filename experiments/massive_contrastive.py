@@ -40,6 +40,7 @@ def runs() -> list[Run]:
         Run("massive_supcon", "supcon_probe", CONFIGS / "massive_supcon_probe.yaml", 1),
         Run("massive_simcse", "simcse_probe", CONFIGS / "massive_simcse_probe.yaml", 1),
         Run("massive_scl", "ce_scl", CONFIGS / "massive_ce_scl.yaml", 1),
+        Run("massive_scl", "ce_scl_lambda0.3", CONFIGS / "massive_ce_scl.yaml", 1, ["--train.scl_lambda", "0.3"]),
     ]
     for fraction in NOISE:
         for method, extra in METHODS.items():
@@ -66,13 +67,17 @@ def render() -> Path:
     for experiment, recipe, label, reference in [
         ("massive_simcse", "simcse_probe", "SimCLR/SimCSE (dropout views) -> frozen probe", "61.83"),
         ("massive_supcon", "supcon_probe", "SupCon (bs 16, tau 0.07) -> frozen probe", "88.20"),
-        ("massive_scl", "ce_scl", "CE + 0.9 SCL fine-tuning (tau 0.3)", "n/a"),
+        ("massive_scl", "ce_scl", "CE + 0.9 SCL fine-tuning (tau 0.3; Gunel et al.'s lambda)", "n/a"),
+        ("massive_scl", "ce_scl_lambda0.3", "CE + 0.3 SCL fine-tuning (tau 0.3)", "n/a"),
     ]:
         mine = [r for r in rows if r["experiment"] == experiment and r["recipe"] == recipe]
         test, dev = value(mine, recipe, "1", "test"), value(mine, recipe, "1", "dev")
         wall = f"{float(mine[0]['wall_s']) / 60:.1f} min" if mine else ""
         lines.append(f"| {label} | {mean_sd([test] if test is not None else [])} | {mean_sd([dev] if dev is not None else [])} | {reference} | {wall} |")
     lines += [
+        "",
+        "CE + SCL fine-tunes with the best CE recipe (LLRD 0.95, warm-up 0.07, linear, bs 16, 10 epochs); the same recipe with CE alone",
+        "reaches 89.04 test / 89.77 dev (seed 1, `massive_table.md`).",
         "",
         "Both probes are the seed's: [CLS] -> 512 ReLU -> linear on the frozen, contrastively trained encoder (30 epochs, lr 1e-3, best",
         "epoch on dev). SupCon ran 10 contrastive epochs, not the seed's 30 (49 min on a shared core). Other probes on the same SupCon",
