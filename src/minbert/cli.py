@@ -21,7 +21,11 @@ from minbert.errors import MinbertError
 if TYPE_CHECKING:
     from minbert.model.multitask_model import MultitaskModel
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-compiled", "onnx", "onnx-int8")  # minbert.model.onnx_backend: TORCH_BACKENDS + FILES
+BACKEND_HELP = (
+    "torch (default); torch-compiled (torch.compile, ~10 s to compile, faster on some CPUs: measure with "
+    "benchmarks/bench.py); onnx / onnx-int8 (the export, see `minbert export`)"
+)
 
 TRAIN_EPILOG = """config fields (set in the YAML/JSON file, or override any of them on the command line):
 {fields}
@@ -98,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model_dir", help="a saved model / run dir, or a checkpoint directory / all-MiniLM-L6-v2")
     add_data_arguments(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=128)
-    evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help="PyTorch, or the ONNX export (see `minbert export`)")
+    evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
     evaluate.add_argument("--out", type=Path, help="also write the metrics JSON here")
     evaluate.add_argument("--task", help="multitask models: which task's head to score (default: the only one)")
     evaluate.set_defaults(handler=cmd_eval)
@@ -113,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="*", help="texts to label (default: read lines from stdin)")
     predict.add_argument("--top-k", type=int, default=3, help="how many (label, probability) pairs to list (default: 3)")
     predict.add_argument("--batch-size", type=int, default=128)
-    predict.add_argument("--backend", default="torch", choices=BACKENDS, help="PyTorch, or the ONNX export (see `minbert export`)")
+    predict.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
     predict.add_argument("--task", help="multitask models: which task's head to use (default: the only one)")
     predict.set_defaults(handler=cmd_predict)
 
@@ -129,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--out", type=Path, required=True, help="where to write the .npy array")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--no-normalize", action="store_true", help="keep raw vectors instead of L2-normalising")
+    embed.add_argument("--backend", default="torch", choices=BACKENDS[:2], help="torch (default) or torch-compiled (see predict --help)")
     embed.set_defaults(handler=cmd_embed)
 
     plot = commands.add_parser(
@@ -171,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("model_dir", help="a saved model / run dir (or a plain checkpoint: /embed only)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--backend", default="torch", choices=BACKENDS, help="PyTorch, or the ONNX export for /predict")
+    serve.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP + "; the ONNX exports serve /predict")
     serve.add_argument("--max-texts", type=int, default=256, help="texts per request (default: 256)")
     serve.add_argument("--max-chars", type=int, default=10_000, help="characters per text (default: 10000)")
     serve.add_argument("--max-batch", type=int, default=64, help="texts per model call when batching requests (default: 64)")
@@ -274,12 +279,12 @@ def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     import numpy as np
 
     from minbert.data.readers import read_examples
-    from minbert.model.task_model import load
+    from minbert.model.onnx_backend import load_torch
 
     if bool(args.texts) == bool(args.data):
         raise MinbertError("give either texts or --data FILE to embed")
     texts = args.texts or [e.text for e in read_examples(args.data, args.format, text_column=args.text_column, require_labels=False)]
-    model = load(args.model_dir)
+    model = load_torch(args.model_dir, args.backend)
     vectors = model.encode(texts, batch_size=args.batch_size, normalize=not args.no_normalize)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, vectors.astype(np.float32))

@@ -32,9 +32,9 @@ from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr
 from minbert.evaluate.report import write_report
 from minbert.model.encoder import Encoder, count_parameters
 from minbert.model.multitask_model import MultitaskModel
-from minbert.model.onnx_backend import load_classifier
+from minbert.model.onnx_backend import TORCH_BACKENDS, load_classifier, load_torch
 from minbert.model.sentence_encoder import SentenceEncoder
-from minbert.model.task_model import SequenceClassifier, load
+from minbert.model.task_model import SequenceClassifier
 from minbert.runtime import resolve_device, seed_everything, set_threads
 from minbert.tasks.classification import ClassificationTask, Evaluation, evaluate_examples
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
@@ -327,7 +327,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Score a saved classifier (PyTorch or its ONNX export) on a labelled file; or, for sentence pairs
     and a sentence encoder (any checkpoint), the cosine similarity of the two embeddings against the gold score."""
-    model = load(model_dir) if backend == "torch" else load_classifier(model_dir, backend)
+    model = load_torch(model_dir, backend) if backend in TORCH_BACKENDS else load_classifier(model_dir, backend)
     examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
     if isinstance(model, MultitaskModel):
         spec = model.spec(task or model.default_task())

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from minbert.cli import main
-from minbert.model.onnx_backend import OnnxClassifier, export_onnx
+from minbert.model.onnx_backend import OnnxClassifier, export_onnx, load_classifier
 from minbert.model.task_model import SequenceClassifier
 
 pytestmark = pytest.mark.slow
@@ -53,3 +53,18 @@ def test_backend_not_exported_yet(tmp_path, saved_model, capsys):
     assert main(["-q", "predict", str(fresh), "--backend", "onnx-int8", "hello"]) == 2
     err = capsys.readouterr().err
     assert "model.int8.onnx: not exported yet; run `minbert export" in err and "--int8` first" in err
+
+
+def test_torch_compiled_backend_predicts_and_embeds_like_eager(saved_model, tmp_path, capsys):
+    eager = SequenceClassifier.load(saved_model)
+    compiled = load_classifier(saved_model, "torch-compiled")
+    short, long = TEXTS[2:4], TEXTS  # two batch shapes: compiled with dynamic shapes, no recompile error
+    for texts in (short, long):
+        assert (compiled.logits(texts) - eager.logits(texts)).abs().max().item() < 1e-4
+    capsys.readouterr()
+    assert main(["-q", "predict", str(saved_model), "--backend", "torch-compiled", *TEXTS[:2]]) == 0
+    labels = [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()]
+    assert labels == [p.label for p in eager.predict(TEXTS[:2])]
+    out = tmp_path / "emb.npy"
+    assert main(["-q", "embed", str(saved_model), *TEXTS, "--backend", "torch-compiled", "--out", str(out)]) == 0
+    assert np.allclose(np.load(out), eager.encode(TEXTS), atol=1e-5)

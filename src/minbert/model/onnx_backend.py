@@ -30,11 +30,13 @@ from minbert.model.task_model import (
     predictions_from_logits,
 )
 from minbert.model.tokenizer import Batch, Tokenizer
+from minbert.runtime import compile_encoder
 
 log = logging.getLogger(__name__)
 
 ONNX_DIR = "onnx"
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+TORCH_BACKENDS = ("torch", "torch-compiled")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -126,8 +128,15 @@ class OnnxClassifier:
 
 
 def load_classifier(model_dir: str | Path, backend: str = "torch") -> Any:
-    """The PyTorch model (classifier or multitask), or a classifier's ONNX export (`onnx`, `onnx-int8`)."""
-    if backend == "torch":
+    """The PyTorch model (classifier or multitask; `torch-compiled`: its encoder under torch.compile),
+    or a classifier's ONNX export (`onnx`, `onnx-int8`)."""
+    if backend in TORCH_BACKENDS:
         model_directory(model_dir)  # a saved minbert model, or an error saying what the path is
-        return load(model_dir)
+        return load_torch(model_dir, backend)
     return OnnxClassifier(model_dir, backend)
+
+
+def load_torch(model_dir: str | Path | None, backend: str = "torch") -> Any:
+    """`load` (any saved model or checkpoint), with the encoder compiled for `torch-compiled`."""
+    model = load(model_dir)
+    return compile_encoder(model) if backend == "torch-compiled" else model

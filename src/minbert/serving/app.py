@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from minbert import __version__
 from minbert.errors import MinbertError
 from minbert.model.multitask_model import MultitaskModel
-from minbert.model.onnx_backend import load_classifier
+from minbert.model.onnx_backend import TORCH_BACKENDS, load_classifier, load_torch
 from minbert.model.sentence_encoder import SentenceEncoder
 from minbert.model.task_model import MODEL_FILE, load
 from minbert.serving.batcher import MicroBatcher
@@ -63,10 +63,10 @@ class ServedModel:
     def __init__(self, model_dir: str | Path, backend: str = "torch") -> None:
         self.model_dir, self.backend = str(model_dir), backend
         is_minbert = any((Path(model_dir) / sub / MODEL_FILE).is_file() for sub in ("", "model"))
-        if not is_minbert and backend != "torch":
+        if not is_minbert and backend not in TORCH_BACKENDS:
             raise MinbertError(f"{model_dir}: the ONNX backends serve exported minbert classifiers; this is a plain checkpoint")
-        self.model = load_classifier(model_dir, backend) if is_minbert else load(model_dir)
-        self._torch_model = self.model if backend == "torch" else None
+        self.model = load_classifier(model_dir, backend) if is_minbert else load_torch(model_dir, backend)
+        self._torch_model = self.model if backend in TORCH_BACKENDS else None
 
     @property
     def kind(self) -> str:
