@@ -225,7 +225,7 @@ def infer_minbert_onnx(args: argparse.Namespace, backend: str) -> dict:
     """A classifier on the default checkpoint (head of 60 intents) exported to ONNX and run by ONNX Runtime."""
     import tempfile
 
-    from minbert.model.onnx_backend import OnnxClassifier, export_onnx
+    from minbert.model.backends import OnnxClassifier, export_onnx
     from minbert.model.task_model import SequenceClassifier
 
     texts, labels = load_split("validation", args.infer_examples)

@@ -90,7 +90,7 @@ def main() -> None:
         model = load(model_dir)
         expected = {t: p.label for t, p in zip(texts, model.predict(texts), strict=True)}
         if args.backend != "torch":  # compare with the backend's own offline answers
-            from minbert.model.onnx_backend import load_classifier
+            from minbert.model.backends import load_classifier
 
             expected = {t: p.label for t, p in zip(texts, load_classifier(model_dir, args.backend).predict(texts), strict=True)}
         port = free_port()

@@ -21,7 +21,7 @@ from minbert.errors import MinbertError
 if TYPE_CHECKING:
     from minbert.model.multitask_model import MultitaskModel
 
-BACKENDS = ("torch", "torch-compiled", "onnx", "onnx-int8")  # minbert.model.onnx_backend: TORCH_BACKENDS + FILES
+BACKENDS = ("torch", "torch-compiled", "onnx", "onnx-int8")  # minbert.model.backends: TORCH_BACKENDS + FILES
 BACKEND_HELP = (
     "torch (default); torch-compiled (torch.compile, ~10 s to compile, faster on some CPUs: measure with "
     "benchmarks/bench.py); onnx / onnx-int8 (the export, see `minbert export`)"
@@ -236,8 +236,8 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.model.backends import load_classifier
     from minbert.model.multitask_model import MultitaskModel
-    from minbert.model.onnx_backend import load_classifier
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
@@ -279,7 +279,7 @@ def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     import numpy as np
 
     from minbert.data.readers import read_examples
-    from minbert.model.onnx_backend import load_torch
+    from minbert.model.backends import load_torch
 
     if bool(args.texts) == bool(args.data):
         raise MinbertError("give either texts or --data FILE to embed")
@@ -340,7 +340,7 @@ def cmd_info(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def cmd_export(args: argparse.Namespace, overrides: Sequence[str]) -> int:
-    from minbert.model.onnx_backend import export_onnx
+    from minbert.model.backends import export_onnx
     from minbert.run import evaluate
 
     files = export_onnx(args.model_dir, int8=args.int8)

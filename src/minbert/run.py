@@ -30,9 +30,9 @@ from minbert.errors import MinbertError
 from minbert.evaluate.metrics import confusion, per_class_report, regression_metrics
 from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr_schedule
 from minbert.evaluate.report import write_report
+from minbert.model.backends import TORCH_BACKENDS, load_classifier, load_torch
 from minbert.model.encoder import Encoder, count_parameters
 from minbert.model.multitask_model import MultitaskModel
-from minbert.model.onnx_backend import TORCH_BACKENDS, load_classifier, load_torch
 from minbert.model.sentence_encoder import SentenceEncoder
 from minbert.model.task_model import SequenceClassifier
 from minbert.runtime import resolve_device, seed_everything, set_threads

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from minbert import __version__
 from minbert.errors import MinbertError
+from minbert.model.backends import TORCH_BACKENDS, load_classifier, load_torch
 from minbert.model.multitask_model import MultitaskModel
-from minbert.model.onnx_backend import TORCH_BACKENDS, load_classifier, load_torch
 from minbert.model.sentence_encoder import SentenceEncoder
 from minbert.model.task_model import MODEL_FILE, load
 from minbert.serving.batcher import MicroBatcher

@@ -1,4 +1,5 @@
-"""ONNX export and ONNX Runtime inference of a saved classifier, optionally int8-quantised.
+"""The inference backends of a saved model: PyTorch eager (`torch`), PyTorch with the encoder under
+torch.compile (`torch-compiled`), and the ONNX export run by ONNX Runtime (`onnx`, `onnx-int8`).
 
     minbert export runs/massive_intent --int8      # writes model/onnx/model.onnx (+ model.int8.onnx)
     minbert predict runs/massive_intent --backend onnx-int8 "wake me up at seven"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from minbert.cli import main
-from minbert.model.onnx_backend import OnnxClassifier, export_onnx, load_classifier
+from minbert.model.backends import OnnxClassifier, export_onnx, load_classifier
 from minbert.model.task_model import SequenceClassifier
 
 pytestmark = pytest.mark.slow
