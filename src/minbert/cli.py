@@ -21,7 +21,9 @@ from minbert.errors import MinbertError
 if TYPE_CHECKING:
     from minbert.model.multitask_model import MultitaskModel
 
-BACKENDS = ("torch", "torch-compiled", "onnx", "onnx-int8")  # minbert.model.backends: TORCH_BACKENDS + FILES
+# The same names as minbert.model.backends (TORCH_BACKENDS + FILES), spelled out so `--help` needs no torch import.
+TORCH_BACKENDS = ("torch", "torch-compiled")
+BACKENDS = (*TORCH_BACKENDS, "onnx", "onnx-int8")
 BACKEND_HELP = (
     "torch (default); torch-compiled (torch.compile, ~10 s to compile, faster on some CPUs: measure with "
     "benchmarks/bench.py); onnx / onnx-int8 (the export, see `minbert export`)"
@@ -133,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--out", type=Path, required=True, help="where to write the .npy array")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--no-normalize", action="store_true", help="keep raw vectors instead of L2-normalising")
-    embed.add_argument("--backend", default="torch", choices=BACKENDS[:2], help="torch (default) or torch-compiled (see predict --help)")
+    embed.add_argument("--backend", default="torch", choices=TORCH_BACKENDS, help="torch (default) or torch-compiled (see predict --help)")
     embed.set_defaults(handler=cmd_embed)
 
     plot = commands.add_parser(

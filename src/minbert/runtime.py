@@ -70,7 +70,7 @@ def autocast(device: torch.device, bf16: bool) -> Iterator[None]:
 def compile_encoder(model: Any) -> Any:
     """torch.compile the model's encoder in place, with dynamic shapes since batches vary in length.
     Whether it pays depends on the CPU (inference 1.21x on an AVX-512 host without bf16, 0.97x on one
-    with AMX), and the first batches of each new shape compile (~10 s), so it is opt-in. The weights and
+    with avx512_bf16), and the first batches of each new shape compile (~10 s), so it is opt-in. The weights and
     saved files are unchanged."""
     model.encoder.compile(dynamic=True)
     return model

@@ -68,3 +68,11 @@ def test_torch_compiled_backend_predicts_and_embeds_like_eager(saved_model, tmp_
     out = tmp_path / "emb.npy"
     assert main(["-q", "embed", str(saved_model), *TEXTS, "--backend", "torch-compiled", "--out", str(out)]) == 0
     assert np.allclose(np.load(out), eager.encode(TEXTS), atol=1e-5)
+
+
+def test_cli_backend_names_match_the_backends_module():
+    from minbert import cli
+    from minbert.model import backends
+
+    assert cli.TORCH_BACKENDS == backends.TORCH_BACKENDS
+    assert cli.BACKENDS == (*backends.TORCH_BACKENDS, *backends.FILES)
