@@ -38,6 +38,9 @@ def few_shot_overrides(n: int) -> list[str]:
 def runs() -> list[Run]:
     plan = [
         Run("massive_supcon", "supcon_probe", CONFIGS / "massive_supcon_probe.yaml", 1),
+        Run("massive_supcon", "supcon_probe_mean", CONFIGS / "massive_supcon_probe.yaml", 1, ["--model.pooling", "mean"]),
+        Run("massive_supcon", "supcon_probe_mean_30ep", CONFIGS / "massive_supcon_probe.yaml", 1,
+            ["--model.pooling", "mean", "--contrastive.epochs", "30"]),
         Run("massive_simcse", "simcse_probe", CONFIGS / "massive_simcse_probe.yaml", 1),
         Run("massive_scl", "ce_scl", CONFIGS / "massive_ce_scl.yaml", 1),
         Run("massive_scl", "ce_scl_lambda0.3", CONFIGS / "massive_ce_scl.yaml", 1, ["--train.scl_lambda", "0.3"]),
@@ -67,6 +70,8 @@ def render() -> Path:
     for experiment, recipe, label, reference in [
         ("massive_simcse", "simcse_probe", "SimCLR/SimCSE (dropout views) -> frozen probe", "61.83"),
         ("massive_supcon", "supcon_probe", "SupCon (bs 16, tau 0.07) -> frozen probe", "88.20"),
+        ("massive_supcon", "supcon_probe_mean", "SupCon on mean pooling (bs 16, tau 0.07) -> frozen probe", "88.20"),
+        ("massive_supcon", "supcon_probe_mean_30ep", "SupCon on mean pooling, 30 epochs as the seed (bs 16, tau 0.07) -> frozen probe", "88.20"),
         ("massive_scl", "ce_scl", "CE + 0.9 SCL fine-tuning (tau 0.3; Gunel et al.'s lambda)", "n/a"),
         ("massive_scl", "ce_scl_lambda0.3", "CE + 0.3 SCL fine-tuning (tau 0.3)", "n/a"),
     ]:
