@@ -87,3 +87,16 @@ def test_eval_every_n_steps_and_at_the_end(tmp_path):
     task = ScriptedTask([0.1] * 10, batches_per_epoch=5)
     _, _, records = fit(tmp_path, task, epochs=2, eval_every=3)
     assert [r["step"] for r in records if r["event"] == "dev"] == [0, 3, 6, 9, 10]
+
+
+def test_epoch_log_reports_the_mean_loss_of_the_epoch(tmp_path, caplog):
+    """The epoch line must be the mean over the epoch's batches (the bar's moving average follows the last few)."""
+    task = ScriptedTask([0.1, 0.2, 0.3], batches_per_epoch=5)
+    with caplog.at_level("INFO", logger="minbert.train.trainer"):
+        _, _, records = fit(tmp_path, task, epochs=2)
+    losses = [r["loss"] for r in records if r["event"] == "train"]
+    lines = [m for m in caplog.messages if m.startswith("epoch ")]
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines):
+        expected = sum(losses[5 * epoch : 5 * epoch + 5]) / 5
+        assert f"mean loss {expected:.4f} over 5 batches" in line

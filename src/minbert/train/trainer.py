@@ -103,6 +103,7 @@ class Trainer:
             self.model.train()
             bar = tqdm(total=len(batches), initial=skip, desc=f"{self.stage}epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress or rank > 0, leave=False)
             epoch_started, epoch_examples, running_loss = time.perf_counter(), 0, None
+            loss_sum, loss_batches = 0.0, 0
             for i, batch in enumerate(batches):
                 if i < skip:
                     continue
@@ -114,6 +115,7 @@ class Trainer:
                 epoch_examples += len(batch)
                 loss_value = parallel_loss.global_value(loss) if parallel_loss else loss.item()
                 running_loss = loss_value if running_loss is None else 0.9 * running_loss + 0.1 * loss_value
+                loss_sum, loss_batches = loss_sum + loss_value, loss_batches + 1
                 if (i + 1) % cfg.grad_accum and i + 1 != len(batches):
                     continue
                 if cfg.max_grad_norm:
@@ -132,7 +134,10 @@ class Trainer:
                     self._checkpoint(optimizer, scheduler, result, step, epoch, i + 1, time.perf_counter() - started)
             bar.close()
             result.examples_seen += epoch_examples
-            log.info("epoch %d/%d: loss %.4f, %.0f examples/s", epoch + 1, cfg.epochs, running_loss or float("nan"), rate)
+            # The epoch mean, not the progress bar's moving average: that follows the last few batches and
+            # swings with them (small contrastive batches), which reads like the model getting worse.
+            mean_loss = loss_sum / loss_batches if loss_batches else float("nan")
+            log.info("epoch %d/%d: mean loss %.4f over %d batches, %.0f examples/s", epoch + 1, cfg.epochs, mean_loss, loss_batches, rate)
             if self.bad_evaluations_exhausted() or result.stopped_early:
                 break
             if not cfg.eval_every and self._evaluate(result, step, float(epoch + 1)):
