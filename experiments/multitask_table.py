@@ -35,13 +35,19 @@ SST_RECIPES = {
                 ["--train.batch_size", "8", "--train.lr", "1e-5", "--train.head_lr", "1e-4", "--train.epochs", "6",
                  "--tasks.sst.head.dropout", "0.3"]),
 }
+# The multitask run with other settings (same config, these overrides).
+MULTITASK_RECIPES = {
+    "multitask_sst_w2": ("minbert multitask, SST loss weight 2", ["--tasks.sst.weight", "2"]),
+}
 SEED_002 = {"sst_accuracy": 0.516, "quora_accuracy": 0.807, "sts_pearson": 0.838}
 
 
 def runs() -> list[Run]:
     plan = [Run(EXPERIMENT, recipe, REPO / "configs" / config, 1, metrics=METRICS) for recipe, (config, _) in RECIPES.items()]
-    return plan + [Run(EXPERIMENT, recipe, REPO / "configs" / "sst_single.yaml", 1, overrides, metrics=METRICS)
-                   for recipe, (_, overrides) in SST_RECIPES.items()]
+    plan += [Run(EXPERIMENT, recipe, REPO / "configs" / "sst_single.yaml", 1, overrides, metrics=METRICS)
+             for recipe, (_, overrides) in SST_RECIPES.items()]
+    return plan + [Run(EXPERIMENT, recipe, REPO / "configs" / "cs224n_multitask.yaml", 1, overrides, metrics=METRICS)
+                   for recipe, (_, overrides) in MULTITASK_RECIPES.items()]
 
 
 def render() -> Path:
@@ -70,6 +76,8 @@ def render() -> Path:
         f"{(SEED_002['sst_accuracy'] + SEED_002['quora_accuracy'] + (SEED_002['sts_pearson'] + 1) / 2) / 3:.3f} | |",
         f"| minbert multitask | {get('multitask', 'sst_accuracy')} | {get('multitask', 'quora_accuracy')} | {get('multitask', 'sts_pearson')} | "
         f"{get('multitask', 'sts_spearman')} | {get('multitask', 'overall')} | {wall('multitask')} |",
+        *(f"| {label} | {get(recipe, 'sst_accuracy')} | {get(recipe, 'quora_accuracy')} | {get(recipe, 'sts_pearson')} | "
+          f"{get(recipe, 'sts_spearman')} | {get(recipe, 'overall')} | {wall(recipe)} |" for recipe, (label, _) in MULTITASK_RECIPES.items()),
         f"| minbert single-task (three runs) | {get('sst_single', 'sst_accuracy')} | {get('quora_cross', 'quora_accuracy')} | "
         f"{get('sts_bi', 'sts_pearson')} | {get('sts_bi', 'sts_spearman')} | | "
         f"{' + '.join(wall(r) for r in ('sst_single', 'quora_cross', 'sts_bi'))} |",

@@ -41,6 +41,15 @@ TUNED = {
                           ["--train.lr", "1e-4", "--train.head_lr", "1e-3", "--train.llrd", "0.9", *WARM]),
 }
 
+# Is the miss the model or the split? The recipe with the best mean dev accuracy, on five other seeded
+# 80/10/10 splits (run seed 1); the table's split is sample_seed 4.
+SELECTED = "tuned_head1e-3"
+OTHER_SPLITS = [1, 2, 3, 5, 6]
+
+
+def split_overrides(split_seed: int) -> list[str]:
+    return [arg for task in ("sentiment", "intensity") for arg in (f"--tasks.{task}.data.sample_seed", str(split_seed))]
+
 
 def runs() -> list[Run]:
     config = REPO / "configs" / "uci_multitask.yaml"
@@ -48,7 +57,9 @@ def runs() -> list[Run]:
             for seed in SEEDS for scenario in SCENARIOS]
     tuned = [Run(EXPERIMENT, recipe, config, seed, overrides, metrics=METRICS) for recipe, (_, overrides) in TUNED.items() for seed in SEEDS]
     by_seed_first = sorted(tuned, key=lambda run: run.seed != 1)
-    return plan[: len(SCENARIOS)] + by_seed_first + plan[len(SCENARIOS) :]
+    splits = [Run(EXPERIMENT, f"{SELECTED}_split{k}", config, 1, [*TUNED[SELECTED][1], *split_overrides(k)], metrics=METRICS)
+              for k in OTHER_SPLITS]
+    return plan[: len(SCENARIOS)] + by_seed_first + plan[len(SCENARIOS) :] + splits
 
 
 def render() -> Path:
@@ -77,6 +88,27 @@ def render() -> Path:
             f"{r_cell} | {'94 (scenario not stated)' if scenario == 'none' else ''} | {statistics.mean(walls.values()) / 60:.1f} min |"
             if walls else f"| {label} | 0/{len(SEEDS)} | not run yet | | | | |"
         )
+    lines += [
+        "",
+        f"## The same recipe on other splits ({TUNED[SELECTED][0]}; run seed 1)",
+        "",
+        "The recipe with the best mean dev accuracy above, on five other seeded stratified 80/10/10 splits of the same",
+        "3,000 sentences: how much of the distance to 94 is the one test split of 300 sentences.",
+        "",
+        "| split seed | test accuracy | dev accuracy | wall |",
+        "|---|---|---|---|",
+    ]
+    split_tests = []
+    for k in OTHER_SPLITS:
+        recipe = f"{SELECTED}_split{k}"
+        test, dev = values(recipe, "test", "accuracy"), values(recipe, "dev", "accuracy")
+        walls = [float(r["wall_s"]) for r in rows if r["recipe"] == recipe]
+        split_tests += test
+        lines.append(f"| {k} | {mean_sd(test)} | {mean_sd(dev)} | {walls[0] / 60:.1f} min |" if walls else f"| {k} | not run yet | | |")
+    table_split = [float(r["value"]) for r in rows
+                   if r["recipe"] == SELECTED and r["seed"] == "1" and r["split"] == "test" and r["metric"] == "accuracy"]
+    lines.append(f"| 4 (the table's split) | {mean_sd(table_split)} | | |")
+    lines.append(f"| mean of the {len(split_tests + table_split)} splits run | {mean_sd(split_tests + table_split)} | | |")
     lines += ["", "Target: >= 94 % test accuracy. Rows: `experiments/results.csv` (experiment uci_seed004).", ""]
     return write_markdown("uci_table.md", lines)
 
