@@ -299,8 +299,11 @@ def cmd_plot_embeddings(args: argparse.Namespace, overrides: Sequence[str]) -> i
 
     from minbert.data.readers import read_examples
     from minbert.evaluate.embedding_map import Panel, cluster_scores, first_classes, plot_panels, project
+    from minbert.model.checkpoint import resolve_checkpoint
     from minbert.model.task_model import load
 
+    for name in args.models:  # a typo in the last model should fail now, not after encoding the others
+        resolve_checkpoint(name)
     examples = read_examples(args.data, args.format, text_column=args.text_column, label_column=args.label_column)
     keep = first_classes([e.label for e in examples], args.classes)
     if len(keep) > args.max_points:

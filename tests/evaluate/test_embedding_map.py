@@ -37,3 +37,12 @@ def test_plot_embeddings_command(tmp_path, data_dir, capsys):
     scores = json.loads(out.with_suffix(".json").read_text())["all-MiniLM-L6-v2"]
     assert 0.5 < scores["knn_accuracy"] <= 1.0
     assert "silhouette" in capsys.readouterr().out
+
+
+def test_plot_embeddings_names_a_missing_model_before_encoding_any(tmp_path, capsys):
+    missing = tmp_path / "no_such_run"
+    out = tmp_path / "map.png"
+    assert main(["plot-embeddings", "all-MiniLM-L6-v2", str(missing), "--data", str(tmp_path / "absent.jsonl"), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert f"{missing}: checkpoint directory does not exist" in captured.err
+    assert "silhouette" not in captured.out and not out.exists()
