@@ -105,10 +105,24 @@ def render() -> Path:
         walls = [float(r["wall_s"]) for r in rows if r["recipe"] == recipe]
         split_tests += test
         lines.append(f"| {k} | {mean_sd(test)} | {mean_sd(dev)} | {walls[0] / 60:.1f} min |" if walls else f"| {k} | not run yet | | |")
-    table_split = [float(r["value"]) for r in rows
-                   if r["recipe"] == SELECTED and r["seed"] == "1" and r["split"] == "test" and r["metric"] == "accuracy"]
-    lines.append(f"| 4 (the table's split) | {mean_sd(table_split)} | | |")
-    lines.append(f"| mean of the {len(split_tests + table_split)} splits run | {mean_sd(split_tests + table_split)} | | |")
+    def seed_one(split: str) -> list[float]:
+        return [float(r["value"]) for r in rows
+                if r["recipe"] == SELECTED and r["seed"] == "1" and r["split"] == split and r["metric"] == "accuracy"]
+
+    table_split = seed_one("test")
+    table_wall = [float(r["wall_s"]) for r in rows if r["recipe"] == SELECTED and r["seed"] == "1"]
+    wall_cell = f"{table_wall[0] / 60:.1f} min" if table_wall else ""
+    lines.append(f"| 4 (the table's split) | {mean_sd(table_split)} | {mean_sd(seed_one('dev'))} | {wall_cell} |")
+    all_tests = split_tests + table_split
+    lines.append(f"| mean of the {len(all_tests)} splits run | {mean_sd(all_tests)} | | |")
+    if all_tests:
+        reached = sum(t >= 0.94 for t in all_tests)
+        lines += [
+            "",
+            f"{reached} of the {len(all_tests)} splits reach 94 %. One test sentence is 0.33 points; the split-to-split sd is larger than",
+            "the differences between the recipes above, so the recipe is about as good as any tried and the target is met on some",
+            "splits and missed on average. Seed 004's 94 % is one 80/20 split with a 768-d (base-size) BERT, not an average.",
+        ]
     lines += ["", "Target: >= 94 % test accuracy. Rows: `experiments/results.csv` (experiment uci_seed004).", ""]
     return write_markdown("uci_table.md", lines)
 
