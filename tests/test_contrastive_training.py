@@ -39,6 +39,24 @@ def test_contrastive_loss_reaches_the_encoder(few_examples, objective):
     assert stage.projection[0].weight.grad.abs().sum() > 0
 
 
+def test_two_view_supcon_gives_every_anchor_a_positive(few_examples):
+    """At bs 16 over many intents one view leaves most anchors without a positive; two views leave none."""
+    torch.manual_seed(0)
+    labels = LabelVocab.from_examples(few_examples)
+    model = SequenceClassifier.from_checkpoint(None, labels.labels)
+    stage = ContrastiveModel(model.encoder, model.pooling).train()
+    single = ContrastiveTask(model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0)
+    double = ContrastiveTask(model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0, views=2)
+    batch = single.epoch_batches(0)[0]
+    assert len(set(batch.targets.tolist())) > len(batch.targets) // 2
+    loss = double.loss(stage, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > single.loss(stage, batch).item()
+    assert model.encoder.layers[0].attention.query.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="views"):
+        ContrastiveTask(model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0, views=3)
+
+
 def test_ce_plus_scl_loss_reaches_the_encoder(few_examples):
     labels = LabelVocab.from_examples(few_examples)
     model = SequenceClassifier.from_checkpoint(None, labels.labels).train()

@@ -114,6 +114,10 @@ class ContrastiveConfig(Section):
     objective: Literal["none", "simcse", "supcon"] = Field("none", description="none | simcse (dropout views) | supcon (labels)")
     temperature: float = Field(0.05, gt=0.0, description="softmax temperature tau")
     projection_size: int = Field(0, ge=0, description="projection head size for the loss (0 = none)")
+    views: int = Field(
+        1, ge=1, le=2,
+        description="supcon: views per sentence; 1 = encode once (seed 000), 2 = two dropout views, so every anchor has its twin as a positive (Khosla et al.)",
+    )
     epochs: int = Field(1, ge=1, description="contrastive epochs")
     batch_size: int = Field(64, ge=2, description="contrastive batch size (in-batch negatives)")
     lr: float = Field(3e-5, gt=0, description="contrastive learning rate")

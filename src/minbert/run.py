@@ -110,13 +110,13 @@ def contrastive_stage(
     stage_model = ContrastiveModel(model.encoder, model.pooling, stage.projection_size)
     task = ContrastiveTask(
         model.tokenizer, labels, examples,
-        objective=stage.objective, temperature=stage.temperature, batch_size=stage.batch_size, seed=config.train.seed, bucket=config.train.bucket,
+        objective=stage.objective, temperature=stage.temperature, batch_size=stage.batch_size, views=stage.views, seed=config.train.seed, bucket=config.train.bucket,
     )
     stage_config = config.train.model_copy(update={
         "epochs": stage.epochs, "batch_size": stage.batch_size, "lr": stage.lr, "head_lr": None, "warmup_ratio": stage.warmup_ratio,
         "schedule": stage.schedule, "llrd": 1.0, "eval_before": False, "patience": None, "eval_every": 0,
     })
-    log.info("contrastive stage: %s, tau %g, %d epochs of %d examples", stage.objective, stage.temperature, stage.epochs, len(examples))
+    log.info("contrastive stage: %s, tau %g, %d view(s), %d epochs of %d examples", stage.objective, stage.temperature, stage.views, stage.epochs, len(examples))
     fit = Trainer(stage_model, task, stage_config, metrics_log, device, stage="contrastive_", checkpoint_dir=Path(config.output_dir) / CHECKPOINT_DIR).fit()
     log.info("contrastive stage done in %.0f s (%.0f examples/s)", fit.train_seconds, fit.examples_per_second)
 

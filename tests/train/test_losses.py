@@ -65,6 +65,14 @@ def test_nt_xent_matches_hand_computation():
     assert nt_xent(a, b, tau).item() == pytest.approx(expected / 4, rel=1e-6)
 
 
+def test_two_view_supcon_with_distinct_labels_is_nt_xent():
+    """Khosla et al.'s multiviewed batch: with no label shared, each anchor's only positive is its twin."""
+    torch.manual_seed(0)
+    a, b = torch.randn(5, 8), torch.randn(5, 8)
+    labels = torch.arange(5)
+    assert supcon(torch.cat([a, b]), labels.repeat(2), 0.2).item() == pytest.approx(nt_xent(a, b, 0.2).item(), rel=1e-6)
+
+
 def test_nt_xent_prefers_aligned_views():
     torch.manual_seed(0)
     a = torch.randn(8, 16)
