@@ -51,7 +51,9 @@ def runs() -> list[Run]:
         Run("massive_supcon", "supcon_probe_mean_tau0.1", CONFIGS / "massive_supcon_probe.yaml", 1,
             ["--model.pooling", "mean", "--contrastive.temperature", "0.1"]),
         *(Run("massive_supcon", "supcon_probe_mean_2views", CONFIGS / "massive_supcon_probe.yaml", seed,
-              ["--model.pooling", "mean", "--contrastive.views", "2"]) for seed in (1, 2)),
+              ["--model.pooling", "mean", "--contrastive.views", "2"]) for seed in (1, 2, 3)),
+        Run("massive_supcon", "supcon_probe_mean_2views_bs32", CONFIGS / "massive_supcon_probe.yaml", 1,
+            ["--model.pooling", "mean", "--contrastive.views", "2", "--contrastive.batch_size", "32"]),
         Run("massive_simcse", "simcse_probe", CONFIGS / "massive_simcse_probe.yaml", 1),
         Run("massive_scl", "ce_scl", CONFIGS / "massive_ce_scl.yaml", 1),
         Run("massive_scl", "ce_scl_lambda0.3", CONFIGS / "massive_ce_scl.yaml", 1, ["--train.scl_lambda", "0.3"]),
@@ -87,6 +89,7 @@ def render() -> Path:
         ("massive_supcon", "supcon_probe_mean_bs64", "SupCon on mean pooling, bs 64, lr 1e-4 (tau 0.07) -> frozen probe", "88.20"),
         ("massive_supcon", "supcon_probe_mean_tau0.1", "SupCon on mean pooling, tau 0.1 (bs 16) -> frozen probe", "88.20"),
         ("massive_supcon", "supcon_probe_mean_2views", "SupCon on mean pooling, two dropout views per sentence (Khosla et al.; bs 16, tau 0.07) -> frozen probe", "88.20"),
+        ("massive_supcon", "supcon_probe_mean_2views_bs32", "SupCon on mean pooling, two dropout views, bs 32 (lr 5e-5, tau 0.07) -> frozen probe", "88.20"),
         ("massive_scl", "ce_scl", "CE + 0.9 SCL fine-tuning (tau 0.3; Gunel et al.'s lambda)", "n/a"),
         ("massive_scl", "ce_scl_lambda0.3", "CE + 0.3 SCL fine-tuning (tau 0.3)", "n/a"),
     ]:
