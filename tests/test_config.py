@@ -40,6 +40,9 @@ def test_unknown_field_in_file_and_bad_value(tmp_path):
         load_config(path)
     with pytest.raises(MinbertError, match=r"train\.lr: .*greater than 0"):
         load_config(None, ["--train.lr", "-1"])
+    with pytest.raises(MinbertError, match=r"contrastive: .*views applies to objective supcon only"):
+        load_config(None, ["--contrastive.objective", "simcse", "--contrastive.views", "2"])
+    assert load_config(None, ["--contrastive.objective", "supcon", "--contrastive.views", "2"]).contrastive.views == 2
 
 
 def test_missing_and_invalid_files(tmp_path):

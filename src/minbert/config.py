@@ -116,13 +116,20 @@ class ContrastiveConfig(Section):
     projection_size: int = Field(0, ge=0, description="projection head size for the loss (0 = none)")
     views: int = Field(
         1, ge=1, le=2,
-        description="supcon: views per sentence; 1 = encode once (seed 000), 2 = two dropout views, so every anchor has its twin as a positive (Khosla et al.)",
+        description="supcon only: views per sentence; 1 = encode once (seed 000), 2 = two dropout views, so every anchor has its twin as a positive (Khosla et al.)",
     )
     epochs: int = Field(1, ge=1, description="contrastive epochs")
     batch_size: int = Field(64, ge=2, description="contrastive batch size (in-batch negatives)")
     lr: float = Field(3e-5, gt=0, description="contrastive learning rate")
     warmup_ratio: float = Field(0.0, ge=0, lt=1.0, description="contrastive warm-up fraction")
     schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="contrastive LR schedule")
+
+    @model_validator(mode="after")
+    def _views_need_supcon(self) -> ContrastiveConfig:
+        """SimCSE always uses two views; refuse a setting that would silently do nothing."""
+        if self.views != 1 and self.objective != "supcon":
+            raise ValueError(f"views applies to objective supcon only (objective is {self.objective}; simcse always uses two views)")
+        return self
 
 
 class HeadConfig(Section):
