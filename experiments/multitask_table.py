@@ -65,6 +65,10 @@ def render() -> Path:
         found = [float(r["wall_s"]) for r in rows if r["recipe"] == recipe and r["seed"] == str(seed)]
         return f"{found[0] / 60:.1f} min" if found else "not run yet"
 
+    def multitask_row(label: str, recipe: str, seed: int = 1) -> str:
+        scores = " | ".join(get(recipe, metric, seed) for metric in ("sst_accuracy", "quora_accuracy", "sts_pearson", "sts_spearman", "overall"))
+        return f"| {label} | {scores} | {wall(recipe, seed)} |"
+
     lines = [
         "# CS224N multitask (seed 002) with all-MiniLM-L6-v2",
         "",
@@ -78,13 +82,9 @@ def render() -> Path:
         "|---|---|---|---|---|---|---|",
         f"| seed 002 (BERT-base, multitask) | {SEED_002['sst_accuracy']:.3f} | {SEED_002['quora_accuracy']:.3f} | {SEED_002['sts_pearson']:.3f} | | "
         f"{(SEED_002['sst_accuracy'] + SEED_002['quora_accuracy'] + (SEED_002['sts_pearson'] + 1) / 2) / 3:.3f} | |",
-        f"| minbert multitask | {get('multitask', 'sst_accuracy')} | {get('multitask', 'quora_accuracy')} | {get('multitask', 'sts_pearson')} | "
-        f"{get('multitask', 'sts_spearman')} | {get('multitask', 'overall')} | {wall('multitask')} |",
-        *(f"| minbert multitask, run seed {seed} | {get('multitask', 'sst_accuracy', seed)} | {get('multitask', 'quora_accuracy', seed)} | "
-          f"{get('multitask', 'sts_pearson', seed)} | {get('multitask', 'sts_spearman', seed)} | {get('multitask', 'overall', seed)} | "
-          f"{wall('multitask', seed)} |" for seed in MULTITASK_SEEDS),
-        *(f"| {label} | {get(recipe, 'sst_accuracy')} | {get(recipe, 'quora_accuracy')} | {get(recipe, 'sts_pearson')} | "
-          f"{get(recipe, 'sts_spearman')} | {get(recipe, 'overall')} | {wall(recipe)} |" for recipe, (label, _) in MULTITASK_RECIPES.items()),
+        multitask_row("minbert multitask", "multitask"),
+        *(multitask_row(f"minbert multitask, run seed {seed}", "multitask", seed) for seed in MULTITASK_SEEDS),
+        *(multitask_row(label, recipe) for recipe, (label, _) in MULTITASK_RECIPES.items()),
         f"| minbert single-task (three runs) | {get('sst_single', 'sst_accuracy')} | {get('quora_cross', 'quora_accuracy')} | "
         f"{get('sts_bi', 'sts_pearson')} | {get('sts_bi', 'sts_spearman')} | | "
         f"{' + '.join(wall(r) for r in ('sst_single', 'quora_cross', 'sts_bi'))} |",
