@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import REPO, Run, main, read_rows, write_markdown  # noqa: E402
+from runner import REPO, Run, main, mean_sd, read_rows, write_markdown  # noqa: E402
 
 EXPERIMENT = "seed003"
 # recipe -> (config, reference dev accuracy, where the reference comes from)
@@ -25,6 +25,9 @@ RECIPES = {  # the frozen probes first: with cached features they take minutes
     "sst5_finetune": ("sst5_finetune.yaml", 0.515, "assignment, mean of 10 seeds"),
     "cfimdb_finetune": ("cfimdb_finetune.yaml", 0.966, "assignment, mean of 10 seeds"),
 }
+# SST-5 fine-tuning also with run seeds 2 and 3: its 0.494 is the best SST-5 dev score minbert has, and the
+# CS224N multitask table's SST-5 >= 0.50 target needs to know how much of that is the seed.
+EXTRA_SEEDS = {"sst5_finetune": (2, 3)}
 
 
 def render() -> Path:
@@ -39,7 +42,7 @@ def render() -> Path:
         "|---|---|---|---|---|---|---|",
     ]
     for recipe, (_, reference, source) in RECIPES.items():
-        mine = {(r["split"], r["metric"]): r for r in rows if r["recipe"] == recipe}
+        mine = {(r["split"], r["metric"]): r for r in rows if r["recipe"] == recipe and r["seed"] == "1"}
         dev, test = mine.get(("dev", "accuracy")), mine.get(("test", "accuracy"))
         task, mode = recipe.split("_")
         dev_text = f"{float(dev['value']):.3f}" if dev else "not run yet"
@@ -47,9 +50,19 @@ def render() -> Path:
         wall = f"{float(dev['wall_s']) / 60:.1f} min" if dev else ""
         rate = dev["examples_per_s"] if dev else ""
         lines.append(f"| {task} | {mode} | {dev_text} | {test_text} | {reference:.3f} ({source}) | {wall} | {rate} |")
+    for recipe, seeds in EXTRA_SEEDS.items():
+        task, mode = recipe.split("_")
+        by_seed = {(r["seed"], r["split"]): float(r["value"]) for r in rows if r["recipe"] == recipe and r["metric"] == "accuracy"}
+        ran = sorted({seed for seed, _ in by_seed}, key=int)
+        cells = {split: [by_seed[(seed, split)] for seed in ran if (seed, split) in by_seed] for split in ("dev", "test")}
+        text = {split: " / ".join(f"{v:.3f}" for v in values) + (f" (mean {mean_sd(values)} %)" if len(values) > 1 else "")
+                for split, values in cells.items()}
+        lines += ["", f"{task} {mode} by run seed ({' / '.join(ran)}; the table's row is seed 1): dev {text['dev']}, test {text['test']}."]
     lines += ["", "Machine-readable rows: `experiments/results.csv` (experiment `seed003`).", ""]
     return write_markdown("seed003_table.md", lines)
 
 
 if __name__ == "__main__":
-    main(__doc__, [Run(EXPERIMENT, recipe, REPO / "configs" / config, seed=1) for recipe, (config, _, _) in RECIPES.items()], render)
+    plan = [Run(EXPERIMENT, recipe, REPO / "configs" / config, seed=1) for recipe, (config, _, _) in RECIPES.items()]
+    plan += [Run(EXPERIMENT, recipe, REPO / "configs" / RECIPES[recipe][0], seed) for recipe, seeds in EXTRA_SEEDS.items() for seed in seeds]
+    main(__doc__, plan, render)

@@ -105,6 +105,16 @@ def test_unlabeled_files_read_for_prediction(tmp_path):
     assert read_examples(path, "glue", require_labels=False)[0].label is None
 
 
+def test_plain_text_lines_for_embedding(tmp_path):
+    path = write(tmp_path, "texts.txt", "a cat sat ||| on a mat\n\n  spaced  \tout \n")
+    examples = read_examples(path, "text", require_labels=False)
+    assert [(e.text, e.label, e.line) for e in examples] == [("a cat sat ||| on a mat", None, 1), ("spaced  \tout", None, 3)]
+    with pytest.raises(MinbertError, match=r"texts\.txt: format 'text' has no labels.*choose a labelled format"):
+        read_examples(path, "text")
+    with pytest.raises(MinbertError, match=r"texts\.txt:1: not valid JSON .*use format text"):
+        read_examples(path, "jsonl", require_labels=False)
+
+
 def test_label_vocab_from_train_and_unseen_label(tmp_path):
     train = read_examples(write(tmp_path, "t.txt", "10 ||| a\n2 ||| b\n0 ||| c\n"), "pipe")
     vocab = LabelVocab.from_examples(train)

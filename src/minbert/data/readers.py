@@ -8,6 +8,7 @@ benchmark's layout:
     cs224n   the CS224N project's tab-separated csv (`sentence`, `sentiment`)
     glue     GLUE tsv with a header (`sentence`, `label`)
     uci      UCI Sentiment Labelled Sentences: `text<TAB>label`, no header (a directory reads all three files)
+    text     plain text, one text per line and no labels (what `minbert embed --data` is usually given)
 
 Nothing is dropped silently: a bad row stops the read with its file and line, unless the
 user asked to skip bad rows, in which case every skipped row is counted and logged.
@@ -73,6 +74,7 @@ DEFAULT_COLUMNS: dict[str, Columns | None] = {
     "quora": Columns("sentence1", "is_duplicate", "sentence2"),
     "sts": Columns("sentence1", "similarity", "sentence2"),
     "stsb": None,
+    "text": None,
 }
 FORMATS = tuple(DEFAULT_COLUMNS)
 FORMAT_HELP = {
@@ -87,6 +89,7 @@ FORMAT_HELP = {
     "quora": "CS224N Quora csv (pairs): tab-separated, header, sentence1, sentence2, is_duplicate",
     "sts": "CS224N STS csv (pairs): tab-separated, header, sentence1, sentence2, similarity (0-5)",
     "stsb": "official STS Benchmark csv (pairs): genre, file, year, id, score, sentence1, sentence2, no header",
+    "text": "plain text: one text per line, no header, no labels (for embed)",
 }
 
 RawRow = tuple[int, str | None, str | None, str | None]  # (line, text, label, second text of a pair)
@@ -117,6 +120,9 @@ def read_examples(
         return [example for file in files for example in read_examples(file, format, **kwargs)]  # type: ignore[arg-type]
     if not path.is_file():
         raise MinbertError(f"{path}: data file not found{'' if path.parent.is_dir() else ' (nor its folder)'}; check data.* paths")
+    if format == "text" and require_labels:
+        raise MinbertError(f"{path}: format 'text' has no labels, and training and evaluation need them; "
+                           "choose a labelled format (see `minbert formats`)")
     defaults = DEFAULT_COLUMNS[format]
     columns = Columns(
         text_column or (defaults.text if defaults else ""),
@@ -175,7 +181,8 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise RowError(f"{number}: not valid JSON ({e.msg}); each line must be one JSON object") from None
+            raise RowError(f"{number}: not valid JSON ({e.msg}); each line must be one JSON object "
+                           "(for one plain sentence per line, use format text)") from None
         if not isinstance(row, dict):
             raise RowError(f"{number}: a JSON {type(row).__name__}, not an object")
         yield number, row
@@ -274,6 +281,11 @@ def _read_stsb(path: Path, columns: Columns, split: str | None) -> Iterator[RawR
         yield number, fields[5], fields[4], fields[6]
 
 
+def _read_text(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
+    for number, line in _lines(path):
+        yield number, line, None, None
+
+
 ROW_READERS: dict[str, Callable[[Path, Columns, str | None], Iterator[RawRow]]] = {
     "jsonl": _read_jsonl,
     "csv": _delimited(","),
@@ -286,6 +298,7 @@ ROW_READERS: dict[str, Callable[[Path, Columns, str | None], Iterator[RawRow]]] 
     "quora": _delimited("\t"),
     "sts": _delimited("\t"),
     "stsb": _read_stsb,
+    "text": _read_text,
 }
 
 
