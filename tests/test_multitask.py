@@ -119,7 +119,7 @@ def test_regression_targets_are_checked_with_file_and_line():
     assert targets_of(spec, [Example("a", "2.5", "f.csv", 3, "b")], None).tolist() == [0.5]
     with pytest.raises(MinbertError, match="f.csv:3: label 'high' is not a number"):
         targets_of(spec, [Example("a", "high", "f.csv", 3, "b")], None)
-    with pytest.raises(MinbertError, match="f.csv:4: score 7 is outside"):
+    with pytest.raises(MinbertError, match=r"f.csv:4: score 7 is outside .*set tasks\.sts\.head\.target_range"):
         targets_of(spec, [Example("a", "7", "f.csv", 4, "b")], None)
 
 
@@ -151,6 +151,18 @@ def test_task_overrides_by_name(tmp_path):
         load_config(config, ["--tasks.sts.head.los", "mse"])
     with pytest.raises(MinbertError, match="summing to 1"):
         load_config(config, ["--tasks.sts.data.split", "[0.8, 0.3]"])
+
+
+def test_regression_range_defaults_to_the_formats_scale(tmp_path):
+    config = tmp_path / "run.yaml"
+    regression = {"kind": "regression", "input": "bi", "features": "cosine", "loss": "cosent"}
+    config.write_text(yaml.safe_dump({"task": "multitask", "tasks": [
+        {"name": "sts", "data": {"format": "sts"}, "head": regression},
+        {"name": "stsb", "data": {"format": "stsb"}, "head": regression},
+        {"name": "intensity", "data": {"format": "uci"}, "head": {"kind": "regression", "loss": "bce"}},
+    ]}))
+    assert [task.head.target_range for task in load_config(config).tasks] == [[0, 5], [0, 5], [0, 1]]
+    assert load_config(config, ["--tasks.sts.head.target_range", "[1, 4]"]).tasks[0].head.target_range == [1, 4]
 
 
 def write_slices(tmp_path, data_dir) -> dict[str, str]:

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=TRAIN_EPILOG.format(fields=describe_fields()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("config", type=Path, help="YAML or JSON run config (see configs/)")
+    add_config_argument(train, "YAML or JSON run config (see configs/)")
     train.add_argument("--resume", action="store_true", help="continue a killed run from output_dir/checkpoint/ (= --train.resume true)")
     train.add_argument(
         "--nproc", type=int, default=1,
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "      train.warmup_ratio: {type: float, low: 0.0, high: 0.1}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sweep.add_argument("config", type=Path, help="YAML or JSON run config with a sweep: section")
+    add_config_argument(sweep, "YAML or JSON run config with a sweep: section")
     sweep.add_argument("--trials", type=int, help="number of trials to add (default: sweep.trials)")
     sweep.set_defaults(handler=cmd_sweep)
 
@@ -191,14 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_config_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The run config, positional or as --config FILE (the spelling many other tools use)."""
+    parser.add_argument("config", type=Path, nargs="?", help=help)
+    parser.add_argument("--config", type=Path, dest="config_option", metavar="CONFIG", help="the same, as an option")
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    if args.config and args.config_option:
+        raise MinbertError(f"two run configs given ({args.config} and --config {args.config_option}); give one")
+    if not (args.config or args.config_option):
+        raise MinbertError(f"no run config given: minbert {args.command} CONFIG [--section.field value ...] (see configs/)")
+    return args.config or args.config_option
+
+
 def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.run import train
     from minbert.runtime import resolve_device
     from minbert.train import distributed
 
-    config = load_config(args.config, [*overrides, *(["--train.resume", "true"] if args.resume else [])])
+    path = config_path(args)
+    config = load_config(path, [*overrides, *(["--train.resume", "true"] if args.resume else [])])
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return distributed.launch(args.nproc, ["train", str(args.config), *overrides, *(["--resume"] if args.resume else [])])
+        return distributed.launch(args.nproc, ["train", str(path), *overrides, *(["--resume"] if args.resume else [])])
     distributed.init_from_env(resolve_device(config.train.device).type)
     main_process = distributed.is_main()
     try:
@@ -216,7 +231,7 @@ def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 def cmd_sweep(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.sweep import run_sweep
 
-    result = run_sweep(load_config(args.config, overrides), trials=args.trials)
+    result = run_sweep(load_config(config_path(args), overrides), trials=args.trials)
     print(result.report_path.read_text(encoding="utf-8").split("![", 1)[0].rstrip())
     print(f"\nbest dev value {result.best_value} with {result.best_params}\nfull report: {result.report_path}")
     return 0

@@ -28,7 +28,7 @@ class DataConfig(Section):
     dev: Path | None = Field(None, description="validation file (model selection, early stopping)")
     test: Path | None = Field(None, description="test file (reported once, after training)")
     format: str = Field(
-        "jsonl", description="jsonl | csv | tsv | massive | pipe | cs224n | glue | uci | quora | sts | stsb (see minbert formats)"
+        "jsonl", description="jsonl | csv | tsv | massive | pipe | cs224n | glue | uci | quora | sts | stsb | text (see minbert formats)"
     )
     text_column: str | None = Field(None, description="text field/column (default: the format's own)")
     label_column: str | None = Field(None, description="label field/column (default: the format's own)")
@@ -145,14 +145,21 @@ class HeadConfig(Section):
     )
     hidden_size: int = Field(0, ge=0, description="units of the head's hidden layer (0 = linear head)")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before each head layer")
-    target_range: list[float] = Field([0.0, 1.0], description="regression: [min, max] of the gold scores (STS: [0, 5]), scaled to [0, 1] for the loss")
+    target_range: list[float] | None = Field(
+        None, description="regression: [min, max] of the gold scores, scaled to [0, 1] for the loss (default: the format's, "
+        "[0, 5] for sts / stsb, else [0, 1])"
+    )
 
     @field_validator("target_range")
     @classmethod
-    def _check_range(cls, value: list[float]) -> list[float]:
-        if len(value) != 2 or value[0] >= value[1]:
+    def _check_range(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) != 2 or value[0] >= value[1]):
             raise ValueError("must be [min, max] with min < max, e.g. [0, 5]")
         return value
+
+
+# The gold-score scale of the pair formats that carry one; a regression head on them defaults to it.
+SCORE_RANGES: dict[str, list[float]] = {"sts": [0.0, 5.0], "stsb": [0.0, 5.0]}
 
 
 class TaskConfig(Section):
@@ -160,6 +167,13 @@ class TaskConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     head: HeadConfig = Field(default_factory=HeadConfig)
     weight: float = Field(1.0, ge=0.0, description="weight of this task's loss")
+
+    @model_validator(mode="after")
+    def _default_target_range(self) -> TaskConfig:
+        """STS scores run 0-5: a regression head on an sts file should not need to be told."""
+        if self.head.target_range is None:
+            self.head.target_range = SCORE_RANGES.get(self.data.format, [0.0, 1.0])
+        return self
 
 
 class MultitaskConfig(Section):

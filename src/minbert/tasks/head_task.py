@@ -61,7 +61,10 @@ def targets_of(spec: HeadSpec, examples: Sequence[Example], labels: LabelVocab |
         except ValueError:
             raise MinbertError(f"{e.where}: label {e.label!r} is not a number; task {spec.name!r} is a regression") from None
         if not low <= value <= high:
-            raise MinbertError(f"{e.where}: score {value:g} is outside task {spec.name!r}'s head.target_range [{low:g}, {high:g}]; widen the range")
+            raise MinbertError(
+                f"{e.where}: score {value:g} is outside task {spec.name!r}'s head.target_range [{low:g}, {high:g}]; "
+                f"set tasks.{spec.name}.head.target_range to the scores' [min, max]"
+            )
         values.append(spec.to_unit(value))
     return torch.tensor(values, dtype=torch.float)
 
