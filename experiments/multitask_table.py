@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from intermediate import FROM_SST2, SST2_STAGE  # noqa: E402
 from runner import REPO, Run, main, read_rows, write_markdown  # noqa: E402
 
 EXPERIMENT = "cs224n_multitask"
@@ -34,11 +35,13 @@ SST_RECIPES = {
     "sst_bs8": ("bs 8, lr 1e-5 (head 1e-4), head dropout 0.3, 6 epochs (seed 003's small steps)",
                 ["--train.batch_size", "8", "--train.lr", "1e-5", "--train.head_lr", "1e-4", "--train.epochs", "6",
                  "--tasks.sst.head.dropout", "0.3"]),
+    "sst_from_sst2": ("lr 5e-5 (head 2e-4), 3 epochs, from the SST-2 encoder (1 epoch on GLUE SST-2 first)", FROM_SST2),
 }
 # The multitask run with other settings (same config, these overrides).
 MULTITASK_RECIPES = {
     "multitask_sst_w2": ("minbert multitask, SST loss weight 2", ["--tasks.sst.weight", "2"]),
     "multitask_5ep": ("minbert multitask, 5 epochs (every dev score still rose at epoch 3)", ["--train.epochs", "5"]),
+    "multitask_from_sst2": ("minbert multitask from the SST-2 encoder (1 epoch on GLUE SST-2 first)", FROM_SST2),
 }
 # The multitask recipe again with other run seeds: how far SST-5 dev moves with the seed alone.
 MULTITASK_SEEDS = (2, 3)
@@ -47,6 +50,7 @@ SEED_002 = {"sst_accuracy": 0.516, "quora_accuracy": 0.807, "sts_pearson": 0.838
 
 def runs() -> list[Run]:
     plan = [Run(EXPERIMENT, recipe, REPO / "configs" / config, 1, metrics=METRICS) for recipe, (config, _) in RECIPES.items()]
+    plan.append(SST2_STAGE)
     plan += [Run(EXPERIMENT, recipe, REPO / "configs" / "sst_single.yaml", 1, overrides, metrics=METRICS)
              for recipe, (_, overrides) in SST_RECIPES.items()]
     plan += [Run(EXPERIMENT, "multitask", REPO / "configs" / "cs224n_multitask.yaml", seed, metrics=METRICS) for seed in MULTITASK_SEEDS]

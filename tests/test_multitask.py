@@ -151,6 +151,8 @@ def test_task_overrides_by_name(tmp_path):
         load_config(config, ["--tasks.sts.head.los", "mse"])
     with pytest.raises(MinbertError, match="summing to 1"):
         load_config(config, ["--tasks.sts.data.split", "[0.8, 0.3]"])
+    with pytest.raises(MinbertError, match=r"tasks\.sst\.head\.kind: input should be 'classification' or 'regression'"):
+        load_config(config, ["--tasks.sst.head.kind", "regresion"])
 
 
 def test_regression_range_defaults_to_the_formats_scale(tmp_path):

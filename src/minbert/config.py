@@ -358,11 +358,22 @@ def build_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'the config'}: {err['msg'].removeprefix('Value error, ')[:1].lower()}{err['msg'].removeprefix('Value error, ')[1:]}"
+            f"{_field_name(err['loc'], raw)}: {err['msg'].removeprefix('Value error, ')[:1].lower()}{err['msg'].removeprefix('Value error, ')[1:]}"
             + (" (unknown field)" if err["type"] == "extra_forbidden" else "")
             for err in e.errors()
         )
         raise MinbertError(f"{source}: {problems}") from e
+
+
+def _field_name(loc: tuple, raw: dict[str, Any]) -> str:
+    """('tasks', 1, 'head', 'kind') -> 'tasks.sts.head.kind': tasks by name, as --tasks.NAME.field overrides spell them."""
+    parts = [str(p) for p in loc]
+    tasks = raw.get("tasks")
+    if len(loc) > 1 and loc[0] == "tasks" and isinstance(loc[1], int) and isinstance(tasks, list) and loc[1] < len(tasks):
+        task = tasks[loc[1]]
+        if isinstance(task, dict) and isinstance(task.get("name"), str):
+            parts[1] = task["name"]
+    return ".".join(parts) or "the config"
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
