@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from intermediate import FROM_SST2, SST2_STAGE  # noqa: E402
+from intermediate import FROM_SST2, SST2_STAGE, describe_stage  # noqa: E402
 from runner import REPO, Run, main, read_rows, write_markdown  # noqa: E402
 
 EXPERIMENT = "cs224n_multitask"
@@ -115,6 +115,7 @@ def render() -> Path:
         f"| lr 5e-5 (head 2e-4), 3 epochs (the single-task row above) | {get('sst_single', 'sst_accuracy')} | {wall('sst_single')} |",
     ]
     lines += [f"| {label} | {get(recipe, 'sst_accuracy')} | {wall(recipe)} |" for recipe, (label, _) in SST_RECIPES.items()]
+    lines += ["", *describe_stage()]
     lines += ["", "Targets: STS Pearson >= 0.85, SST-5 >= 0.50, Quora >= 0.80. Rows: `experiments/results.csv` (experiment cs224n_multitask).", ""]
     return write_markdown("multitask_table.md", lines)
 

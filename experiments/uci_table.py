@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from intermediate import FROM_SST2, SST2_STAGE  # noqa: E402
+from intermediate import FROM_SST2, SST2_STAGE, describe_stage  # noqa: E402
 from runner import REPO, Run, main, mean_sd, read_rows, write_markdown  # noqa: E402
 
 EXPERIMENT = "uci_seed004"
@@ -135,6 +135,8 @@ def render() -> Path:
         "",
         "One test sentence is 0.33 points; from the checkpoint itself the split-to-split sd is larger than the differences between",
         "the recipes above. Seed 004's 94 % is one 80/20 split with a 768-d (base-size) BERT trained on UCI alone, not an average.",
+        "",
+        *describe_stage(),
     ]
     lines += ["", "Target: >= 94 % test accuracy. Rows: `experiments/results.csv` (experiment uci_seed004).", ""]
     return write_markdown("uci_table.md", lines)

@@ -23,6 +23,14 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class ExcludeSource(Section):
+    """A file whose texts must not be trained on (an evaluation set of another task)."""
+
+    path: Path = Field(..., description="file (or uci directory) of texts to keep out of training")
+    format: str = Field("jsonl", description="its data format (see minbert formats)")
+    text_column: str | None = Field(None, description="its text field/column (default: the format's own)")
+
+
 class DataConfig(Section):
     train: Path | None = Field(None, description="training file")
     dev: Path | None = Field(None, description="validation file (model selection, early stopping)")
@@ -38,6 +46,10 @@ class DataConfig(Section):
     few_shot: int | None = Field(None, ge=1, description="train on N examples sampled with the label distribution")
     label_noise: float = Field(0.0, ge=0.0, le=1.0, description="flip this fraction of training labels (robustness)")
     sample_seed: int | None = Field(None, description="seed of few_shot / label_noise sampling (default: train.seed)")
+    exclude: list[ExcludeSource] = Field(
+        default_factory=list,
+        description="drop training rows whose text occurs in these files ([{path, format}], compared on letters and digits); logged",
+    )
     split: list[float] | None = Field(
         None, description="no dev/test files: split train (stratified, seeded by sample_seed) into train/dev/test fractions, e.g. [0.8, 0.1, 0.1]"
     )

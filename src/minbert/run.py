@@ -24,6 +24,7 @@ import torch
 
 from minbert.config import DataConfig, RunConfig, TrainConfig
 from minbert.data.labels import LabelVocab
+from minbert.data.overlap import drop_overlap
 from minbert.data.readers import Example, read_examples, subsample
 from minbert.data.sampling import few_shot_sample, inject_label_noise, split_examples
 from minbert.errors import MinbertError
@@ -90,8 +91,10 @@ def read_splits(data: DataConfig, seed: int) -> tuple[list[Example], list[Exampl
 
 
 def prepare_train(examples: list[Example], data: DataConfig, seed: int) -> list[Example]:
-    """Subsample, few-shot sample and/or corrupt labels, as the config asks (all seeded)."""
+    """Drop excluded texts, then subsample, few-shot sample and/or corrupt labels, as the config asks (all seeded)."""
     seed = seed if data.sample_seed is None else data.sample_seed
+    if data.exclude:
+        examples = exclude_texts(examples, data)
     examples = subsample(examples, data.max_train_examples, seed)
     if data.few_shot:
         examples = few_shot_sample(examples, data.few_shot, seed)
@@ -99,6 +102,18 @@ def prepare_train(examples: list[Example], data: DataConfig, seed: int) -> list[
     if data.label_noise:
         examples = inject_label_noise(examples, data.label_noise, seed)
         log.info("label noise: %.0f%% of training labels flipped (seed %d)", 100 * data.label_noise, seed)
+    return examples
+
+
+def exclude_texts(examples: list[Example], data: DataConfig) -> list[Example]:
+    """data.exclude: training rows whose text is in another file are dropped, and the log says how many and which."""
+    for source in data.exclude:
+        texts = [e.text for e in read_examples(source.path, source.format, text_column=source.text_column, require_labels=False)]
+        examples, dropped = drop_overlap(examples, texts)
+        shown = "; ".join(f"{e.where} {e.text!r}" for e in dropped[:3])
+        log.info("data.exclude %s: dropped %d training rows whose text it holds%s", source.path, len(dropped), f" (first: {shown})" if dropped else "")
+    if not examples:
+        raise MinbertError(f"data.exclude dropped every training row of {data.train}; check the exclude files")
     return examples
 
 
