@@ -115,10 +115,10 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     ]
     config = load_config(run.config, overrides)
     for data in [config.data, *(task.data for task in config.tasks)]:  # configs name ../shared/data; honour MINBERT_DATA
-        for holder, field in [*((data, split) for split in ("train", "dev", "test")), *((source, "path") for source in data.exclude)]:
-            path = getattr(holder, field)
+        for holder, name in [*((data, split) for split in ("train", "dev", "test")), *((source, "path") for source in data.exclude)]:
+            path = getattr(holder, name)
             if path is not None and "shared/data/" in str(path):
-                setattr(holder, field, data_dir / str(path).split("shared/data/", 1)[1])
+                setattr(holder, name, data_dir / str(path).split("shared/data/", 1)[1])
     with WallClock(out / "wall_s.json") as clock:
         result = train(config)
     wall = round(clock.total(), 1)
