@@ -10,6 +10,7 @@ the other 20 % ("dev" below). Resumable through experiments/results.csv (experim
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -69,6 +70,15 @@ def render() -> Path:
         found = [float(r["wall_s"]) for r in rows if r["recipe"] == recipe and r["seed"] == str(seed)]
         return f"{found[0] / 60:.1f} min" if found else "not run yet"
 
+    def seeds_mean_row(recipe: str, seeds: list[int]) -> str:
+        """Mean ± sd over the run seeds that finished, as fractions like the rows above."""
+        cells = []
+        for metric in ("sst_accuracy", "quora_accuracy", "sts_pearson", "sts_spearman", "overall"):
+            found = [float(r["value"]) for r in rows if r["recipe"] == recipe and r["metric"] == metric and int(r["seed"]) in seeds]
+            cells.append(f"{statistics.mean(found):.3f} ± {statistics.stdev(found):.3f}" if len(found) > 1 else "")
+        ran = sorted({int(r["seed"]) for r in rows if r["recipe"] == recipe and int(r["seed"]) in seeds})
+        return f"| minbert multitask, mean ± sd of run seeds {', '.join(map(str, ran))} | {' | '.join(cells)} | |"
+
     def multitask_row(label: str, recipe: str, seed: int = 1) -> str:
         scores = " | ".join(get(recipe, metric, seed) for metric in ("sst_accuracy", "quora_accuracy", "sts_pearson", "sts_spearman", "overall"))
         return f"| {label} | {scores} | {wall(recipe, seed)} |"
@@ -88,6 +98,7 @@ def render() -> Path:
         f"{(SEED_002['sst_accuracy'] + SEED_002['quora_accuracy'] + (SEED_002['sts_pearson'] + 1) / 2) / 3:.3f} | |",
         multitask_row("minbert multitask", "multitask"),
         *(multitask_row(f"minbert multitask, run seed {seed}", "multitask", seed) for seed in MULTITASK_SEEDS),
+        seeds_mean_row("multitask", [1, *MULTITASK_SEEDS]),
         *(multitask_row(label, recipe) for recipe, (label, _) in MULTITASK_RECIPES.items()),
         f"| minbert single-task (three runs) | {get('sst_single', 'sst_accuracy')} | {get('quora_cross', 'quora_accuracy')} | "
         f"{get('sts_bi', 'sts_pearson')} | {get('sts_bi', 'sts_spearman')} | | "
