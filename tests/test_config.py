@@ -63,3 +63,15 @@ def test_help_lists_every_field():
 def test_global_option_after_the_command_is_explained():
     with pytest.raises(MinbertError, match=r"-q is a global option: put it before the command"):
         load_config(None, ["-q"])
+
+
+def test_train_takes_the_config_positionally_or_as_an_option(tmp_path, capsys):
+    from minbert.cli import main
+
+    missing = tmp_path / "nope.yaml"
+    assert main(["train", "--config", str(missing)]) == 2
+    assert f"{missing}: config file not found" in capsys.readouterr().err
+    assert main(["train"]) == 2
+    assert "no run config given: minbert train CONFIG" in capsys.readouterr().err
+    assert main(["sweep", "a.yaml", "--config", "b.yaml"]) == 2
+    assert "two run configs given (a.yaml and --config b.yaml)" in capsys.readouterr().err
