@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from minbert.config import load_config
+from minbert.config import RunConfig, load_config
 from minbert.run import train
 
 HERE = Path(__file__).resolve().parent
@@ -106,6 +106,15 @@ def read_rows(path: Path = RESULTS) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> None:
+    """Configs name ../shared/data; point every data path (splits and exclusions, of every task) at data_dir instead."""
+    for data in [config.data, *(task.data for task in config.tasks)]:
+        for holder, name in [*((data, split) for split in ("train", "dev", "test")), *((source, "path") for source in data.exclude)]:
+            path = getattr(holder, name)
+            if path is not None and "shared/data/" in str(path):
+                setattr(holder, name, data_dir / str(path).split("shared/data/", 1)[1])
+
+
 def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     """Train one run and return its result rows (dev and test metrics, accuracy before training)."""
     out = HERE / "runs" / run.experiment / run.recipe / f"seed{run.seed}"
@@ -114,11 +123,7 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
         "--model.checkpoint", run.checkpoint, *run.overrides,
     ]
     config = load_config(run.config, overrides)
-    for data in [config.data, *(task.data for task in config.tasks)]:  # configs name ../shared/data; honour MINBERT_DATA
-        for holder, name in [*((data, split) for split in ("train", "dev", "test")), *((source, "path") for source in data.exclude)]:
-            path = getattr(holder, name)
-            if path is not None and "shared/data/" in str(path):
-                setattr(holder, name, data_dir / str(path).split("shared/data/", 1)[1])
+    rehome(config, data_dir)
     with WallClock(out / "wall_s.json") as clock:
         result = train(config)
     wall = round(clock.total(), 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 
 import pytest
 
@@ -14,6 +15,10 @@ from minbert.data.readers import Example, read_examples
 from minbert.multitask_run import read_task
 from minbert.run import prepare_train
 from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "experiments"))
+
+from runner import rehome  # noqa: E402
 
 
 def test_squeeze_ignores_case_spacing_and_punctuation():
@@ -46,9 +51,9 @@ def test_exclude_drops_logs_and_refuses_to_empty_train(tmp_path, caplog):
 def test_sst2_stage_trains_on_no_sst5_or_uci_evaluation_sentence(data_dir):
     """GLUE SST-2's phrases come from SST train sentences, yet short stock phrases ("bad", "awful", "gets the job
     done") are also SST-5 / UCI evaluation sentences; the stage's data.exclude must remove every one of them."""
-    task = load_config(REPO / "configs" / "sst2_intermediate.yaml").tasks[0]
-    for holder, field in [(task.data, "train"), (task.data, "dev"), *((source, "path") for source in task.data.exclude)]:
-        setattr(holder, field, data_dir / str(getattr(holder, field)).split("shared/data/", 1)[1])
+    config = load_config(REPO / "configs" / "sst2_intermediate.yaml")
+    rehome(config, data_dir)
+    task = config.tasks[0]
     evaluation = {
         "CS224N SST-5 dev": read_examples(data_dir / "cs224n_multitask" / "ids-sst-dev.csv", "cs224n"),
         "SST-5 test": read_examples(data_dir / "sst5" / "sst-test.txt", "pipe"),
