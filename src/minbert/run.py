@@ -108,7 +108,8 @@ def prepare_train(examples: list[Example], data: DataConfig, seed: int) -> list[
 def exclude_texts(examples: list[Example], data: DataConfig) -> list[Example]:
     """data.exclude: training rows whose text is in another file are dropped, and the log says how many and which."""
     for source in data.exclude:
-        texts = [e.text for e in read_examples(source.path, source.format, text_column=source.text_column, require_labels=False)]
+        held = read_examples(source.path, source.format, text_column=source.text_column, require_labels=False)
+        texts = [text for e in held for text in (e.text, e.text_pair) if text is not None]
         examples, dropped = drop_overlap(examples, texts)
         shown = "; ".join(f"{e.where} {e.text!r}" for e in dropped[:3])
         log.info("data.exclude %s: dropped %d training rows whose text it holds%s", source.path, len(dropped), f" (first: {shown})" if dropped else "")

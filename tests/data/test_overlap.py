@@ -43,6 +43,10 @@ def test_exclude_drops_logs_and_refuses_to_empty_train(tmp_path, caplog):
         kept = prepare_train(read_examples(train), config.data, seed=1)
     assert [e.text for e in kept] == ["good movie", "fine"]
     assert "dropped 1 training rows" in caplog.text and "train.jsonl:2 'Awful.'" in caplog.text
+    pairs = tmp_path / "pairs.tsv"  # both sentences of an evaluation pair are held out
+    pairs.write_text("id\tsentence1\tsentence2\tsimilarity\n1\tsomething else\tFINE\t3.0\n")
+    paired = load_config(None, ["--data.train", str(train), "--data.exclude", f"[{{path: {pairs}, format: sts}}]"])
+    assert [e.text for e in prepare_train(read_examples(train), paired.data, seed=1)] == ["good movie", "Awful."]
     held_out.write_text("good movie\nawful\nfine\n")
     with pytest.raises(MinbertError, match="data.exclude dropped every training row"):
         prepare_train(read_examples(train), config.data, seed=1)
