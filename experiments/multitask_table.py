@@ -56,11 +56,10 @@ def runs() -> list[Run]:
     plan += [Run(EXPERIMENT, recipe, REPO / "configs" / "sst_single.yaml", seed, overrides, metrics=METRICS)
              for recipe, (_, overrides) in SST_RECIPES.items() for seed in (1, *SST_SEEDS.get(recipe, ()))]
     overrides_of = {"multitask": [], **{recipe: overrides for recipe, (_, overrides) in MULTITASK_RECIPES.items()}}
-    plan += [Run(EXPERIMENT, "multitask", REPO / "configs" / "cs224n_multitask.yaml", seed, metrics=METRICS) for seed in MULTITASK_SEEDS["multitask"]]
     plan += [Run(EXPERIMENT, recipe, REPO / "configs" / "cs224n_multitask.yaml", 1, overrides, metrics=METRICS)
              for recipe, (_, overrides) in MULTITASK_RECIPES.items()]
     return plan + [Run(EXPERIMENT, recipe, REPO / "configs" / "cs224n_multitask.yaml", seed, overrides_of[recipe], metrics=METRICS)
-                   for recipe, seeds in MULTITASK_SEEDS.items() if recipe != "multitask" for seed in seeds]
+                   for recipe, seeds in MULTITASK_SEEDS.items() for seed in seeds]
 
 
 def render() -> Path:
@@ -74,6 +73,9 @@ def render() -> Path:
         found = [float(r["wall_s"]) for r in rows if r["recipe"] == recipe and r["seed"] == str(seed)]
         return f"{found[0] / 60:.1f} min" if found else "not run yet"
 
+    def fraction_mean_sd(values: list[float]) -> str:
+        return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
     def seeds_mean_row(recipe: str, seeds: list[int]) -> list[str]:
         """Mean ± sd over the run seeds that finished (none before two have), as fractions like the rows above."""
         ran = sorted({int(r["seed"]) for r in rows if r["recipe"] == recipe and int(r["seed"]) in seeds})
@@ -82,7 +84,7 @@ def render() -> Path:
         cells = []
         for metric in ("sst_accuracy", "quora_accuracy", "sts_pearson", "sts_spearman", "overall"):
             found = [float(r["value"]) for r in rows if r["recipe"] == recipe and r["metric"] == metric and int(r["seed"]) in seeds]
-            cells.append(f"{statistics.mean(found):.3f} ± {statistics.stdev(found):.3f}" if len(found) > 1 else "")
+            cells.append(fraction_mean_sd(found) if len(found) > 1 else "")
         return [f"| mean ± sd of run seeds {', '.join(map(str, ran))} | {' | '.join(cells)} | |"]
 
     def with_seeds(label: str, recipe: str) -> list[str]:
@@ -138,7 +140,7 @@ def render() -> Path:
     for recipe, (label, _) in SST_RECIPES.items():
         found = [float(v) for seed in (1, *SST_SEEDS.get(recipe, ())) if (v := get(recipe, "sst_accuracy", seed))]
         if len(found) > 1:
-            label += f" (run seeds 1-{len(found)}: {' / '.join(f'{v:.3f}' for v in found)}; mean {statistics.mean(found):.3f} ± {statistics.stdev(found):.3f})"
+            label += f" (run seeds 1-{len(found)}: {' / '.join(f'{v:.3f}' for v in found)}; mean {fraction_mean_sd(found)})"
         lines.append(f"| {label} | {get(recipe, 'sst_accuracy')} | {wall(recipe)} |")
     lines += ["", *describe_stage()]
     lines += ["", "Targets: STS Pearson >= 0.85, SST-5 >= 0.50, Quora >= 0.80. Rows: `experiments/results.csv` (experiment cs224n_multitask).", ""]

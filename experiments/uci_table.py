@@ -120,14 +120,14 @@ def render() -> Path:
     gains = []  # from SST-2 minus from the checkpoint, split by split
     for k in [*OTHER_SPLITS, TABLE_SPLIT]:
         cells = []
-        pair = [seed_one(split_recipe(recipe, k), "test") for recipe in tests]
-        if all(pair):
-            gains.append(pair[1][0] - pair[0][0])
-        for recipe in tests:
+        test = {recipe: seed_one(split_recipe(recipe, k), "test") for recipe in tests}
+        if all(test.values()):
+            gains.append(test[SST2_RECIPE][0] - test[SELECTED][0])
+        for recipe, values in test.items():
             name = split_recipe(recipe, k)
             walls = [float(r["wall_s"]) for r in rows if r["recipe"] == name and r["seed"] == "1"]
-            tests[recipe] += seed_one(name, "test")
-            cells.append(f"{mean_sd(seed_one(name, 'test'))} | {mean_sd(seed_one(name, 'dev'))} | {walls[0] / 60:.1f} min" if walls else "not run yet | |")
+            tests[recipe] += values
+            cells.append(f"{mean_sd(values)} | {mean_sd(seed_one(name, 'dev'))} | {walls[0] / 60:.1f} min" if walls else "not run yet | |")
         label = f"{k} (the table's split)" if k == TABLE_SPLIT else str(k)
         lines.append(f"| {label} | {' | '.join(cells)} |")
     lines.append(f"| mean of the splits run | {mean_sd(tests[SELECTED])} | | | {mean_sd(tests[SST2_RECIPE])} | | |")
