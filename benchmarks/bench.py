@@ -63,8 +63,9 @@ def train_minbert(args: argparse.Namespace, bf16: bool, hf_init: bool = False) -
     from minbert.config import TrainConfig
     from minbert.data.labels import LabelVocab
     from minbert.data.readers import Example
-    from minbert.model.task_model import SequenceClassifier
-    from minbert.tasks.classification import ClassificationTask, evaluate_examples
+    from minbert.model.heads import HeadSpec
+    from minbert.model.task_model import Model
+    from minbert.tasks.head_task import HeadTask, evaluate_examples
     from minbert.train.metrics_log import MetricsLog
     from minbert.train.trainer import Trainer
 
@@ -73,18 +74,19 @@ def train_minbert(args: argparse.Namespace, bf16: bool, hf_init: bool = False) -
     train = [Example(t, y, "train", i) for i, (t, y) in enumerate(zip(texts, labels, strict=True))]
     dev = [Example(t, y, "dev", i) for i, (t, y) in enumerate(zip(dev_texts, dev_labels, strict=True))]
     vocab = LabelVocab(sorted(set(labels) | set(dev_labels)))
-    model = SequenceClassifier.from_checkpoint(None, vocab.labels, pooling="pooler", hidden_size=0, dropout=0.1, max_length=MAX_LENGTH)
+    spec = HeadSpec("main", labels=vocab.labels, hidden_size=0, dropout=0.1)
+    model = Model.from_checkpoint(None, [spec], pooling="pooler", max_length=MAX_LENGTH)
     if hf_init:
-        classifier = model.head.layers[-1]
+        classifier = model.heads["main"].mlp.layers[-1]
         torch.nn.init.normal_(classifier.weight, std=0.02)
         torch.nn.init.zeros_(classifier.bias)
-    task = ClassificationTask(model, vocab, train, None, batch_size=BATCH, seed=SEED, bf16=bf16)
+    task = HeadTask(spec, model, train, None, batch_size=BATCH, seed=SEED, bf16=bf16)
     config = TrainConfig(epochs=1, batch_size=BATCH, lr=LR, schedule="constant", eval_before=False, progress=False, bf16=bf16, seed=SEED)
     with tempfile.TemporaryDirectory() as tmp:
         log = MetricsLog(Path(tmp) / "metrics.jsonl")
         fit = Trainer(model, task, config, log, torch.device("cpu")).fit()
         log.close()
-    accuracy = evaluate_examples(model, dev, vocab, 128).metrics["accuracy"]
+    accuracy = evaluate_examples(model, "main", dev, 128).metrics["accuracy"]
     return {"examples_per_s": fit.examples_per_second, "seconds": fit.train_seconds, "dev_accuracy": accuracy}
 
 
@@ -98,8 +100,9 @@ def train_probe(args: argparse.Namespace, cached: bool) -> dict:
     from minbert.config import TrainConfig
     from minbert.data.labels import LabelVocab
     from minbert.data.readers import Example
-    from minbert.model.task_model import SequenceClassifier
-    from minbert.tasks.classification import ClassificationTask
+    from minbert.model.heads import HeadSpec
+    from minbert.model.task_model import Model
+    from minbert.tasks.head_task import HeadTask
     from minbert.train.metrics_log import MetricsLog
     from minbert.train.optim import apply_freezing
     from minbert.train.trainer import Trainer
@@ -107,10 +110,11 @@ def train_probe(args: argparse.Namespace, cached: bool) -> dict:
     texts, labels = load_split("train", args.train_examples)
     train = [Example(t, y, "train", i) for i, (t, y) in enumerate(zip(texts, labels, strict=True))]
     vocab = LabelVocab(sorted(set(labels)))
-    model = SequenceClassifier.from_checkpoint(None, vocab.labels, pooling="cls", hidden_size=512, dropout=0.1, max_length=MAX_LENGTH)
+    spec = HeadSpec("main", labels=vocab.labels, hidden_size=512, dropout=0.1)
+    model = Model.from_checkpoint(None, [spec], pooling="cls", max_length=MAX_LENGTH)
     apply_freezing(model, "encoder")
     started = time.perf_counter()
-    task = ClassificationTask(model, vocab, train, None, batch_size=BATCH, seed=SEED, cache_features=cached)
+    task = HeadTask(spec, model, train, None, batch_size=BATCH, seed=SEED, cache_features=cached)
     cache_s = time.perf_counter() - started
     epochs = PROBE_EPOCHS if cached else 1
     config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=1e-3, schedule="constant", eval_before=False, progress=False, seed=SEED)
@@ -197,16 +201,16 @@ def infer_minbert(args: argparse.Namespace, bf16: bool, bucketed: bool = True, c
     every length first (the compile time is reported, not counted in the throughput)."""
     import torch
 
-    from minbert.model.sentence_encoder import SentenceEncoder, embed_texts
+    from minbert.model.task_model import Model
+    from minbert.runtime import compile_encoder
 
     texts, _ = load_split("validation", args.infer_examples)
-    model = SentenceEncoder.from_pretrained(None)
-    model.tokenizer.max_length = MAX_LENGTH
-    model.tokenizer.backend.enable_truncation(MAX_LENGTH)
-    encoder = torch.compile(model.encoder, dynamic=True) if compiled else model.encoder
+    model = Model.from_checkpoint(None, pooling="mean", max_length=MAX_LENGTH)
+    if compiled:
+        compile_encoder(model)
 
     def encode(batch: list[str]) -> torch.Tensor:
-        return embed_texts(encoder, model.tokenizer, model.pooling, batch, INFER_BATCH, bf16)
+        return model.pooled_vectors(batch, INFER_BATCH, bf16)
 
     started = time.perf_counter()
     if compiled:  # every batch-64 length, then batch 1 (torch.compile specialises size-1 dimensions)
@@ -225,15 +229,17 @@ def infer_minbert_onnx(args: argparse.Namespace, backend: str) -> dict:
     """A classifier on the default checkpoint (head of 60 intents) exported to ONNX and run by ONNX Runtime."""
     import tempfile
 
-    from minbert.model.backends import OnnxClassifier, export_onnx
-    from minbert.model.task_model import SequenceClassifier
+    from minbert.model.backends import OnnxModel, export_onnx
+    from minbert.model.heads import HeadSpec
+    from minbert.model.task_model import Model
 
     texts, labels = load_split("validation", args.infer_examples)
     with tempfile.TemporaryDirectory() as tmp:
-        SequenceClassifier.from_checkpoint(None, sorted(set(labels)), max_length=MAX_LENGTH).save(Path(tmp) / "model")
+        head = HeadSpec("main", labels=sorted(set(labels)), hidden_size=512)
+        Model.from_checkpoint(None, [head], max_length=MAX_LENGTH).save(Path(tmp) / "model")
         export_onnx(Path(tmp) / "model", int8=backend == "onnx-int8")
-        model = OnnxClassifier(Path(tmp) / "model", backend, threads=args.threads)
-        encode = lambda batch: model.logits(batch, INFER_BATCH)  # noqa: E731
+        model = OnnxModel(Path(tmp) / "model", backend, threads=args.threads)
+        encode = lambda batch: model.raw_outputs("main", batch, INFER_BATCH)  # noqa: E731
         return latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
 
 

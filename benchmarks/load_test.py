@@ -79,20 +79,21 @@ def main() -> None:
     args = parser.parse_args()
 
     from minbert.data.readers import read_examples
-    from minbert.model.task_model import SequenceClassifier, load
+    from minbert.model.heads import HeadSpec
+    from minbert.model.task_model import Model, load
 
     texts = [e.text for e in read_examples(DATA / "massive_en_us" / "test.jsonl", "massive")][: args.requests]
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model
         if model_dir is None:
             labels = sorted({e.label for e in read_examples(DATA / "massive_en_us" / "train.jsonl", "massive")})
-            model_dir = SequenceClassifier.from_checkpoint(None, labels, max_length=64).save(Path(tmp) / "model")
+            model_dir = Model.from_checkpoint(None, [HeadSpec("main", labels=labels, hidden_size=512)], max_length=64).save(Path(tmp) / "model")
         model = load(model_dir)
         expected = {t: p.label for t, p in zip(texts, model.predict(texts), strict=True)}
         if args.backend != "torch":  # compare with the backend's own offline answers
-            from minbert.model.backends import load_classifier
+            from minbert.model.backends import load_backend
 
-            expected = {t: p.label for t, p in zip(texts, load_classifier(model_dir, args.backend).predict(texts), strict=True)}
+            expected = {t: p.label for t, p in zip(texts, load_backend(model_dir, args.backend).predict(texts), strict=True)}
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "minbert", "-q", "serve", str(model_dir), "--port", str(port), "--backend", args.backend],

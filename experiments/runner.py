@@ -15,9 +15,9 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from minbert.config import RunConfig, load_config
 from minbert.run import train

@@ -75,3 +75,35 @@ def test_train_takes_the_config_positionally_or_as_an_option(tmp_path, capsys):
     assert "no run config given: minbert train CONFIG" in capsys.readouterr().err
     assert main(["sweep", "a.yaml", "--config", "b.yaml"]) == 2
     assert "two run configs given (a.yaml and --config b.yaml)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}}]", "--data.train", "t.jsonl"],
+     "data: is the single-task run's data; a multitask run reads each task's own"),
+    (["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}}]", "--model.hidden_size", "64"],
+     r"model.hidden_size sets the single-task head; .* \(tasks.NAME.head.hidden_size\)"),
+    (["--multitask.projection_size", "64"], "multitask: is read by task: multitask"),
+    (["--contrastive.epochs", "3"], "contrastive.epochs is set but contrastive.objective is none"),
+    (["--train.scl_lambda", "0.5"], "train.scl_lambda is read by train.objective ce\\+scl"),
+    (["--model.hidden_size", "0", "--model.activation", "gelu"], "model.activation is read by the head's hidden layer"),
+    (["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}, head: {target_range: [0, 5]}}]"],
+     "tasks.a.head: target_range is read by regression heads only"),
+])
+def test_a_field_the_run_would_not_read_is_an_error(overrides, message):
+    with pytest.raises(MinbertError, match=message):
+        load_config(None, overrides)
+
+
+def test_a_resolved_config_reloads_as_it_was(tmp_path):
+    """config.yaml writes every field, defaults included; reading it back must not trip the checks above."""
+    for overrides in (["--data.train", "t.jsonl"], ["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}, head: {kind: regression}}]"]):
+        config = load_config(None, overrides)
+        (tmp_path / "config.yaml").write_text(config.to_yaml())
+        assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_a_single_task_config_is_a_one_entry_task_list():
+    config = load_config(None, ["--data.train", "t.jsonl", "--model.hidden_size", "64", "--model.dropout", "0.2"])
+    (task,) = config.task_list()
+    assert task.name == "main" and task.data == config.data
+    assert (task.head.kind, task.head.input, task.head.loss, task.head.hidden_size, task.head.dropout) == ("classification", "single", "ce", 64, 0.2)

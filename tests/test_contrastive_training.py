@@ -12,10 +12,10 @@ import minbert
 from minbert.data.labels import LabelVocab
 from minbert.data.readers import read_examples
 from minbert.model.checkpoint import resolve_checkpoint
-from minbert.model.task_model import SequenceClassifier
-from minbert.tasks.classification import ClassificationTask
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
+from minbert.tasks.head_task import HeadTask
 from minbert.train.metrics_log import read_metrics
+from tests.helpers import classifier
 from tests.test_train_end_to_end import slice_config
 
 
@@ -28,7 +28,7 @@ def few_examples(data_dir):
 @pytest.mark.parametrize("objective", ["simcse", "supcon"])
 def test_contrastive_loss_reaches_the_encoder(few_examples, objective):
     labels = LabelVocab.from_examples(few_examples)
-    model = SequenceClassifier.from_checkpoint(None, labels.labels)
+    model = classifier(labels.labels)
     stage = ContrastiveModel(model.encoder, model.pooling, projection_size=32).train()
     task = ContrastiveTask(model.tokenizer, labels, few_examples, objective=objective, temperature=0.1, batch_size=16, seed=0)
     batch = task.epoch_batches(0)[0]
@@ -43,7 +43,7 @@ def test_two_view_supcon_gives_every_anchor_a_positive(few_examples):
     """At bs 16 over many intents one view leaves most anchors without a positive; two views leave none."""
     torch.manual_seed(0)
     labels = LabelVocab.from_examples(few_examples)
-    model = SequenceClassifier.from_checkpoint(None, labels.labels)
+    model = classifier(labels.labels)
     stage = ContrastiveModel(model.encoder, model.pooling).train()
     single = ContrastiveTask(model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0)
     double = ContrastiveTask(model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0, views=2)
@@ -59,12 +59,13 @@ def test_two_view_supcon_gives_every_anchor_a_positive(few_examples):
 
 def test_ce_plus_scl_loss_reaches_the_encoder(few_examples):
     labels = LabelVocab.from_examples(few_examples)
-    model = SequenceClassifier.from_checkpoint(None, labels.labels).train()
-    task = ClassificationTask(model, labels, few_examples, batch_size=16, objective="ce+scl", scl_lambda=0.5, scl_temperature=0.3)
+    model = classifier(labels.labels).train()
+    spec = model.spec("main")
+    task = HeadTask(spec, model, few_examples, batch_size=16, scl=(0.5, 0.3))
     batch = task.epoch_batches(0)[0]
     loss = task.loss(model, batch)
     loss.backward()
-    ce_only = ClassificationTask(model, labels, few_examples, batch_size=16).loss(model, batch)
+    ce_only = HeadTask(spec, model, few_examples, batch_size=16).loss(model, batch)
     assert loss.item() != pytest.approx(ce_only.item())
     assert model.encoder.layers[0].feed_forward.up.weight.grad.abs().sum() > 0
 
@@ -82,7 +83,7 @@ def test_two_stage_supcon_then_frozen_probe(tmp_path, data_dir):
     tuned = load_file(str(tmp_path / "run" / "model" / "encoder" / "model.safetensors"))
     original = load_file(str(resolve_checkpoint(None) / "model.safetensors"))
     assert not torch.equal(tuned["encoder.layer.5.output.dense.weight"], original["encoder.layer.5.output.dense.weight"])
-    assert run.summary["trainable_parameters"] == sum(p.numel() for p in run.model.head.parameters())
+    assert run.summary["trainable_parameters"] == sum(p.numel() for p in run.model.heads.parameters())
     assert json.loads((tmp_path / "run" / "results.json").read_text())["results"]["test"]["accuracy"] > 0
 
 

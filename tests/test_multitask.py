@@ -15,7 +15,8 @@ from minbert.cli import main
 from minbert.data.readers import Example, read_examples
 from minbert.data.sampling import split_examples
 from minbert.model.encoder import Encoder
-from minbert.model.multitask_model import HeadSpec, MultitaskConfig, MultitaskModel
+from minbert.model.heads import HeadSpec
+from minbert.model.task_model import Model, ModelConfig
 from minbert.tasks.head_task import HeadTask, targets_of
 from minbert.tasks.multitask import MultitaskTask, overall_score
 from minbert.train.losses import cosent
@@ -24,8 +25,8 @@ from minbert.train.task_sampling import task_schedule, task_weights
 PAIRS = [("A man is playing a guitar.", "A man plays the guitar."), ("A cat sleeps on the sofa.", "Stock markets fell sharply today.")]
 
 
-def tiny_model(tokenizer, *specs: HeadSpec, projection: int = 0) -> MultitaskModel:
-    return MultitaskModel(Encoder.from_pretrained(), tokenizer, MultitaskConfig(heads=list(specs), pooling="mean", projection_size=projection))
+def tiny_model(tokenizer, *specs: HeadSpec, projection: int = 0) -> Model:
+    return Model(Encoder.from_pretrained(), tokenizer, ModelConfig(heads=list(specs), pooling="mean", projection_size=projection))
 
 
 def test_cross_pairs_carry_token_types(tokenizer):
@@ -105,7 +106,7 @@ def test_multitask_epoch_mixes_tasks_and_weights_losses(tokenizer):
     sts = [Example(f"a {i}", str(i % 5), "t", i, text_pair=f"b {i}") for i in range(20)]
     specs = [HeadSpec("sst", labels=["0", "1"]), HeadSpec("sts", kind="regression", input="bi", features="cosine", loss="mse", target_range=[0, 5])]
     model = tiny_model(tokenizer, *specs)
-    tasks = [HeadTask(specs[0], tokenizer, sst, batch_size=8), HeadTask(specs[1], tokenizer, sts, batch_size=8)]
+    tasks = [HeadTask(specs[0], model, sst, batch_size=8), HeadTask(specs[1], model, sts, batch_size=8)]
     mixed = MultitaskTask(tasks, weights={"sts": 0.0}, sampling="round_robin", seed=1)
     batches = mixed.epoch_batches(0)
     assert len(batches) == 5 + 3 and [b.task for b in batches[:4]] == ["sst", "sts", "sst", "sts"]
@@ -116,17 +117,17 @@ def test_multitask_epoch_mixes_tasks_and_weights_losses(tokenizer):
 
 def test_regression_targets_are_checked_with_file_and_line():
     spec = HeadSpec("sts", kind="regression", input="bi", features="cosine", loss="mse", target_range=[0, 5])
-    assert targets_of(spec, [Example("a", "2.5", "f.csv", 3, "b")], None).tolist() == [0.5]
+    assert targets_of(spec, [Example("a", "2.5", "f.csv", 3, "b")]).tolist() == [0.5]
     with pytest.raises(MinbertError, match="f.csv:3: label 'high' is not a number"):
-        targets_of(spec, [Example("a", "high", "f.csv", 3, "b")], None)
+        targets_of(spec, [Example("a", "high", "f.csv", 3, "b")])
     with pytest.raises(MinbertError, match=r"f.csv:4: score 7 is outside .*set tasks\.sts\.head\.target_range"):
-        targets_of(spec, [Example("a", "7", "f.csv", 4, "b")], None)
+        targets_of(spec, [Example("a", "7", "f.csv", 4, "b")])
 
 
 def test_pair_task_on_a_single_sentence_file_is_an_error(tokenizer):
     spec = HeadSpec("quora", input="cross", loss="bce", labels=["0", "1"])
     with pytest.raises(MinbertError, match="f.txt:1: task 'quora' reads sentence pairs"):
-        HeadTask(spec, tokenizer, [Example("one text", "1", "f.txt", 1)])
+        HeadTask(spec, tiny_model(tokenizer, spec), [Example("one text", "1", "f.txt", 1)])
 
 
 def test_split_is_stratified_disjoint_and_seeded(data_dir):
@@ -218,7 +219,7 @@ def test_multitask_run_trains_reports_and_skips_the_missing_task(multitask_run):
 def test_multitask_model_reloads_and_predicts_the_same(multitask_run):
     run, tmp_path = multitask_run
     reloaded = load(run.output_dir)
-    assert isinstance(reloaded, MultitaskModel) and reloaded.tasks == ["sst", "quora", "sts"]
+    assert isinstance(reloaded, Model) and reloaded.tasks == ["sst", "quora", "sts"]
     texts = ["a gorgeous , witty film", "dull and lifeless"]
     assert [p.probabilities for p in reloaded.predict(texts, task="sst")] == [p.probabilities for p in run.model.eval().predict(texts, task="sst")]
     assert reloaded.predict(PAIRS, task="sts") == pytest.approx(run.model.predict(PAIRS, task="sts"), abs=1e-6)

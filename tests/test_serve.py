@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import uvicorn
 
-from minbert.model.task_model import SequenceClassifier, load
+from minbert.model.task_model import load
 from minbert.serving.app import Limits, create_app
+from tests.helpers import classifier
 
 LABELS = ["alarm_set", "weather_query", "play_music"]
 TEXTS = ["wake me up at seven", "will it rain tomorrow", "play some jazz", "set an alarm for noon", "is it sunny in paris"]
@@ -23,7 +24,7 @@ TEXTS = ["wake me up at seven", "will it rain tomorrow", "play some jazz", "set 
 def model_dir(tmp_path_factory):
     """A saved classifier (fresh head on the real encoder): enough to check the server answers as the model does."""
     directory = tmp_path_factory.mktemp("served") / "model"
-    SequenceClassifier.from_checkpoint(None, LABELS, max_length=32).save(directory)
+    classifier(LABELS, max_length=32).save(directory)
     return directory
 
 

@@ -59,7 +59,7 @@ def trained_run(tmp_path_factory, data_dir):
 
 def test_run_writes_everything_a_user_reads(trained_run):
     for name in ("config.yaml", "metrics.jsonl", "results.json", "report.md", "train.log", "learning_curves.png",
-                 "lr_schedule.png", "confusion_test.png", "model/minbert.json", "model/head.safetensors",
+                 "lr_schedule.png", "confusion_test.png", "model/minbert.json", "model/heads.safetensors",
                  "model/encoder/model.safetensors", "model/encoder/tokenizer.json"):
         assert (trained_run / name).is_file(), name
     report = (trained_run / "report.md").read_text()
@@ -116,7 +116,7 @@ def test_frozen_encoder_stays_bit_identical(tmp_path, data_dir):
     saved = load_file(str(tmp_path / "frozen" / "model" / "encoder" / "model.safetensors"))
     reference = load_file(str(minbert.model.checkpoint.resolve_checkpoint(None) / "model.safetensors"))
     assert all(torch.equal(saved[k], reference[k]) for k in saved)
-    assert run.summary["trainable_parameters"] == sum(p.numel() for p in run.model.head.parameters())
+    assert run.summary["trainable_parameters"] == sum(p.numel() for p in run.model.heads.parameters())
 
 
 def test_same_seed_same_loss_curve(tmp_path, data_dir):

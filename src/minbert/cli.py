@@ -10,16 +10,14 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any
 
 from minbert import __version__
 from minbert.config import describe_fields, load_config
 from minbert.data.readers import FORMAT_HELP, FORMATS
 from minbert.errors import MinbertError
-
-if TYPE_CHECKING:
-    from minbert.model.multitask_model import MultitaskModel
 
 # The same names as minbert.model.backends (TORCH_BACKENDS + FILES), spelled out so `--help` needs no torch import.
 TORCH_BACKENDS = ("torch", "torch-compiled")
@@ -238,7 +236,7 @@ def cmd_sweep(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
-    from minbert.run import evaluate
+    from minbert.scoring import evaluate
 
     metrics = evaluate(
         args.model_dir, args.data, args.format, text_column=args.text_column, label_column=args.label_column,
@@ -253,33 +251,15 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
-    from minbert.model.backends import load_classifier
-    from minbert.model.multitask_model import MultitaskModel
+    from minbert.model.backends import load_backend
 
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
+    lines = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not lines:
         raise MinbertError("no texts to label: pass them as arguments or one per line on standard input")
-    model = load_classifier(args.model_dir, args.backend)
-    if isinstance(model, MultitaskModel):
-        return predict_multitask(model, texts, args)
-    for text, prediction in zip(texts, model.predict(texts, batch_size=args.batch_size), strict=True):
-        print_prediction({"text": text}, prediction, args.top_k)
-    return 0
-
-
-def print_prediction(shown: dict, prediction: Any, top_k: int) -> None:
-    """One JSON line: the input, then a score (regression) or the label, its probability and the top k."""
-    if isinstance(prediction, float):
-        print(json.dumps({**shown, "score": round(prediction, 6)}))
-        return
-    top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[:top_k]
-    print(json.dumps({**shown, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
-
-
-def predict_multitask(model: MultitaskModel, lines: list[str], args: argparse.Namespace) -> int:
+    model = load_backend(args.model_dir, args.backend)
     task = args.task or model.default_task()
     spec = model.spec(task)
-    inputs: list = lines
+    inputs: list[Any] = lines
     if spec.pair:
         inputs = []
         for i, line in enumerate(lines, 1):
@@ -292,17 +272,26 @@ def predict_multitask(model: MultitaskModel, lines: list[str], args: argparse.Na
     return 0
 
 
+def print_prediction(shown: dict[str, Any], prediction: Any, top_k: int) -> None:
+    """One JSON line: the input, then a score (regression) or the label, its probability and the top k."""
+    if isinstance(prediction, float):
+        print(json.dumps({**shown, "score": round(prediction, 6)}))
+        return
+    top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[:top_k]
+    print(json.dumps({**shown, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
+
+
 def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     import numpy as np
 
     from minbert.data.readers import read_examples
-    from minbert.model.backends import load_torch
+    from minbert.model.backends import load_backend
 
     if bool(args.texts) == bool(args.data):
         raise MinbertError("give either texts or --data FILE to embed")
     texts = args.texts or [e.text for e in read_examples(args.data, args.format, text_column=args.text_column, require_labels=False)]
-    model = load_torch(args.model_dir, args.backend)
-    vectors = model.encode(texts, batch_size=args.batch_size, normalize=not args.no_normalize)
+    model = load_backend(args.model_dir, args.backend)
+    vectors = model.encode(texts, batch_size=args.batch_size, normalize=False if args.no_normalize else None)  # type: ignore[union-attr]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, vectors.astype(np.float32))
     print(f"{args.out}: {vectors.shape[0]} x {vectors.shape[1]} embeddings")
@@ -310,26 +299,22 @@ def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def cmd_plot_embeddings(args: argparse.Namespace, overrides: Sequence[str]) -> int:
-    import numpy as np
-
     from minbert.data.readers import read_examples
-    from minbert.evaluate.embedding_map import Panel, cluster_scores, first_classes, plot_panels, project
+    from minbert.evaluate.embedding_map import compare_models, plot_panels
     from minbert.model.checkpoint import resolve_checkpoint
     from minbert.model.task_model import load
 
     for name in args.models:  # a typo in the last model should fail now, not after encoding the others
         resolve_checkpoint(name)
     examples = read_examples(args.data, args.format, text_column=args.text_column, label_column=args.label_column)
-    keep = first_classes([e.label for e in examples], args.classes)
-    if len(keep) > args.max_points:
-        keep = np.sort(np.random.default_rng(args.seed).choice(keep, args.max_points, replace=False))
-    texts, labels = [examples[i].text for i in keep], [examples[i].label for i in keep]
-    panels = []
-    for name in args.models:
-        vectors = load(name).encode(texts)
-        scores = cluster_scores(vectors, labels)
-        panels.append(Panel(name, project(vectors, args.method, args.seed), labels, scores))
-        print(f"{name}: silhouette {scores['silhouette']:.4f}, 5-NN accuracy {scores['knn_accuracy']:.4f} ({len(texts)} sentences, {len(set(labels))} classes)")
+    panels = compare_models(
+        args.models, lambda name, texts: load(name).encode(texts), [e.text for e in examples], [str(e.label) for e in examples],
+        classes=args.classes, max_points=args.max_points, method=args.method, seed=args.seed,
+    )
+    for panel in panels:
+        scores = panel.scores
+        print(f"{panel.title}: silhouette {scores['silhouette']:.4f}, 5-NN accuracy {scores['knn_accuracy']:.4f} "
+              f"({len(panel.labels)} sentences, {len(set(panel.labels))} classes)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot_panels(panels, args.out, args.method)
     args.out.with_suffix(".json").write_text(json.dumps({p.title: p.scores for p in panels}, indent=2) + "\n", encoding="utf-8")
@@ -361,17 +346,16 @@ def cmd_info(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 def cmd_export(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.model.backends import export_onnx
-    from minbert.run import evaluate
+    from minbert.scoring import compare_backends
 
     files = export_onnx(args.model_dir, int8=args.int8)
     for backend, file in files.items():
         print(f"{backend:<10} {file} ({file.stat().st_size / 1e6:.1f} MB)")
     if args.data:
-        scores = {}
-        for backend in ("torch", *files):
-            scores[backend] = evaluate(args.model_dir, args.data, args.format, text_column=args.text_column, label_column=args.label_column, backend=backend)
-            change = 100 * (scores[backend]["accuracy"] - scores["torch"]["accuracy"])
-            print(f"{backend:<10} accuracy {scores[backend]['accuracy']:.4f} ({change:+.2f} points vs torch) on {args.data}")
+        scores = compare_backends(args.model_dir, args.data, list(files), args.format, text_column=args.text_column, label_column=args.label_column)
+        for backend, metrics in scores.items():
+            headline = "accuracy" if "accuracy" in metrics else "pearson"
+            print(f"{backend:<10} {headline} {metrics[headline]:.4f} ({metrics['change_vs_torch']:+.2f} points vs torch) on {args.data}")
     return 0
 
 
@@ -418,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0
+    finally:  # main() may run many times in one process (tests, notebooks): leave no handler on a stale stream
+        logging.getLogger().removeHandler(console)
 
 
 if __name__ == "__main__":

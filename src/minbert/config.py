@@ -2,16 +2,22 @@
 
     minbert train configs/massive_intent.yaml --train.lr 3e-5 --data.format csv
 
-Unknown fields are errors (a typo must not silently fall back to a default), and every
-field has a description so `minbert train --help` can list them all.
+Unknown fields are errors (a typo must not silently fall back to a default), and so is a field
+the run would not read (a multitask run's top-level `data:`, a contrastive setting with no
+contrastive stage): every field that validates is used. Every field has a description, so
+`minbert train --help` can list them all.
+
+A single-task config (`task: classification`, its `data:` and `model:` head fields) is sugar for a
+one-entry task list: `RunConfig.task_list()` gives every run the same shape.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +27,11 @@ from minbert.errors import MinbertError
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def changed(self) -> set[str]:
+        """The fields whose value differs from the default: what the config really asks for (a saved
+        config.yaml writes every field, so "was written" would not tell)."""
+        return {name for name, info in type(self).model_fields.items() if getattr(self, name) != info.get_default(call_default_factory=True)}
 
 
 class ExcludeSource(Section):
@@ -156,11 +167,20 @@ class HeadConfig(Section):
         "ce", description="ce | bce (2 classes, or regression targets in [0, 1]: sigmoid + BCE) | mse | cosent (regression)"
     )
     hidden_size: int = Field(0, ge=0, description="units of the head's hidden layer (0 = linear head)")
+    activation: Literal["relu", "gelu", "tanh"] = Field("relu", description="activation of the head's hidden layer")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before each head layer")
     target_range: list[float] | None = Field(
         None, description="regression: [min, max] of the gold scores, scaled to [0, 1] for the loss (default: the format's, "
         "[0, 5] for sts / stsb, else [0, 1])"
     )
+
+    @model_validator(mode="after")
+    def _fields_this_head_reads(self) -> HeadConfig:
+        if self.kind == "classification" and self.target_range is not None:
+            raise ValueError("target_range is read by regression heads only (kind is classification)")
+        if self.hidden_size == 0 and "activation" in self.changed():
+            raise ValueError("activation is read by a hidden layer, and hidden_size is 0 (a linear head)")
+        return self
 
     @field_validator("target_range")
     @classmethod
@@ -169,6 +189,9 @@ class HeadConfig(Section):
             raise ValueError("must be [min, max] with min < max, e.g. [0, 5]")
         return value
 
+
+# The name of the one head of a single-task (task: classification) run; it keeps plain metric names.
+SINGLE_TASK = "main"
 
 # The gold-score scale of the pair formats that carry one; a regression head on them defaults to it.
 SCORE_RANGES: dict[str, list[float]] = {"sts": [0.0, 5.0], "stsb": [0.0, 5.0]}
@@ -183,7 +206,7 @@ class TaskConfig(Section):
     @model_validator(mode="after")
     def _default_target_range(self) -> TaskConfig:
         """STS scores run 0-5: a regression head on an sts file should not need to be told."""
-        if self.head.target_range is None:
+        if self.head.kind == "regression" and self.head.target_range is None:
             self.head.target_range = SCORE_RANGES.get(self.data.format, [0.0, 1.0])
         return self
 
@@ -250,10 +273,40 @@ class RunConfig(Section):
         return tasks
 
     @model_validator(mode="after")
-    def _tasks_need_multitask(self) -> RunConfig:
+    def _every_field_is_read(self) -> RunConfig:
+        """A field that validates but that this run would not read is an error naming it and why."""
         if self.tasks and self.task != "multitask":
             raise ValueError("a tasks: list is read by task: multitask; set task: multitask (or remove tasks:)")
+        if self.task == "multitask":
+            if self.data.changed():
+                raise ValueError("data: is the single-task run's data; a multitask run reads each task's own (tasks.NAME.data)")
+            head_fields = sorted({"hidden_size", "activation", "dropout"} & self.model.changed())
+            if head_fields:
+                raise ValueError(
+                    f"model.{head_fields[0]} sets the single-task head; a multitask run sets each head's own (tasks.NAME.head.{head_fields[0]})"
+                )
+        elif self.multitask.changed():
+            raise ValueError("multitask: is read by task: multitask; a single-task run has one head and no shared projection")
+        elif self.model.hidden_size == 0 and "activation" in self.model.changed():
+            raise ValueError("model.activation is read by the head's hidden layer, and model.hidden_size is 0 (a linear head)")
+        stage = self.contrastive
+        if stage.objective == "none" and stage.changed():
+            raise ValueError(
+                f"contrastive.{sorted(stage.changed())[0]} is set but contrastive.objective is none, "
+                "so there is no contrastive stage to read it; set contrastive.objective (simcse | supcon) or remove it"
+            )
+        scl_fields = sorted({"scl_lambda", "scl_temperature"} & self.train.changed())
+        if self.train.objective != "ce+scl" and scl_fields:
+            raise ValueError(f"train.{scl_fields[0]} is read by train.objective ce+scl (the objective is {self.train.objective})")
         return self
+
+    def task_list(self) -> list[TaskConfig]:
+        """The run's tasks: the multitask list, or the single-task config as a one-entry list."""
+        if self.task == "multitask":
+            return list(self.tasks)
+        hidden = {"hidden_size": self.model.hidden_size, "activation": self.model.activation} if self.model.hidden_size else {"hidden_size": 0}
+        head = HeadConfig(kind="classification", input="single", loss="ce", dropout=self.model.dropout, **hidden)
+        return [TaskConfig(name=SINGLE_TASK, data=self.data, head=head)]
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(json.loads(self.model_dump_json()), sort_keys=False)

@@ -1,4 +1,4 @@
-"""One training run = one output directory.
+"""One training run = one output directory, whatever the config holds (one head or several).
 
     output_dir/
       config.yaml     the resolved config (re-run with `minbert train output_dir/config.yaml`)
@@ -8,6 +8,10 @@
       train.log
       model/          the best checkpoint (reload with `minbert.load(output_dir)`)
       checkpoint/     while training: the state `--train.resume true` continues from after a kill
+
+A single-task config is a one-entry task list (`RunConfig.task_list`); its metrics keep plain names
+(accuracy), a multitask run's are per task (sst_accuracy) plus `overall`. A multitask task whose train
+file is missing is reported and left out; the other tasks still train.
 """
 
 from __future__ import annotations
@@ -16,30 +20,28 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from minbert.config import DataConfig, RunConfig, TrainConfig
+from minbert.config import RunConfig, TaskConfig, TrainConfig
 from minbert.data.labels import LabelVocab
-from minbert.data.overlap import drop_overlap
-from minbert.data.readers import Example, read_examples, subsample
-from minbert.data.sampling import few_shot_sample, inject_label_noise, split_examples
+from minbert.data.prepare import TaskData, read_task
+from minbert.data.readers import Example
 from minbert.errors import MinbertError
-from minbert.evaluate.metrics import confusion, per_class_report, regression_metrics
+from minbert.evaluate.metrics import confusion, per_class_report
 from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr_schedule
-from minbert.evaluate.report import write_report
-from minbert.model.backends import TORCH_BACKENDS, load_classifier, load_torch
+from minbert.evaluate.report import HEADLINE, write_report
 from minbert.model.encoder import Encoder, count_parameters
-from minbert.model.multitask_model import MultitaskModel
-from minbert.model.sentence_encoder import SentenceEncoder
-from minbert.model.task_model import SequenceClassifier
+from minbert.model.heads import HeadSpec
+from minbert.model.task_model import Model
 from minbert.runtime import resolve_device, seed_everything, set_threads
-from minbert.tasks.classification import ClassificationTask, Evaluation, evaluate_examples
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
-from minbert.tasks.head_task import score_examples
+from minbert.tasks.head_task import Evaluation, HeadTask, evaluate_examples, model_inputs, targets_of
+from minbert.tasks.multitask import MultitaskTask, overall_score
 from minbert.train.distributed import is_main
 from minbert.train.metrics_log import MetricsLog, read_metrics
 from minbert.train.optim import apply_freezing
@@ -52,7 +54,7 @@ CHECKPOINT_DIR = "checkpoint"  # output_dir/checkpoint/: the resumable training 
 @dataclass
 class RunResult:
     output_dir: Path
-    model: SequenceClassifier | MultitaskModel
+    model: Model
     results: dict[str, dict[str, float]]
     summary: dict[str, Any]
 
@@ -61,72 +63,62 @@ class RunResult:
         return self.output_dir / "report.md"
 
 
-def read_split(data: DataConfig, split: str, require_labels: bool = True) -> list[Example] | None:
-    path = getattr(data, split)
-    if path is None:
-        return None
-    return read_examples(
-        path,
-        data.format,
-        text_column=data.text_column,
-        label_column=data.label_column,
-        text_pair_column=data.text_pair_column,
-        split=split,
-        require_labels=require_labels,
-        skip_bad_rows=data.skip_bad_rows,
+def head_spec(task: TaskConfig, train: list[Example]) -> HeadSpec:
+    head = task.head
+    labels = LabelVocab.from_examples(train).labels if head.kind == "classification" else []
+    return HeadSpec(
+        name=task.name, kind=head.kind, input=head.input, features=head.features, loss=head.loss, labels=labels,
+        hidden_size=head.hidden_size, activation=head.activation, dropout=head.dropout,
+        target_range=list(head.target_range) if head.target_range else [0.0, 1.0],
     )
 
 
-def read_splits(data: DataConfig, seed: int) -> tuple[list[Example], list[Example] | None, list[Example] | None]:
-    """(all of train, dev, test): from their files, or (data.split) seeded parts of the train file."""
-    train = read_split(data, "train")
-    assert train is not None
-    if data.split is None:
-        return train, read_split(data, "dev"), read_split(data, "test")
-    if data.dev is not None or data.test is not None:
-        raise MinbertError("data.split makes dev/test from the train file; leave data.dev and data.test unset (or drop data.split)")
-    parts = split_examples(train, data.split, data.sample_seed if data.sample_seed is not None else seed)
-    log.info("data.split %s of %s (seed %s): %s examples", data.split, data.train, data.sample_seed if data.sample_seed is not None else seed, [len(p) for p in parts])
-    return parts[0], parts[1] or None, (parts[2] or None) if len(parts) > 2 else None
+def read_tasks(config: RunConfig, seed: int) -> tuple[list[TaskConfig], dict[str, TaskData], dict[str, str]]:
+    """The tasks that can train, their examples, and why the others cannot (multitask runs only)."""
+    multitask = config.task == "multitask"
+    data: dict[str, TaskData] = {}
+    skipped: dict[str, str] = {}
+    for task in config.task_list():
+        read = read_task(task, seed, optional=multitask)
+        if isinstance(read, str):
+            log.warning("task %s: %s; it is left out of this run (fix tasks.%s.data.train, or remove the task)", task.name, read, task.name)
+            skipped[task.name] = read
+            continue
+        data[task.name] = read
+        log.info("task %s: %d train, %d dev, %d test examples", task.name, *(len(part or []) for part in read[:3]))
+    if not data:
+        raise MinbertError(f"no task has training data: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}")
+    return [t for t in config.task_list() if t.name in data], data, skipped
 
 
-def prepare_train(examples: list[Example], data: DataConfig, seed: int) -> list[Example]:
-    """Drop excluded texts, then subsample, few-shot sample and/or corrupt labels, as the config asks (all seeded)."""
-    seed = seed if data.sample_seed is None else data.sample_seed
-    if data.exclude:
-        examples = exclude_texts(examples, data)
-    examples = subsample(examples, data.max_train_examples, seed)
-    if data.few_shot:
-        examples = few_shot_sample(examples, data.few_shot, seed)
-        log.info("few-shot: %d training examples sampled with the label distribution (seed %d)", len(examples), seed)
-    if data.label_noise:
-        examples = inject_label_noise(examples, data.label_noise, seed)
-        log.info("label noise: %.0f%% of training labels flipped (seed %d)", 100 * data.label_noise, seed)
-    return examples
+def contrastive_examples(specs: list[HeadSpec], data: dict[str, TaskData], objective: str) -> tuple[list[Example], LabelVocab | None]:
+    """What the contrastive stage trains on: every sentence (SimCSE), or the labelled single sentences
+    of the classification tasks, labels kept apart per task when there are several (SupCon)."""
+    if objective == "simcse":
+        sentences = [
+            Example(text, None, e.source, e.line)
+            for spec in specs for e in data[spec.name].train for text in (e.text, e.text_pair) if text is not None
+        ]
+        return sentences, None
+    labelled = [s for s in specs if s.kind == "classification" and s.input == "single"]
+    if not labelled:
+        raise MinbertError("contrastive.objective supcon needs a classification task on single sentences (its labels make the positives); use simcse")
+    several = len(labelled) > 1
+    examples = [
+        Example(e.text, f"{spec.name}:{e.label}" if several else e.label, e.source, e.line)
+        for spec in labelled for e in data[spec.name].train
+    ]
+    return examples, LabelVocab.from_examples(examples)
 
 
-def exclude_texts(examples: list[Example], data: DataConfig) -> list[Example]:
-    """data.exclude: training rows whose text is in another file are dropped, and the log says how many and which."""
-    for source in data.exclude:
-        held = read_examples(source.path, source.format, text_column=source.text_column, require_labels=False)
-        texts = [text for e in held for text in (e.text, e.text_pair) if text is not None]
-        examples, dropped = drop_overlap(examples, texts)
-        shown = "; ".join(f"{e.where} {e.text!r}" for e in dropped[:3])
-        log.info("data.exclude %s: dropped %d training rows whose text it holds%s", source.path, len(dropped), f" (first: {shown})" if dropped else "")
-    if not examples:
-        raise MinbertError(f"data.exclude dropped every training row of {data.train}; check the exclude files")
-    return examples
-
-
-def contrastive_stage(
-    model: SequenceClassifier, labels: LabelVocab, examples: list[Example], config: RunConfig, metrics_log: MetricsLog, device: torch.device
-) -> None:
+def contrastive_stage(model: Model, specs: list[HeadSpec], data: dict[str, TaskData], config: RunConfig, metrics_log: MetricsLog, device: torch.device) -> None:
     """Stage one of the two-stage protocol: contrastive training of the encoder (the projection is discarded)."""
     stage = config.contrastive
+    examples, labels = contrastive_examples(specs, data, stage.objective)
     stage_model = ContrastiveModel(model.encoder, model.pooling, stage.projection_size)
     task = ContrastiveTask(
-        model.tokenizer, labels, examples,
-        objective=stage.objective, temperature=stage.temperature, batch_size=stage.batch_size, views=stage.views, seed=config.train.seed, bucket=config.train.bucket,
+        model.tokenizer, labels, examples, objective=stage.objective, temperature=stage.temperature, batch_size=stage.batch_size,
+        views=stage.views, seed=config.train.seed, bucket=config.train.bucket,
     )
     stage_config = config.train.model_copy(update={
         "epochs": stage.epochs, "batch_size": stage.batch_size, "lr": stage.lr, "head_lr": None, "warmup_ratio": stage.warmup_ratio,
@@ -179,10 +171,6 @@ def train(config: RunConfig, on_evaluate: Callable[[int, dict[str, float]], None
         logging.getLogger("minbert").setLevel(logging.WARNING)
     handler = _log_to_file(output_dir, append=config.train.resume and has_checkpoint(output_dir / CHECKPOINT_DIR))
     try:
-        if config.task == "multitask":
-            from minbert.multitask_run import train_multitask
-
-            return train_multitask(config, output_dir, on_evaluate)
         return _train(config, output_dir, on_evaluate)
     finally:
         logging.getLogger("minbert").removeHandler(handler)
@@ -205,71 +193,102 @@ def adapt_encoder(encoder: Encoder, config: RunConfig) -> None:
         encoder.set_dropout(config.model.encoder_dropout)
 
 
-def _train(config: RunConfig, output_dir: Path, on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> RunResult:
+def selection_metric(config: RunConfig) -> str:
+    """The dev metric that picks the checkpoint: train.metric; a multitask run selects on overall (or loss)."""
     cfg = config.train
+    if config.task != "multitask" or cfg.metric in ("overall", "loss"):
+        return cfg.metric
+    if "metric" in cfg.model_fields_set:
+        raise MinbertError(f"train.metric {cfg.metric} is a classification metric; a multitask run selects on overall or loss")
+    return "overall"
+
+
+def _train(config: RunConfig, output_dir: Path, on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> RunResult:
+    multitask = config.task == "multitask"
+    cfg = config.train.model_copy(update={"metric": selection_metric(config)})
     device = start_run(config, output_dir)
+    tasks, data, skipped = read_tasks(config, cfg.seed)
+    specs = [head_spec(t, data[t.name].all_train) for t in tasks]
+    for spec in specs:  # fail now, before loading the model, on rows the head cannot read or labels it does not know
+        for part in (data[spec.name].train, data[spec.name].dev, data[spec.name].test):
+            if part:
+                model_inputs(spec, part)
+                targets_of(spec, part)
 
-    all_train, dev_examples, test_examples = read_splits(config.data, cfg.seed)
-    if any(e.text_pair is not None for e in all_train):
-        raise MinbertError(
-            f"{config.data.train}: holds sentence pairs, and a single-sentence classifier would read only the first one. "
-            "Train pairs with `task: multitask` and a cross or bi head (see configs/sts_bi.yaml, configs/quora_cross.yaml)"
-        )
-    labels = LabelVocab.from_examples(all_train)  # the whole file's labels, also when training on a sample
-    train_examples = prepare_train(all_train, config.data, cfg.seed)
-    for split in (dev_examples, test_examples):
-        if split:
-            labels.encode_all(split)
-    log.info("data: %d train, %d dev, %d test examples, %d labels", len(train_examples), len(dev_examples or []), len(test_examples or []), len(labels))
-
-    model = SequenceClassifier.from_checkpoint(
-        config.model.checkpoint,
-        labels.labels,
-        pooling=config.model.pooling,
-        hidden_size=config.model.hidden_size,
-        activation=config.model.activation,
-        dropout=config.model.dropout,
-        max_length=config.model.max_length,
+    model = Model.from_checkpoint(
+        config.model.checkpoint, specs, pooling=config.model.pooling, projection_size=config.multitask.projection_size,
+        normalize=config.multitask.normalize, max_length=config.model.max_length,
     )
     adapt_encoder(model.encoder, config)
     checkpoints = output_dir / CHECKPOINT_DIR
     metrics_log = MetricsLog(output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard, append=resuming(cfg, checkpoints))
     try:
         if config.contrastive.objective != "none" and not (cfg.resume and (checkpoints / "trainer.pt").is_file()):
-            contrastive_stage(model, labels, train_examples, config, metrics_log, device)
+            contrastive_stage(model, specs, data, config, metrics_log, device)
         apply_freezing(model, cfg.freeze)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        log.info("model: %s, %d parameters (%d trainable), device %s", config.model.checkpoint, count_parameters(model), trainable, device)
-        task = ClassificationTask(
-            model, labels, train_examples, dev_examples,
-            batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, bucket=cfg.bucket, bf16=cfg.bf16,
-            cache_features=cfg.cache_features, objective=cfg.objective, scl_lambda=cfg.scl_lambda, scl_temperature=cfg.scl_temperature,
+        log.info("model: %s, %d parameters (%d trainable), device %s, heads: %s", config.model.checkpoint, count_parameters(model), trainable, device,
+                 ", ".join(f"{s.name} ({s.kind}, {s.input}, {s.loss})" for s in specs))
+        scl = (cfg.scl_lambda, cfg.scl_temperature) if cfg.objective == "ce+scl" else None
+        if scl is not None and not any(s.loss == "ce" for s in specs):
+            raise MinbertError("train.objective ce+scl adds a contrastive term to cross-entropy heads, and no head has loss ce")
+        head_tasks = [
+            HeadTask(spec, model, data[spec.name].train, data[spec.name].dev, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
+                     seed=cfg.seed, bucket=cfg.bucket, bf16=cfg.bf16, cache_features=cfg.cache_features, scl=scl if spec.loss == "ce" else None)
+            for spec in specs
+        ]
+        mixed = MultitaskTask(
+            head_tasks, weights={t.name: t.weight for t in tasks}, sampling=config.multitask.sampling,
+            steps_per_epoch=config.multitask.steps_per_epoch, epochs=cfg.epochs, seed=cfg.seed, prefixed=multitask,
         )
-        fit = Trainer(model, task, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate).fit()
+        if trainable:
+            fit = Trainer(model, mixed, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate).fit()
+        else:
+            log.warning("train.freeze %s: nothing is trainable, so nothing trains; the results are the untrained model's", cfg.freeze)
+            fit = FitResult(None, 0, 0.0, 0, False, 0.0, 0)
+            model.to(device).eval()
         if not is_main():  # multi-process training: rank 0 evaluates, saves and reports
             return RunResult(output_dir, model, {}, {})
-        evaluations: dict[str, Evaluation] = {}
-        for split, examples in (("dev", dev_examples), ("test", test_examples)):
-            if examples:
-                started = time.perf_counter()
-                evaluations[split] = evaluate_examples(model, examples, labels, cfg.eval_batch_size, cfg.bf16)
-                metrics_log.write(f"final_{split}", fit.steps, seconds=time.perf_counter() - started, **evaluations[split].metrics)
+        evaluations: dict[str, dict[str, Evaluation]] = {}
+        results: dict[str, dict[str, float]] = {}
+        for split_index, split in ((1, "dev"), (2, "test")):
+            started = time.perf_counter()
+            per_task = {
+                spec.name: evaluate_examples(model, spec.name, part, cfg.eval_batch_size, cfg.bf16)
+                for spec in specs if (part := data[spec.name][split_index])
+            }
+            if not per_task:
+                continue
+            evaluations[split] = per_task
+            results[split] = flatten({name: e.metrics for name, e in per_task.items()}, multitask)
+            metrics_log.write(f"final_{split}", fit.steps, seconds=time.perf_counter() - started, **results[split])
     finally:
         metrics_log.close()
 
     model.save(output_dir / "model")
     finish_checkpoints(cfg, checkpoints)
-    results = {split: e.metrics for split, e in evaluations.items()}
     before = fit.evaluations[0] if cfg.eval_before and fit.evaluations else None
-    summary = {
-        "train_examples": len(train_examples),
-        "labels": len(labels),
-        "dev_accuracy_before_training": before["accuracy"] if before else None,
-        **fit_summary(fit, cfg.metric, trainable, device),
-    }
+    before_metric = cfg.metric if multitask else "accuracy"
+    summary: dict[str, Any] = {}
+    if multitask:
+        summary["tasks"] = ", ".join(s.name for s in specs)
+        summary["skipped_tasks"] = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "none"
+    summary["train_examples"] = mixed.num_train_examples
+    if not multitask:
+        summary["labels"] = len(specs[0].labels)
+    summary[f"dev_{before_metric}_before_training"] = before.get(before_metric) if before else None
+    summary.update(fit_summary(fit, cfg.metric, trainable, device))
     write_results(output_dir, results, summary)
-    _write_report(config, output_dir, model, labels, evaluations, results, summary)
+    write_run_report(config, cfg.metric, output_dir, specs, evaluations, results, summary)
     return RunResult(output_dir, model, results, summary)
+
+
+def flatten(per_task: dict[str, dict[str, float]], prefixed: bool) -> dict[str, float]:
+    """A multitask run's metrics as <task>_<metric> plus overall; a single task's as they are."""
+    if not prefixed:
+        return next(iter(per_task.values()))
+    flat = {f"{name}_{metric}": value for name, metrics in per_task.items() for metric, value in metrics.items()}
+    return {**flat, "overall": overall_score(per_task)}
 
 
 def fit_summary(fit: FitResult, metric: str, trainable: int, device: torch.device) -> dict[str, Any]:
@@ -291,75 +310,69 @@ def write_results(output_dir: Path, results: dict[str, dict[str, float]], summar
     (output_dir / "results.json").write_text(json.dumps({"results": results, "summary": summary}, indent=2) + "\n", encoding="utf-8")
 
 
-def _write_report(
-    config: RunConfig,
-    output_dir: Path,
-    model: SequenceClassifier,
-    labels: LabelVocab,
-    evaluations: dict[str, Evaluation],
-    results: dict[str, dict[str, float]],
-    summary: dict[str, Any],
-) -> None:
+def describe_head(spec: HeadSpec, pooling: str) -> str:
+    """A single-task classifier's head: 'cls pooling -> 512 hidden (relu) -> 60 labels, dropout 0.1'."""
+    return f"{pooling} pooling -> {spec.hidden_size or 'no'} hidden ({spec.activation}) -> {len(spec.labels)} labels, dropout {spec.dropout}"
+
+
+def write_run_report(
+    config: RunConfig, metric: str, output_dir: Path, specs: list[HeadSpec], evaluations: dict[str, dict[str, Evaluation]],
+    results: dict[str, dict[str, float]], summary: dict[str, Any],
+) -> Path:
+    """report.md for any run: results per task, training summary, setup, curves, and for every
+    classification head its confusion matrix, most frequent confusions and per-class scores."""
+    multitask = config.task == "multitask"
     records = read_metrics(output_dir / "metrics.jsonl")
-    plots = {
-        "Learning curves": plot_learning_curves(records, output_dir / "learning_curves.png", config.train.metric if config.train.metric != "loss" else "accuracy").name,
-        "Learning-rate schedule": plot_lr_schedule(records, output_dir / "lr_schedule.png").name,
-    }
-    split = "test" if "test" in evaluations else "dev" if "dev" in evaluations else None
-    matrix = per_class = None
-    if split:
-        evaluation = evaluations[split]
-        matrix = confusion(evaluation.y_true, evaluation.y_pred, len(labels))
-        per_class = per_class_report(evaluation.y_true, evaluation.y_pred, labels.labels)
-        plots[f"Confusion matrix ({split})"] = plot_confusion(matrix, labels.labels, output_dir / f"confusion_{split}.png", f"Confusion matrix ({split})").name
+    plots: dict[str, str] = {}
+    if any(r["event"] == "dev" for r in records):
+        curve = "accuracy" if not multitask and metric == "loss" else metric
+        plots["Learning curves"] = plot_learning_curves(records, output_dir / "learning_curves.png", curve).name
+    if any(r["event"] == "train" for r in records):
+        plots["Learning-rate schedule"] = plot_lr_schedule(records, output_dir / "lr_schedule.png").name
+    split = "test" if "test" in evaluations else "dev" if "dev" in evaluations else ""
+    per_class, matrices = {}, {}
+    for spec in specs:
+        evaluation = evaluations.get(split, {}).get(spec.name)
+        if spec.kind != "classification" or evaluation is None:
+            continue
+        matrices[spec.name] = confusion(evaluation.y_true, evaluation.y_pred, len(spec.labels))
+        per_class[spec.name] = per_class_report(evaluation.y_true, evaluation.y_pred, spec.labels)
+        file, caption = (f"confusion_{spec.name}_{split}.png", f"Confusion matrix ({spec.name}, {split})") if multitask else (f"confusion_{split}.png", f"Confusion matrix ({split})")
+        plots[caption] = plot_confusion(matrices[spec.name], spec.labels, output_dir / file, caption).name
     cfg = config.train
-    setup = {
-        "checkpoint": config.model.checkpoint,
-        "data": f"{config.data.train} ({config.data.format})",
-        "head": f"{config.model.pooling} pooling -> {config.model.hidden_size or 'no'} hidden ({config.model.activation}) -> {len(labels)} labels, dropout {config.model.dropout}",
+    trained = {s.name for s in specs}
+    setup: dict[str, Any] = {"checkpoint": config.model.checkpoint}
+    for task in config.task_list():
+        if task.name in trained:
+            setup[f"data ({task.name})" if multitask else "data"] = f"{task.data.train} ({task.data.format})"
+    for spec in specs:
+        setup[f"head ({spec.name})" if multitask else "head"] = head_kind(spec) if multitask else describe_head(spec, config.model.pooling)
+    if multitask:
+        setup["shared"] = f"{config.model.pooling} pooling, projection {config.multitask.projection_size or 'none'}, normalize {config.multitask.normalize}"
+        setup["sampling"] = f"{config.multitask.sampling}, {config.multitask.steps_per_epoch or 'all batches'} steps per epoch"
+    setup.update({
         "epochs / batch": f"{cfg.epochs} / {cfg.batch_size} x {cfg.grad_accum}",
         "optimiser": f"AdamW lr {cfg.lr:g} (head {cfg.head_lr or cfg.lr:g}), wd {cfg.weight_decay:g}, LLRD {cfg.llrd:g}",
+        "objective": cfg.objective + (f" (lambda {cfg.scl_lambda:g}, tau {cfg.scl_temperature:g})" if cfg.objective == "ce+scl" else ""),
+        "contrastive stage": config.contrastive.objective,
         "schedule": f"{cfg.schedule}, warm-up {cfg.warmup_ratio:g}, clip {cfg.max_grad_norm}",
         "freeze / re-init": f"{cfg.freeze} / top {cfg.reinit_top}",
         "seed": cfg.seed,
-    }
-    write_report(
-        output_dir / "report.md",
-        title=f"minbert run: {config.output_dir}",
-        setup=setup,
-        results=results,
-        training=summary,
-        per_class=per_class,
-        per_class_split=split or "",
-        confusion=matrix,
-        labels=labels.labels,
-        plots=plots,
+    })
+    rows = []
+    for spec in specs if multitask else []:
+        first, second = HEADLINE[spec.kind]
+        for split_name, metrics in results.items():
+            if f"{spec.name}_{first}" in metrics:
+                rows.append([spec.name, head_kind(spec), split_name, f"{first} {metrics[f'{spec.name}_{first}']:.4f}",
+                             f"{second} {metrics[f'{spec.name}_{second}']:.4f}"])
+    return write_report(
+        output_dir / "report.md", title=f"minbert {'multitask ' if multitask else ''}run: {config.output_dir}", setup=setup,
+        results=results, task_rows=rows if multitask else None, training=summary, per_class=per_class, split=split,
+        confusions=matrices, labels={s.name: s.labels for s in specs}, plots=plots,
     )
 
 
-def evaluate(
-    model_dir: str | Path, data: str | Path, format: str = "jsonl", *, text_column: str | None = None,
-    label_column: str | None = None, batch_size: int = 128, backend: str = "torch", task: str | None = None,
-) -> dict[str, float]:
-    """Score a saved classifier (PyTorch or its ONNX export) on a labelled file; or, for sentence pairs
-    and a sentence encoder (any checkpoint), the cosine similarity of the two embeddings against the gold score."""
-    model = load_torch(model_dir, backend) if backend in TORCH_BACKENDS else load_classifier(model_dir, backend)
-    examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
-    if isinstance(model, MultitaskModel):
-        spec = model.spec(task or model.default_task())
-        return {**score_examples(spec, model, examples, batch_size), "examples": len(examples)}
-    if task is not None:
-        raise MinbertError(f"{model_dir}: --task is for multitask models; this one has a single task")
-    if isinstance(model, SentenceEncoder):
-        if any(e.text_pair is None for e in examples):
-            raise MinbertError(f"{data}: a sentence encoder is scored on sentence pairs (formats sts, stsb, quora, or a text_pair_column)")
-        try:
-            gold = [float(e.label) for e in examples]  # type: ignore[arg-type]
-        except ValueError as e:
-            raise MinbertError(f"{data}: pair labels must be numbers (similarity or 0/1) to correlate with cosine: {e}") from None
-        first = model.encode([e.text for e in examples], batch_size, normalize=True)
-        second = model.encode([e.text_pair for e in examples], batch_size, normalize=True)  # type: ignore[misc]
-        cosine = (first * second).sum(axis=1)
-        metrics = regression_metrics(gold, cosine)
-        return {"pearson": metrics["pearson"], "spearman": metrics["spearman"], "examples": len(examples)}
-    return {**evaluate_examples(model, examples, LabelVocab(model.labels), batch_size).metrics, "examples": len(examples)}
+def head_kind(spec: HeadSpec) -> str:
+    """'regression, bi, cosine, cosent': what a head reads and how it trains."""
+    return f"{spec.kind}, {spec.input}{', ' + spec.features if spec.input == 'bi' else ''}, {spec.loss}"

@@ -27,6 +27,7 @@ from typing import Any
 from minbert.config import ParamSpec, RunConfig, build_config, field_paths, merge
 from minbert.errors import MinbertError
 from minbert.evaluate.report import markdown_table
+from minbert.run import selection_metric, train
 
 log = logging.getLogger("minbert")
 
@@ -56,7 +57,7 @@ def suggest(trial: Any, name: str, spec: ParamSpec) -> Any:
         return trial.suggest_categorical(name, spec.choices)
     if spec.type == "int":
         return trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log)  # type: ignore[arg-type]
-    return trial.suggest_float(name, spec.low, spec.high, log=spec.log)  # type: ignore[arg-type]
+    return trial.suggest_float(name, spec.low, spec.high, log=spec.log)
 
 
 def nested(dotted: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def trial_config(config: RunConfig, params: dict[str, Any], output_dir: Path) ->
 
 
 def run_sweep(config: RunConfig, trials: int | None = None) -> SweepResult:
-    from minbert.run import train
+
 
     optuna = _optuna()
     sweep = config.sweep
@@ -91,7 +92,7 @@ def run_sweep(config: RunConfig, trials: int | None = None) -> SweepResult:
             raise MinbertError(f"sweep.params: {name!r} is not a config field{hint}")
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    metric = config.train.metric if config.task == "classification" else "overall"
+    metric = selection_metric(config)
     storage = sweep.storage or f"sqlite:///{(output_dir / 'sweep.db').resolve()}"
     sampler = optuna.samplers.TPESampler(seed=config.train.seed) if sweep.sampler == "tpe" else optuna.samplers.RandomSampler(seed=config.train.seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if sweep.pruner == "median" else optuna.pruners.NopPruner()

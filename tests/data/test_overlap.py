@@ -11,9 +11,8 @@ import pytest
 from minbert import MinbertError
 from minbert.config import load_config
 from minbert.data.overlap import drop_overlap, squeeze
+from minbert.data.prepare import prepare_train, read_task
 from minbert.data.readers import Example, read_examples
-from minbert.multitask_run import read_task
-from minbert.run import prepare_train
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "experiments"))
@@ -68,7 +67,7 @@ def test_sst2_stage_trains_on_no_sst5_or_uci_evaluation_sentence(data_dir):
         shared = [e.text for e in examples if squeeze(e.text) in raw]
         assert 0 < len(shared) <= 0.01 * len(examples), name
         assert all(len(re.findall(r"[A-Za-z0-9]+", text)) <= 5 for text in shared), name
-    train, _, _ = read_task(task, seed=1)
+    train = read_task(task, seed=1).train
     kept = {squeeze(e.text) for e in train}
     assert len(train) > 67_000
     for name, examples in evaluation.items():

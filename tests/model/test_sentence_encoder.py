@@ -9,7 +9,7 @@ import pytest
 
 import minbert
 from minbert.cli import main
-from minbert.model.sentence_encoder import SentenceEncoder
+from minbert.model.task_model import Model
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_encode_matches_sentence_transformers(checkpoint_dir, sentences):
 
     reference = SentenceTransformer(str(checkpoint_dir), device="cpu").encode(sentences, batch_size=16)
     ours = minbert.load().encode(sentences, batch_size=16)
-    assert isinstance(minbert.load(), SentenceEncoder)
+    assert isinstance(minbert.load(), Model) and minbert.load().tasks == []
     cosine = cosine_rows(ours, reference)
     print(f"\nminimum cosine to SentenceTransformer.encode over {len(sentences)} sentences: {cosine.min():.7f}")
     assert cosine.min() >= 0.9999
@@ -38,8 +38,8 @@ def test_encode_matches_sentence_transformers(checkpoint_dir, sentences):
 def test_plain_checkpoint_gets_mean_pooling(tmp_path, minilm, tokenizer):
     minilm.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    encoder = SentenceEncoder.from_pretrained(tmp_path)
-    assert encoder.pooling.mode == "mean" and encoder.normalize is False
+    encoder = Model.from_pretrained(tmp_path)
+    assert encoder.pooling.mode == "mean" and encoder.config.normalize is False
     raw = encoder.encode(["hello there"], normalize=False)
     assert raw.shape == (1, 384) and abs(np.linalg.norm(raw) - 1) > 1e-3
 

@@ -8,7 +8,7 @@ sentences of similar length, so dynamic padding to the batch's longest wastes li
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

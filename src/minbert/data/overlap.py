@@ -8,7 +8,7 @@ PTB-tokenised "it 's" and plain "it's" are the same sentence.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from minbert.data.readers import Example
 
@@ -21,7 +21,8 @@ def squeeze(text: str) -> str:
 def drop_overlap(examples: list[Example], texts: Iterable[str]) -> tuple[list[Example], list[Example]]:
     """(kept, dropped): an example is dropped when its text, or the second text of its pair, is among `texts`."""
     keys = {squeeze(t) for t in texts}
-    kept, dropped = [], []
+    kept: list[Example] = []
+    dropped: list[Example] = []
     for e in examples:
         hit = squeeze(e.text) in keys or (e.text_pair is not None and squeeze(e.text_pair) in keys)
         (dropped if hit else kept).append(e)

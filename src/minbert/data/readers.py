@@ -20,9 +20,10 @@ import csv
 import json
 import logging
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Literal
 
 from minbert.errors import MinbertError
 
@@ -215,7 +216,7 @@ def _read_massive(path: Path, columns: Columns, split: str | None) -> Iterator[R
         yield number, _field(row, text_key, number, "text"), label, None
 
 
-def _delimited(delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> Callable[[Path, Columns, str | None], Iterator[RawRow]]:
+def _delimited(delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL) -> Callable[[Path, Columns, str | None], Iterator[RawRow]]:
     def read(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
         try:
             with path.open(encoding="utf-8-sig", newline="") as handle:

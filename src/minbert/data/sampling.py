@@ -11,7 +11,7 @@ import dataclasses
 import math
 import random
 from collections import Counter, defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 from minbert.data.readers import Example
 from minbert.errors import MinbertError

@@ -7,9 +7,9 @@ separate" becomes "silhouette 0.05 -> 0.41".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -24,6 +24,7 @@ from sklearn.neighbors import NearestNeighbors  # noqa: E402
 from minbert.errors import MinbertError  # noqa: E402
 
 METHODS = ("tsne", "pca", "umap")
+Encode = Callable[[str, list[str]], np.ndarray]
 
 
 @dataclass
@@ -93,3 +94,20 @@ def plot_panels(panels: Sequence[Panel], path: Path, method: str) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def compare_models(
+    models: Sequence[str], encode: Encode, texts: Sequence[str], labels: Sequence[str], *, classes: int = 10,
+    max_points: int = 2000, method: str = "tsne", seed: int = 0,
+) -> list[Panel]:
+    """One panel per model on the same sentences: the first `classes` classes, at most `max_points`
+    sentences (a seeded sample), each model's vectors from `encode(name, texts)`, with its cluster scores."""
+    keep = first_classes(labels, classes)
+    if len(keep) > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, max_points, replace=False))
+    kept_texts, kept_labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    panels = []
+    for name in models:
+        vectors = encode(name, kept_texts)
+        panels.append(Panel(name, project(vectors, method, seed), kept_labels, cluster_scores(vectors, kept_labels)))
+    return panels

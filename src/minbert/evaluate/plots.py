@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -12,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _smooth(values: Sequence[float], window: int) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
+def _smooth(raw: Sequence[float], window: int) -> np.ndarray:
+    values = np.asarray(raw, dtype=float)
     if window <= 1 or len(values) < window:
         return values
     kernel = np.ones(window) / window

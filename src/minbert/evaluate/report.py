@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,35 +29,48 @@ def top_confusions(matrix: np.ndarray, labels: Sequence[str], k: int = 10) -> li
     return [(labels[i], labels[j], int(off[i, j])) for i, j in pairs if off[i, j] > 0]
 
 
+HEADLINE = {"classification": ("accuracy", "macro_f1"), "regression": ("pearson", "spearman")}
+
+
 def write_report(
     path: Path,
     *,
     title: str,
     setup: dict[str, Any],
     results: dict[str, dict[str, float]],
+    task_rows: Sequence[Sequence[Any]] | None,
     training: dict[str, Any],
-    per_class: dict[str, dict[str, float]] | None,
-    per_class_split: str,
-    confusion: np.ndarray | None,
-    labels: Sequence[str],
+    per_class: dict[str, dict[str, dict[str, float]]],
+    split: str,
+    confusions: dict[str, np.ndarray],
+    labels: dict[str, Sequence[str]],
     plots: dict[str, str],
 ) -> Path:
-    parts = [f"# {title}", ""]
-    parts += ["## Results", "", markdown_table(["split", *SUMMARY_METRICS], [[split, *(m.get(k, float("nan")) for k in SUMMARY_METRICS)] for split, m in results.items()]), ""]
+    """One page for any run. `task_rows` (task, head, split, metric, metric) for a multitask run, whose
+    results also hold `overall`; without them the results table lists the classification metrics per split.
+    `per_class` and `confusions` are per classification head, named when there are several tasks."""
+    parts = [f"# {title}", "", "## Results", ""]
+    if task_rows is None:
+        rows = [[name, *(m.get(k, float("nan")) for k in SUMMARY_METRICS)] for name, m in results.items()]
+        parts += [markdown_table(["split", *SUMMARY_METRICS], rows), ""]
+    else:
+        parts += [markdown_table(["task", "head", "split", "metric", "metric"], task_rows), ""]
+        parts += ["Overall = mean over tasks of accuracy or (Pearson + 1) / 2 (the CS224N score for SST + Quora + STS).", ""]
+        parts += [markdown_table(["split", "overall"], [[name, m["overall"]] for name, m in results.items()]), ""]
     parts += ["## Training", "", markdown_table(["", ""], list(training.items())), ""]
     parts += ["## Setup", "", markdown_table(["", ""], list(setup.items())), ""]
     for caption, file in plots.items():
         parts += [f"### {caption}", "", f"![{caption}]({file})", ""]
-    if confusion is not None:
-        confused = top_confusions(confusion, labels)
+    for task, matrix in confusions.items():
+        where = f"{task}, {split}" if task_rows is not None else split
+        confused = top_confusions(matrix, labels[task])
         if confused:
-            parts += [f"## Most frequent confusions ({per_class_split})", "", markdown_table(["true", "predicted", "count"], confused), ""]
-    if per_class:
-        rows = sorted(per_class.items(), key=lambda item: item[1]["f1-score"])
+            parts += [f"## Most frequent confusions ({where})", "", markdown_table(["true", "predicted", "count"], confused), ""]
+        scores = sorted(per_class[task].items(), key=lambda item: item[1]["f1-score"])
         parts += [
-            f"## Per-class scores ({per_class_split}, worst F1 first)",
+            f"## Per-class scores ({where}, worst F1 first)",
             "",
-            markdown_table(["label", "precision", "recall", "f1", "support"], [[k, v["precision"], v["recall"], v["f1-score"], int(v["support"])] for k, v in rows]),
+            markdown_table(["label", "precision", "recall", "f1", "support"], [[k, v["precision"], v["recall"], v["f1-score"], int(v["support"])] for k, v in scores]),
             "",
         ]
     path.write_text("\n".join(parts), encoding="utf-8")

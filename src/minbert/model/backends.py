@@ -4,33 +4,30 @@ torch.compile (`torch-compiled`), and the ONNX export run by ONNX Runtime (`onnx
     minbert export runs/massive_intent --int8      # writes model/onnx/model.onnx (+ model.int8.onnx)
     minbert predict runs/massive_intent --backend onnx-int8 "wake me up at seven"
 
-Dynamic int8 quantisation stores the weights of every linear layer as int8 (one scale per
-output channel) and quantises activations on the fly; on AVX-512 VNNI CPUs the matrix products run in int8. The export
-command reports the accuracy change on a labelled file.
+The export holds the encoder, the shared projection and every head that reads one sequence (single
+sentences or cross-encoded pairs), one output per head; bi-encoder heads stay PyTorch-only. Dynamic int8
+quantisation stores the weights of every linear layer as int8 (one scale per output channel) and
+quantises activations on the fly; on AVX-512 VNNI CPUs the matrix products run in int8.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from minbert.data.batching import sorted_batches
 from minbert.errors import MinbertError
-from minbert.model.task_model import (
-    Prediction,
-    SequenceClassifier,
-    check_texts,
-    load,
-    model_directory,
-    predictions_from_logits,
-)
-from minbert.model.tokenizer import Batch, Tokenizer
+from minbert.model.heads import HeadSpec
+from minbert.model.inference import in_length_order
+from minbert.model.layout import model_directory
+from minbert.model.task_model import Model, Prediction, check_inputs, load, predictions, read_config
+from minbert.model.tokenizer import Batch, Pair, Tokenizer
 from minbert.runtime import compile_encoder
 
 log = logging.getLogger(__name__)
@@ -48,26 +45,40 @@ def _require(module: str) -> None:
         raise MinbertError(f"the ONNX backend needs {module}: pip install 'minbert[onnx]' (onnx, onnxruntime, onnxscript)") from e
 
 
-class _LogitsGraph(nn.Module):
-    """The classifier as a function of the three token tensors, for export."""
+def exportable_tasks(model: Model) -> list[str]:
+    """The heads that read one token sequence: what an ONNX graph of (ids, mask, types) can hold."""
+    return [name for name in model.tasks if model.spec(name).input != "bi"]
 
-    def __init__(self, model: SequenceClassifier) -> None:
+
+class _HeadsGraph(nn.Module):
+    """The model as a function of the three token tensors: one raw output per exportable head."""
+
+    def __init__(self, model: Model, tasks: list[str]) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.tasks = model, tasks
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(Batch(input_ids, attention_mask, token_type_ids))
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        shared = self.model.sentence_embedding(Batch(input_ids, attention_mask, token_type_ids))
+        return tuple(self.model.heads[task](shared) for task in self.tasks)
 
 
 def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
-    """Export a saved classifier to `<model>/onnx/model.onnx` (and `model.int8.onnx`); returns the files."""
+    """Export a saved model to `<model>/onnx/model.onnx` (and `model.int8.onnx`); returns the files."""
     _require("onnxscript")
     _require("onnxruntime")
     directory = model_directory(model_dir)
-    model = SequenceClassifier.load(directory).eval()
+    model = Model.load(directory).eval()
+    tasks = exportable_tasks(model)
+    if not tasks:
+        raise MinbertError(f"{directory}: no head reads one sequence (bi-encoder heads and sentence encoders stay PyTorch-only)")
+    skipped = [t for t in model.tasks if t not in tasks]
+    if skipped:
+        log.warning("ONNX export: bi-encoder heads %s are left out (they read two sequences); use --backend torch for them", skipped)
     out = directory / ONNX_DIR
     out.mkdir(exist_ok=True)
-    example = model.tokenizer(["an example sentence", "and a second, longer example sentence"])
+    first = "an example sentence"
+    example_inputs: list[Any] = [(first, "and a second one")] if model.spec(tasks[0]).input == "cross" else [first, "and a second, longer example"]
+    example = model.tokenizer(example_inputs)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=model.tokenizer.max_length)
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level
@@ -75,11 +86,13 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            _LogitsGraph(model), (example.input_ids, example.attention_mask, example.token_type_ids),
-            input_names=list(INPUTS), output_names=["logits"], dynamo=True, verbose=False,
+            _HeadsGraph(model, tasks), (example.input_ids, example.attention_mask, example.token_type_ids),
+            input_names=list(INPUTS), output_names=tasks, dynamo=True, verbose=False,
             dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUTS},
         )
     exporter_log.setLevel(level)
+    if program is None:
+        raise MinbertError(f"{directory}: the ONNX exporter returned no program")
     files = {"onnx": out / FILES["onnx"]}
     program.save(str(files["onnx"]), external_data=False)
     if int8:
@@ -92,8 +105,8 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
     return files
 
 
-class OnnxClassifier:
-    """A saved classifier run by ONNX Runtime: same tokenizer, labels and `predict` as the PyTorch model."""
+class OnnxModel:
+    """A saved model's ONNX export run by ONNX Runtime: the same tokenizer, heads and `predict` as the PyTorch model."""
 
     def __init__(self, model_dir: str | Path, backend: str = "onnx", threads: int | None = None) -> None:
         _require("onnxruntime")
@@ -106,38 +119,65 @@ class OnnxClassifier:
         if not file.is_file():
             flag = " --int8" if backend == "onnx-int8" else ""
             raise MinbertError(f"{file}: not exported yet; run `minbert export {model_dir}{flag}` first")
-        config = SequenceClassifier.read_config(directory)
-        self.labels = config.labels
-        self.tokenizer = Tokenizer.from_pretrained(directory / "encoder", max_length=config.max_length)
+        self.config = read_config(directory)[0]
+        self.tokenizer = Tokenizer.from_pretrained(directory / "encoder", max_length=self.config.max_length)
+        self.specs = {spec.name: spec for spec in self.config.heads}
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
         self.session = onnxruntime.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def logits(self, texts: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
-        """Logits in input order (bf16 is a PyTorch option and does not apply here)."""
-        ids = self.tokenizer.ids(list(texts))
-        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for index in sorted_batches([len(i) for i in ids], batch_size):
-            batch = self.tokenizer.pad([ids[i] for i in index])
-            out[index] = self.session.run(None, {name: t.numpy() for name, t in batch.as_kwargs().items()})[0]
-        return torch.from_numpy(out)
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.specs)
 
-    def predict(self, texts: Sequence[str], batch_size: int = 128) -> list[Prediction]:
-        texts = check_texts(texts)
-        return predictions_from_logits(self.logits(texts, batch_size), self.labels)
+    @property
+    def labels(self) -> list[str]:
+        return self.spec(self.default_task()).labels
+
+    def spec(self, task: str) -> HeadSpec:
+        if task not in self.specs:
+            raise MinbertError(f"no task {task!r} in this model; its tasks: {', '.join(self.specs)}")
+        if task not in self.outputs:
+            raise MinbertError(f"task {task!r} is a bi-encoder head, which the ONNX export leaves out; use --backend torch")
+        return self.specs[task]
+
+    def default_task(self) -> str:
+        if len(self.specs) != 1:
+            raise MinbertError(f"this model has several tasks ({', '.join(self.specs)}); say which (task=..., --task)")
+        return next(iter(self.specs))
+
+    def raw_outputs(self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+        """Raw head outputs in input order (bf16 is a PyTorch option and does not apply here)."""
+        self.spec(task)
+        pairs = bool(inputs) and isinstance(inputs[0], tuple)
+        rows = self.tokenizer.ids_with_types(inputs)
+        position = self.outputs.index(task)
+
+        def run(index: list[int]) -> torch.Tensor:
+            batch = self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index] if pairs else None)
+            out = self.session.run([self.outputs[position]], {name: t.numpy() for name, t in batch.as_kwargs().items()})[0]
+            return torch.from_numpy(np.asarray(out, dtype=np.float32))
+
+        return in_length_order([len(ids) for ids, _ in rows], batch_size, run)
+
+    def predict(self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128) -> list[Prediction] | list[float]:
+        task = task or self.default_task()
+        spec = self.spec(task)
+        return predictions(spec, self.raw_outputs(task, check_inputs(inputs, spec.pair, task), batch_size))
+
+    def predict_proba(self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128) -> np.ndarray:
+        task = task or self.default_task()
+        spec = self.spec(task)
+        return spec.probabilities(self.raw_outputs(task, check_inputs(inputs, spec.pair, task), batch_size)).numpy()
 
 
-def load_classifier(model_dir: str | Path, backend: str = "torch") -> Any:
-    """The PyTorch model (classifier or multitask; `torch-compiled`: its encoder under torch.compile),
-    or a classifier's ONNX export (`onnx`, `onnx-int8`)."""
+def load_backend(model_dir: str | Path | None, backend: str = "torch") -> Model | OnnxModel:
+    """A saved model (or, for the torch backends, any checkpoint as a sentence encoder) on one backend."""
     if backend in TORCH_BACKENDS:
-        model_directory(model_dir)  # a saved minbert model, or an error saying what the path is
-        return load_torch(model_dir, backend)
-    return OnnxClassifier(model_dir, backend)
-
-
-def load_torch(model_dir: str | Path | None, backend: str = "torch") -> Any:
-    """`load` (any saved model or checkpoint), with the encoder compiled for `torch-compiled`."""
-    model = load(model_dir)
-    return compile_encoder(model) if backend == "torch-compiled" else model
+        model = load(model_dir)
+        return compile_encoder(model) if backend == "torch-compiled" else model
+    if model_dir is None:
+        raise MinbertError("the ONNX backends run exported minbert models; give the model's directory")
+    return OnnxModel(model_dir, backend)

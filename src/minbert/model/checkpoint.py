@@ -1,8 +1,9 @@
-"""Hugging Face-format BERT checkpoints: find, check, load and save them.
+"""Hugging Face-format BERT checkpoints as files: find them, read and check them, write them.
 
 A checkpoint directory holds `config.json` and `model.safetensors` (or `pytorch_model.bin`).
 Its parameter names are Hugging Face's (`encoder.layer.3.attention.self.query.weight`, maybe
-behind a `bert.` prefix); `HF_TO_MINBERT` maps them to ours, and back when saving.
+behind a `bert.` prefix); `HF_TO_MINBERT` maps them to ours, and back when saving. This module
+knows files and names only; `model/encoder.py` builds the encoder from what it reads.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import logging
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from minbert.errors import MinbertError
-from minbert.model.encoder import Encoder, EncoderConfig
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     return directory
 
 
-def read_encoder_config(directory: Path) -> EncoderConfig:
+def read_hf_config(directory: Path) -> dict[str, Any]:
     """Read `config.json` and refuse anything that is not a BERT encoder."""
     config_file = directory / "config.json"
     if not config_file.is_file():
@@ -121,10 +122,7 @@ def read_encoder_config(directory: Path) -> EncoderConfig:
             f"{config_file}: position_embedding_type {position_type!r} is not supported; minbert implements "
             "BERT's absolute position embeddings"
         )
-    try:
-        return EncoderConfig.from_hf_dict(raw)
-    except (TypeError, ValueError) as e:
-        raise MinbertError(f"{config_file}: {e}") from e
+    return raw
 
 
 def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
@@ -170,13 +168,8 @@ def to_minbert_state_dict(state: dict[str, torch.Tensor], source: Path) -> tuple
     return renamed, unexpected
 
 
-def load_encoder(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> Encoder:
-    """Build an `Encoder` from a checkpoint directory, reporting every key that does not fit."""
-    directory = resolve_checkpoint(path)
-    config = read_encoder_config(directory)
-    state, unexpected = to_minbert_state_dict(read_state_dict(directory), directory)
-    encoder = Encoder(config)
-    expected = encoder.state_dict()
+def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], directory: Path, unexpected: list[str]) -> None:
+    """Refuse weights that do not fit the encoder `config.json` describes; warn about what is left over."""
     missing = sorted(set(expected) - set(state))
     missing_pooler = [k for k in missing if k.startswith("pooler.")]
     missing_other = [k for k in missing if not k.startswith("pooler.")]
@@ -193,23 +186,60 @@ def load_encoder(path: str | Path | None = None, *, device: str | torch.device =
                 f"implies {tuple(expected[key].shape)}; config.json and the weights do not belong together"
             )
     if missing_pooler:
-        warnings.warn(f"{directory}: no pooler weights in the checkpoint; the pooler is randomly initialised", stacklevel=2)
+        warnings.warn(f"{directory}: no pooler weights in the checkpoint; the pooler is randomly initialised", stacklevel=3)
     if unexpected:
         warnings.warn(
             f"{directory}: ignored {len(unexpected)} weights that are not part of a BERT encoder: "
             f"{', '.join(unexpected[:8])}{', ...' if len(unexpected) > 8 else ''}",
-            stacklevel=2,
+            stacklevel=3,
         )
-    encoder.load_state_dict(state, strict=False)  # missing pooler allowed; the rest was checked above
-    log.info("loaded %s (%d layers, hidden %d)", directory, config.num_hidden_layers, config.hidden_size)
-    return encoder.to(device).eval()
 
 
-def save_encoder(encoder: Encoder, directory: str | Path) -> Path:
+def save_checkpoint(state: dict[str, torch.Tensor], config: dict[str, Any], directory: str | Path) -> Path:
     """Write `config.json` + `model.safetensors` under Hugging Face names."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {minbert_to_hf_name(k): v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
-    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    (directory / "config.json").write_text(json.dumps(encoder.config.to_hf_dict(), indent=2) + "\n", encoding="utf-8")
+    hf_state = {minbert_to_hf_name(k): v.detach().to("cpu").contiguous() for k, v in state.items()}
+    save_file(hf_state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return directory
+
+
+ST_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": None,
+    "pooling_mode_mean_sqrt_len_tokens": None,
+    "pooling_mode_weightedmean_tokens": None,
+    "pooling_mode_lasttoken": None,
+}
+
+
+def read_sentence_transformers_layout(directory: Path) -> tuple[str, bool, int | None]:
+    """(pooling mode, normalise?, max_seq_length) of a sentence-transformers directory (`modules.json`,
+    `1_Pooling/config.json`, `sentence_bert_config.json`); a plain checkpoint gets (mean, False, None)."""
+    modules_file = directory / "modules.json"
+    if not modules_file.is_file():
+        return "mean", False, None
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise MinbertError(f"{modules_file}: not valid JSON ({e.msg})") from e
+    pooling, normalize = "mean", False
+    for module in modules:
+        kind = module.get("type", "")
+        if kind.endswith("Pooling"):
+            config_file = directory / module.get("path", "") / "config.json"
+            config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+            chosen = [key for key in ST_POOLING_KEYS if config.get(key)]
+            mode = ST_POOLING_KEYS[chosen[0]] if len(chosen) == 1 else None
+            if mode is None:
+                raise MinbertError(f"{config_file}: pooling {chosen or 'none'} is not supported; minbert pools by cls or mean")
+            pooling = mode
+        elif kind.endswith("Normalize"):
+            normalize = True
+        elif not kind.endswith("Transformer"):
+            raise MinbertError(f"{modules_file}: module {kind!r} is not supported (Transformer, Pooling, Normalize are)")
+    settings_file = directory / "sentence_bert_config.json"
+    max_length = json.loads(settings_file.read_text(encoding="utf-8")).get("max_seq_length") if settings_file.is_file() else None
+    return pooling, normalize, max_length

@@ -3,12 +3,13 @@
     tokens -> Embeddings -> [Layer] x N -> last_hidden_state -> Pooler -> pooler_output
     Layer:  x = LayerNorm(x + SelfAttention(x));  x = LayerNorm(x + FeedForward(x))
 
-Parameter names are our own; `model/checkpoint.py` maps them to and from the Hugging Face
-names, so any BERT checkpoint in that format loads here and ours load there.
+Parameter names are our own; `model/checkpoint.py` reads and writes the files and maps the
+names to and from Hugging Face's, so any BERT checkpoint in that format loads here and ours load there.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from minbert.errors import MinbertError
+from minbert.model.checkpoint import (
+    check_state,
+    read_hf_config,
+    read_state_dict,
+    resolve_checkpoint,
+    save_checkpoint,
+    to_minbert_state_dict,
+)
+
+log = logging.getLogger(__name__)
 
 ACTIVATIONS = {
     "gelu": nn.GELU(),
@@ -244,16 +257,23 @@ class Encoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> Encoder:
-        """Load a Hugging Face-format BERT checkpoint; no path = the default all-MiniLM-L6-v2."""
-        from minbert.model.checkpoint import load_encoder
-
-        return load_encoder(path, device=device)
+        """Load a Hugging Face-format BERT checkpoint; no path = the default all-MiniLM-L6-v2.
+        Every weight that does not fit is reported (missing: an error; left over: a warning)."""
+        directory = resolve_checkpoint(path)
+        try:
+            config = EncoderConfig.from_hf_dict(read_hf_config(directory))
+        except (TypeError, ValueError) as e:
+            raise MinbertError(f"{directory / 'config.json'}: {e}") from e
+        state, unexpected = to_minbert_state_dict(read_state_dict(directory), directory)
+        encoder = cls(config)
+        check_state(state, encoder.state_dict(), directory, unexpected)
+        encoder.load_state_dict(state, strict=False)  # a missing pooler is allowed; the rest was checked
+        log.info("loaded %s (%d layers, hidden %d)", directory, config.num_hidden_layers, config.hidden_size)
+        return encoder.to(device).eval()
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write `config.json` + `model.safetensors` with Hugging Face names."""
-        from minbert.model.checkpoint import save_encoder
-
-        return save_encoder(self, directory)
+        return save_checkpoint(self.state_dict(), self.config.to_hf_dict(), directory)
 
     def flops_per_token(self, length: int) -> float:
         """Forward FLOPs per token at a given sequence length (2 per multiply-add)."""

@@ -1,44 +1,59 @@
-"""Encoder + pooling + head, as one model that trains, predicts, saves and reloads anywhere.
+"""The one model: encoder -> pooling -> optional shared projection (+ L2 norm) -> named heads.
 
-A saved model is a directory:
+    0 heads   a sentence encoder (`encode`), e.g. any checkpoint as sentence-transformers would run it
+    1 head    a classifier or regressor (`predict`, `predict_proba`)
+    n heads   a multitask model (`predict(inputs, task=NAME)`)
 
-    minbert.json        what the model is: task, pooling, head sizes, labels, max_length
-    head.safetensors    the head's weights
-    encoder/            the fine-tuned encoder in Hugging Face format (config.json,
-                        model.safetensors, tokenizer files): plain transformers loads it too
+Everything that runs the model on many inputs (eval, serving, embeddings) goes through
+`pooled_vectors`, the one length-sorted inference loop; the heads then run on those vectors. Saved
+as a directory (see `model/layout.py`) that `minbert.load` reads back anywhere.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from minbert.errors import MinbertError
+from minbert.model.checkpoint import DEFAULT_CHECKPOINT, read_sentence_transformers_layout, resolve_checkpoint
 from minbert.model.encoder import Encoder
-from minbert.model.heads import ClassificationHead, Pooling
-from minbert.model.sentence_encoder import SentenceEncoder, embed_texts
-from minbert.model.tokenizer import Batch, Tokenizer
+from minbert.model.heads import HeadSpec, Pooling, TaskHead
+from minbert.model.inference import in_length_order
+from minbert.model.layout import (
+    FORMAT_VERSION,
+    HEADS_FILE,
+    check_manifest,
+    is_model_directory,
+    model_directory,
+    read_description,
+    upgrade,
+    write_description,
+    written_whole,
+)
+from minbert.model.tokenizer import Batch, Pair, Tokenizer
+from minbert.runtime import autocast
 
-FORMAT_VERSION = 1
-MODEL_FILE = "minbert.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class ClassifierConfig:
-    labels: list[str]
+class ModelConfig:
+    """What the model is, saved as minbert.json so it reloads and predicts the same way."""
+
+    heads: list[HeadSpec] = field(default_factory=list)
     pooling: str = "cls"
-    hidden_size: int = 512
-    activation: str = "relu"
-    dropout: float = 0.1
+    projection_size: int = 0
+    normalize: bool = False
     max_length: int = 128
-    task: str = "classification"
     base_checkpoint: str = ""
     format_version: int = FORMAT_VERSION
 
@@ -50,28 +65,40 @@ class Prediction:
     probabilities: dict[str, float]
 
 
-class SequenceClassifier(nn.Module):
-    """Sentence -> label. Build with `from_checkpoint`, reload with `minbert.load(dir)`."""
+class Model(nn.Module):
+    """Build with `from_checkpoint` (new heads on a pretrained encoder), reload with `minbert.load(dir)`."""
 
-    def __init__(self, encoder: Encoder, tokenizer: Tokenizer, config: ClassifierConfig) -> None:
+    def __init__(self, encoder: Encoder, tokenizer: Tokenizer, config: ModelConfig) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.tokenizer = tokenizer
-        self.config = config
+        self.encoder, self.tokenizer, self.config = encoder, tokenizer, config
         self.pooling = Pooling(config.pooling)
-        self.head = ClassificationHead(
-            encoder.config.hidden_size, len(config.labels), config.hidden_size, config.activation, config.dropout
-        )
+        width = encoder.config.hidden_size
+        self.projection = nn.Linear(width, config.projection_size) if config.projection_size else None
+        self.heads = nn.ModuleDict({spec.name: TaskHead(spec, config.projection_size or width) for spec in config.heads})
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path | None, labels: Sequence[str], **head: object) -> SequenceClassifier:
-        """A new classifier on a pretrained encoder; the head is freshly initialised."""
-        config = ClassifierConfig(labels=list(labels), base_checkpoint=str(checkpoint or "all-MiniLM-L6-v2"), **head)  # type: ignore[arg-type]
+    def from_checkpoint(
+        cls, checkpoint: str | Path | None, heads: Sequence[HeadSpec] = (), *, pooling: str = "cls", projection_size: int = 0,
+        normalize: bool = False, max_length: int | None = 128,
+    ) -> Model:
+        """New (randomly initialised) heads on a pretrained encoder."""
         encoder = Encoder.from_pretrained(checkpoint)
-        tokenizer = Tokenizer.from_pretrained(checkpoint, max_length=config.max_length)
+        tokenizer = Tokenizer.from_pretrained(checkpoint, max_length=max_length)
+        config = ModelConfig(
+            heads=list(heads), pooling=pooling, projection_size=projection_size, normalize=normalize,
+            max_length=tokenizer.max_length, base_checkpoint=str(checkpoint or DEFAULT_CHECKPOINT),
+        )
         return cls(encoder, tokenizer, config)
 
-    def train(self, mode: bool = True) -> SequenceClassifier:
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None) -> Model:
+        """A checkpoint as a sentence encoder (no heads): the pooling, normalisation and length of its
+        sentence-transformers layout when it has one, mean pooling otherwise."""
+        directory = resolve_checkpoint(path)
+        pooling, normalize, max_length = read_sentence_transformers_layout(directory)
+        return cls.from_checkpoint(directory, pooling=pooling, normalize=normalize, max_length=max_length)
+
+    def train(self, mode: bool = True) -> Model:
         """A fully frozen encoder stays in eval mode: no dropout, so its features are fixed."""
         super().train(mode)
         if mode and self.encoder_frozen:
@@ -79,89 +106,188 @@ class SequenceClassifier(nn.Module):
         return self
 
     @property
-    def labels(self) -> list[str]:
-        return self.config.labels
+    def encoder_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.encoder.parameters())
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def sentence_embedding(self, batch: Batch) -> torch.Tensor:
-        output = self.encoder(**batch.as_kwargs())
-        return self.pooling(output, batch.attention_mask)
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        """Logits, (batch, num_labels)."""
-        return self.head(self.sentence_embedding(batch))
-
-    def sentence_features(self, texts: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
-        """Pooled sentence vectors (eval mode) for many texts, in input order."""
-        return embed_texts(self.encoder, self.tokenizer, self.pooling, texts, batch_size, bf16)
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64, normalize: bool = True) -> np.ndarray:
-        """Sentence embeddings (the pooled vectors the head reads), L2-normalised by default."""
-        vectors = self.sentence_features(texts, batch_size)
-        return (torch.nn.functional.normalize(vectors, dim=-1) if normalize else vectors).numpy()
-
-    @torch.no_grad()
-    def logits(self, texts: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
-        """Logits for many texts, in input order."""
-        if not len(texts):
-            return torch.empty(0, len(self.labels))
-        return self.head_logits(self.sentence_features(texts, batch_size, bf16))
-
-    @torch.no_grad()
-    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """The head alone (eval mode) on precomputed sentence vectors."""
-        was_training = self.training
-        self.head.eval()
-        out = self.head(features.to(self.device)).float().cpu()
-        self.head.train(was_training)
-        return out
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
 
     @property
-    def encoder_frozen(self) -> bool:
-        return not any(p.requires_grad for p in self.encoder.parameters())
+    def labels(self) -> list[str]:
+        """The labels of the model's only head (a classifier's classes)."""
+        return self.spec(self.default_task()).labels
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
-        return torch.softmax(self.logits(texts, batch_size), dim=-1).numpy()
+    def spec(self, task: str) -> HeadSpec:
+        if task not in self.heads:
+            raise MinbertError(f"no task {task!r} in this model; its tasks: {', '.join(self.heads) or 'none (a sentence encoder)'}")
+        return self.heads[task].spec  # type: ignore[return-value]
 
-    def predict(self, texts: Sequence[str], batch_size: int = 128) -> list[Prediction]:
-        """Label and probabilities for each text."""
-        texts = check_texts(texts)
-        return predictions_from_logits(self.logits(texts, batch_size), self.labels)
+    def default_task(self) -> str:
+        if not self.heads:
+            raise MinbertError("this model is a sentence encoder without a head: it encodes (minbert embed), it does not predict")
+        if len(self.heads) != 1:
+            raise MinbertError(f"this model has several tasks ({', '.join(self.heads)}); say which (task=..., --task)")
+        return next(iter(self.heads))
+
+    # The forward pass, top to bottom.
+
+    def pooled(self, batch: Batch) -> torch.Tensor:
+        """Encoder -> one vector per sequence."""
+        return self.pooling(self.encoder(**batch.as_kwargs()), batch.attention_mask)
+
+    def shared(self, vector: torch.Tensor, normalize: bool | None = None) -> torch.Tensor:
+        """Pooled vector -> shared projection -> (optionally) unit length: what every head reads."""
+        if self.projection is not None:
+            vector = self.projection(vector)
+        return F.normalize(vector, dim=-1) if (self.config.normalize if normalize is None else normalize) else vector
+
+    def sentence_embedding(self, batch: Batch) -> torch.Tensor:
+        return self.shared(self.pooled(batch))
+
+    def forward(self, task: str, first: Batch, second: Batch | None = None) -> torch.Tensor:
+        """Raw head output for one task: `first` holds the sentences (or cross-encoded pairs), `second` the bi-encoder's other side."""
+        return self.heads[task](self.sentence_embedding(first), self.sentence_embedding(second) if second is not None else None)
+
+    def head_outputs(self, task: str, u: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
+        """The head (after the shared projection) on pooled vectors, e.g. cached ones of a frozen encoder."""
+        return self.heads[task](self.shared(u), self.shared(v) if v is not None else None)
+
+    # Inference on many inputs.
+
+    @torch.no_grad()
+    def pooled_vectors(self, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+        """Pooled vectors (float32, CPU, eval mode) of texts or cross-encoded pairs, in input order."""
+        was_training = self.training
+        self.eval()
+        pairs = bool(inputs) and isinstance(inputs[0], tuple)
+        rows = self.tokenizer.ids_with_types(inputs)
+        device = self.device
+
+        def run(index: list[int]) -> torch.Tensor:
+            batch = self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index] if pairs else None).to(device)
+            with autocast(device, bf16):
+                return self.pooled(batch).float().cpu()
+
+        try:
+            out = in_length_order([len(ids) for ids, _ in rows], batch_size, run)
+        finally:
+            self.train(was_training)
+        return out if len(rows) else torch.empty(0, self.encoder.config.hidden_size)
+
+    @torch.no_grad()
+    def raw_outputs(self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+        """One task's raw head outputs for many inputs, in input order."""
+        spec = self.spec(task)
+        if spec.input == "bi":
+            pairs: Sequence[Pair] = inputs  # type: ignore[assignment]
+            firsts, seconds = [a for a, _ in pairs], [b for _, b in pairs]
+            u, v = self.pooled_vectors(firsts, batch_size, bf16), self.pooled_vectors(seconds, batch_size, bf16)
+        else:
+            u, v = self.pooled_vectors(inputs, batch_size, bf16), None
+        was_training = self.training
+        self.eval()
+        try:
+            return self.head_outputs(task, u.to(self.device), v.to(self.device) if v is not None else None).float().cpu()
+        finally:
+            self.train(was_training)
+
+    def predict(
+        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
+    ) -> list[Prediction] | list[float]:
+        """Classes (label, probabilities) or scores (in the task's gold units) for sentences or (a, b) pairs."""
+        task = task or self.default_task()
+        spec = self.spec(task)
+        checked = check_inputs(inputs, spec.pair, task)
+        return predictions(spec, self.raw_outputs(task, checked, batch_size))
+
+    def predict_proba(self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128) -> np.ndarray:
+        """(n, classes) probabilities of a classification head, columns in the order of its labels."""
+        task = task or self.default_task()
+        spec = self.spec(task)
+        if spec.kind != "classification":
+            raise MinbertError(f"task {task!r} is a regression: use predict for its scores")
+        return spec.probabilities(self.raw_outputs(task, check_inputs(inputs, spec.pair, task), batch_size)).numpy()
+
+    def encode(self, texts: Sequence[str] | str, batch_size: int = 64, normalize: bool | None = None) -> np.ndarray:
+        """Sentence vectors as the heads read them (after the shared projection). L2-normalised by default;
+        a sentence encoder without heads follows its checkpoint (normalised when its layout says so)."""
+        if normalize is None:
+            normalize = bool(self.heads) or self.config.normalize
+        vectors = self.pooled_vectors(check_texts(texts), batch_size)
+        with torch.no_grad():
+            return self.shared(vectors.to(self.device), normalize=normalize).float().cpu().numpy()
+
+    # Saving and loading.
 
     def save(self, directory: str | Path) -> Path:
+        """Write the model directory whole (temporary sibling, then renamed into place), with a manifest."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.encoder.save_pretrained(directory / "encoder")
-        self.tokenizer.save_pretrained(directory / "encoder")
-        head = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
-        save_file(head, str(directory / "head.safetensors"))
-        (directory / MODEL_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n", encoding="utf-8")
+        with written_whole(directory) as staging:
+            self.encoder.save_pretrained(staging / "encoder")
+            self.tokenizer.save_pretrained(staging / "encoder")
+            weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+            save_file(weights, str(staging / HEADS_FILE))
+            write_description(staging, asdict(self.config))
         return directory
 
     @classmethod
-    def read_config(cls, directory: Path) -> ClassifierConfig:
-        raw = json.loads((directory / MODEL_FILE).read_text(encoding="utf-8"))
-        if raw.get("task") == "multitask":
-            raise MinbertError(f"{directory}: a multitask model; load it with minbert.load (ONNX export covers single-task classifiers)")
-        if raw.get("format_version", 0) > FORMAT_VERSION:
-            raise MinbertError(f"{directory}: saved by a newer minbert (format {raw['format_version']}); upgrade minbert")
-        return ClassifierConfig(**raw)
-
-    @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> SequenceClassifier:
-        directory = model_directory(directory)
-        config = cls.read_config(directory)
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Model:
+        """A saved model directory (or a run's output_dir) of any format minbert has written."""
+        directory = model_directory(path)
+        config, weights_file, renames = read_config(directory)
         encoder = Encoder.from_pretrained(directory / "encoder")
-        tokenizer = Tokenizer.from_pretrained(directory / "encoder", max_length=config.max_length)
-        model = cls(encoder, tokenizer, config)
+        if config.max_length > encoder.config.max_position_embeddings:
+            raise MinbertError(
+                f"{directory / 'minbert.json'}: max_length {config.max_length} is longer than the encoder's "
+                f"{encoder.config.max_position_embeddings} positions; set it to at most that"
+            )
+        model = cls(encoder, Tokenizer.from_pretrained(directory / "encoder", max_length=config.max_length), config)
+        file = directory / weights_file
         try:
-            model.head.load_state_dict(load_file(str(directory / "head.safetensors")))
-        except Exception as e:
-            raise MinbertError(f"{directory / 'head.safetensors'}: cannot load the head ({e})") from e
+            state = load_file(str(file))
+        except Exception as e:  # safetensors raises several types for damaged files
+            raise MinbertError(f"{file}: cannot load the heads ({e})") from e
+        for old, new in renames.items():
+            state = {new + k[len(old) :]: v for k, v in state.items() if k.startswith(old)}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("encoder.")]
+        if missing or unexpected:
+            raise MinbertError(f"{file}: does not match minbert.json (missing {missing}, unexpected {unexpected})")
         return model.to(device).eval()
+
+
+def read_config(directory: Path) -> tuple[ModelConfig, str, dict[str, str]]:
+    """The model description of a saved directory (any format; its files checked against the manifest),
+    with the name of its weights file and the weight renames an old format needs."""
+    raw = read_description(directory)
+    check_manifest(directory, raw)
+    description, weights_file, renames = upgrade(raw)
+    try:
+        heads = [HeadSpec(**h) for h in description["heads"]]
+        config = ModelConfig(**{k: v for k, v in description.items() if k not in ("files", "heads")}, heads=heads)
+    except (TypeError, KeyError) as e:
+        raise MinbertError(f"{directory / 'minbert.json'}: not a model description minbert can read ({e})") from e
+    return config, weights_file, renames
+
+
+def predictions(spec: HeadSpec, raw: torch.Tensor) -> list[Prediction] | list[float]:
+    """Raw head outputs -> what `predict` returns: scores in gold units, or labels with probabilities."""
+    if spec.kind == "regression":
+        return [float(x) for x in spec.scores(raw.float())]
+    probabilities = spec.probabilities(raw).numpy()
+    return [
+        Prediction(
+            label=spec.labels[int(row.argmax())],
+            probability=float(row.max()),
+            probabilities={label: float(p) for label, p in zip(spec.labels, row, strict=True)},
+        )
+        for row in probabilities
+    ]
 
 
 def check_texts(texts: Sequence[str] | str) -> list[str]:
@@ -174,40 +300,23 @@ def check_texts(texts: Sequence[str] | str) -> list[str]:
     return list(texts)
 
 
-def predictions_from_logits(logits: torch.Tensor, labels: Sequence[str]) -> list[Prediction]:
-    probabilities = torch.softmax(logits.float(), dim=-1).numpy()
-    return [
-        Prediction(
-            label=labels[int(row.argmax())],
-            probability=float(row.max()),
-            probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
-        )
-        for row in probabilities
-    ]
+def check_inputs(inputs: Sequence[str] | Sequence[Pair] | str, pair: bool, task: str) -> list[Any]:
+    """Sentences for single tasks, (a, b) pairs of non-empty strings for pair tasks; else a clear error."""
+    if not pair:
+        return check_texts(inputs)  # type: ignore[arg-type]
+    checked = []
+    for i, item in enumerate(inputs):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) and t.strip() for t in item)):
+            raise MinbertError(f"input {i}: task {task!r} takes sentence pairs (two non-empty texts), got {item!r}")
+        checked.append((item[0], item[1]))
+    return checked
 
 
-def model_directory(path: str | Path) -> Path:
-    """A saved model directory, or a run directory holding one in `model/`."""
-    path = Path(path)
-    for candidate in (path, path / "model"):
-        if (candidate / MODEL_FILE).is_file():
-            return candidate
-    if not path.exists():
-        raise MinbertError(f"{path}: no such model directory; give the output_dir of a training run")
-    raise MinbertError(f"{path}: not a saved minbert model (no {MODEL_FILE}); give the output_dir of a training run")
-
-
-def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Any:
-    """A saved minbert model (a model directory or a run's output_dir) as a classifier or multitask
-    model; any other checkpoint (plain BERT or sentence-transformers; None = the default) as a
-    sentence encoder. All have `.encode(texts)` and all but the encoder `.predict`."""
-    if path is not None and any((Path(path) / sub / MODEL_FILE).is_file() for sub in ("", "model")):
-        directory = model_directory(path)
-        if json.loads((directory / MODEL_FILE).read_text(encoding="utf-8")).get("task") == "multitask":
-            from minbert.model.multitask_model import MultitaskModel
-
-            return MultitaskModel.load(directory, device=device)
-        return SequenceClassifier.load(path, device=device)
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Model:
+    """A saved minbert model (a model directory or a run's output_dir, any format so far); any other
+    checkpoint (plain BERT or sentence-transformers; None = the default) as a sentence encoder."""
+    if is_model_directory(path):
+        return Model.load(path, device=device)  # type: ignore[arg-type]
     if path is not None and Path(path).is_dir() and not (Path(path) / "config.json").is_file():
         model_directory(path)  # raises the "not a saved minbert model" error
-    return SentenceEncoder.from_pretrained(path).to(device).eval()
+    return Model.from_pretrained(path).to(device).eval()

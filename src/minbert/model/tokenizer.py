@@ -8,15 +8,17 @@ padded to their longest member (dynamic padding), never to a fixed length.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
 from minbert.errors import MinbertError
+from minbert.model.checkpoint import resolve_checkpoint
 
 Pair = tuple[str, str]
 
@@ -57,8 +59,6 @@ class Tokenizer:
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, max_length: int | None = None) -> Tokenizer:
         """Load from a checkpoint directory (None = the default checkpoint)."""
-        from minbert.model.checkpoint import resolve_checkpoint
-
         directory = resolve_checkpoint(path)
         settings = _read_tokenizer_config(directory)
         lower = bool(settings.get("do_lower_case", True))
@@ -116,17 +116,17 @@ class Tokenizer:
         return self.pad([e.ids for e in encodings], [e.type_ids for e in encodings])
 
     def pad(self, ids: Sequence[Sequence[int]], type_ids: Sequence[Sequence[int]] | None = None) -> Batch:
-        """Right-pad id lists to the longest one; the mask marks real tokens."""
+        """Right-pad id lists to the longest one; the mask marks real tokens (token types 0 unless given)."""
         length = max(len(row) for row in ids)
-        input_ids = torch.full((len(ids), length), self.pad_id, dtype=torch.long)
-        token_type_ids = torch.zeros((len(ids), length), dtype=torch.long)
-        attention_mask = torch.zeros((len(ids), length), dtype=torch.long)
+        input_ids = np.full((len(ids), length), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), length), dtype=np.int64)
+        token_type_ids = np.zeros((len(ids), length), dtype=np.int64)
         for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            input_ids[i, : len(row)] = row
             attention_mask[i, : len(row)] = 1
             if type_ids is not None:
-                token_type_ids[i, : len(row)] = torch.tensor(type_ids[i], dtype=torch.long)
-        return Batch(input_ids, attention_mask, token_type_ids)
+                token_type_ids[i, : len(row)] = type_ids[i]
+        return Batch(torch.from_numpy(input_ids), torch.from_numpy(attention_mask), torch.from_numpy(token_type_ids))
 
 
 def _read_tokenizer_config(directory: Path) -> dict:

@@ -26,10 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from minbert import __version__
 from minbert.errors import MinbertError
-from minbert.model.backends import TORCH_BACKENDS, load_classifier, load_torch
-from minbert.model.multitask_model import MultitaskModel
-from minbert.model.sentence_encoder import SentenceEncoder
-from minbert.model.task_model import MODEL_FILE, load
+from minbert.model.backends import TORCH_BACKENDS, load_backend
+from minbert.model.layout import is_model_directory
+from minbert.model.task_model import Model, load
 from minbert.serving.batcher import MicroBatcher
 
 log = logging.getLogger(__name__)
@@ -58,21 +57,25 @@ class EmbedRequest(BaseModel):
 
 
 class ServedModel:
-    """A saved classifier (PyTorch or ONNX), multitask model, or plain checkpoint, behind one interface."""
+    """A saved model (PyTorch or its ONNX export) or a plain checkpoint (a sentence encoder), behind one interface.
+
+    Its kind: `sentence-encoder` (no heads: /embed only), `classifier` (one head on single sentences:
+    {"texts": [...]} only), `multitask` (anything else: a task and texts or pairs)."""
 
     def __init__(self, model_dir: str | Path, backend: str = "torch") -> None:
         self.model_dir, self.backend = str(model_dir), backend
-        is_minbert = any((Path(model_dir) / sub / MODEL_FILE).is_file() for sub in ("", "model"))
-        if not is_minbert and backend not in TORCH_BACKENDS:
-            raise MinbertError(f"{model_dir}: the ONNX backends serve exported minbert classifiers; this is a plain checkpoint")
-        self.model = load_classifier(model_dir, backend) if is_minbert else load_torch(model_dir, backend)
-        self._torch_model = self.model if backend in TORCH_BACKENDS else None
+        if not is_model_directory(model_dir) and backend not in TORCH_BACKENDS:
+            raise MinbertError(f"{model_dir}: the ONNX backends serve exported minbert models; this is a plain checkpoint")
+        self.model = load_backend(model_dir, backend)
+        self._torch_model: Model | None = self.model if isinstance(self.model, Model) else None
 
     @property
     def kind(self) -> str:
-        if isinstance(self.model, MultitaskModel):
-            return "multitask"
-        return "sentence-encoder" if isinstance(self.model, SentenceEncoder) else "classifier"
+        tasks = self.model.tasks
+        if not tasks:
+            return "sentence-encoder"
+        single = self.model.spec(tasks[0])
+        return "classifier" if len(tasks) == 1 and single.kind == "classification" and single.input == "single" else "multitask"
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"model": self.model_dir, "kind": self.kind, "backend": self.backend, "minbert_version": __version__}
@@ -82,14 +85,14 @@ class ServedModel:
             info["tasks"] = {s.name: {"kind": s.kind, "input": s.input, "labels": s.labels} for s in self.model.config.heads}
         return info
 
-    def check_task(self, request: PredictRequest) -> tuple[str | None, list]:
+    def check_task(self, request: PredictRequest) -> tuple[str, list[Any]]:
         """The task to run and its inputs, or an HTTP 4xx saying what is wrong with the request."""
         if self.kind == "sentence-encoder":
             raise HTTPException(400, "this model is a sentence encoder without a head: use POST /embed")
         if self.kind == "classifier":
             if request.task is not None or request.pairs is not None:
                 raise HTTPException(422, "this classifier takes {\"texts\": [...]} only (no task, no pairs)")
-            task, pair = None, False
+            task, pair = self.model.default_task(), False
         else:
             try:
                 task = request.task or self.model.default_task()
@@ -101,14 +104,11 @@ class ServedModel:
             raise HTTPException(422, f"task {task!r} takes " + ("\"pairs\": [[a, b], ...]" if pair else "\"texts\": [...]"))
         return task, list(inputs)
 
-    def predict(self, task: str | None, inputs: list) -> list[dict[str, Any]]:
-        if task is None:
-            return [asdict(p) for p in self.model.predict(inputs)]
-        out = self.model.predict(inputs, task=task)
-        return [{"score": p} if isinstance(p, float) else asdict(p) for p in out]
+    def predict(self, task: str, inputs: list[Any]) -> list[dict[str, Any]]:
+        return [{"score": p} if isinstance(p, float) else asdict(p) for p in self.model.predict(inputs, task=task)]
 
     def embed(self, texts: list[str], normalize: bool = True) -> list[list[float]]:
-        if self._torch_model is None:  # ONNX serves the logits; embeddings come from the PyTorch weights
+        if self._torch_model is None:  # ONNX serves the heads; embeddings come from the PyTorch weights
             self._torch_model = load(self.model_dir)
         return self._torch_model.encode(texts, normalize=normalize).tolist()
 
@@ -130,9 +130,9 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: Limits = L
     """The app for one model; the model loads now, so a bad path fails before the server starts."""
     served = ServedModel(model_dir, backend)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minbert-model")
-    batchers: dict[tuple[str, str | None, bool], MicroBatcher] = {}
+    batchers: dict[tuple[str, str, bool], MicroBatcher] = {}
 
-    def batcher(endpoint: str, task: str | None, normalize: bool = True) -> MicroBatcher:
+    def batcher(endpoint: str, task: str, normalize: bool = True) -> MicroBatcher:
         key = (endpoint, task, normalize)
         if key not in batchers:
             run = (lambda items: served.predict(task, items)) if endpoint == "predict" else (lambda items: served.embed(items, normalize))
@@ -176,7 +176,7 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: Limits = L
     @app.post("/embed")
     async def embed(request: EmbedRequest) -> dict[str, Any]:
         check_texts(request.texts, limits)
-        vectors = await batcher("embed", None, request.normalize).submit(request.texts)
+        vectors = await batcher("embed", "", request.normalize).submit(request.texts)
         return {"embeddings": vectors, "dimension": len(vectors[0])}
 
     return app

@@ -9,8 +9,9 @@ called from two threads at once), and hands each request its own slice of the re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any
 
 
 class MicroBatcher:

@@ -1,15 +1,25 @@
-"""One head of a multitask model: its examples as tokenised batches, its loss, its dev metrics.
+"""One head of the model as the trainer sees it: its examples as batches, its loss, its dev metrics.
 
-Targets: a classification head's label ids (CE) or 0/1 (BCE, the second label is positive); a
-regression head's gold number scaled to [0, 1] by `target_range`. A row whose label is not a
-number, or is outside the range, is an error naming its file and line.
+The same task serves every head: single sentences, cross-encoded pairs and bi-encoded pairs;
+classification (CE, BCE, CE + lambda * SCL) and regression (MSE, BCE, CoSENT). Targets: a
+classification head's label ids (CE) or 0/1 (BCE, the second label is positive); a regression head's
+gold number scaled to [0, 1] by `target_range`. A row whose label is not a number, or is outside the
+range, is an error naming its file and line.
+
+With a frozen encoder (eval mode, no dropout) a sentence's pooled vector never changes, so the task
+encodes train and dev once and every epoch trains the projection and head on the cached vectors: a
+frozen-probe epoch costs a few matrix products instead of a full encoder pass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -18,9 +28,10 @@ from minbert.data.labels import LabelVocab
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
 from minbert.evaluate.metrics import classification_metrics, regression_metrics
-from minbert.model.multitask_model import HeadSpec, MultitaskModel
-from minbert.model.tokenizer import Batch, Tokenizer
-from minbert.train.losses import cosent
+from minbert.model.heads import HeadSpec
+from minbert.model.task_model import Model
+from minbert.model.tokenizer import Batch
+from minbert.train.losses import ce_plus_scl, cosent
 
 
 @dataclass
@@ -38,27 +49,63 @@ class HeadBatch:
         return len(self.targets)
 
 
-def model_inputs(spec: HeadSpec, examples: Sequence[Example]) -> list:
+@dataclass
+class FeatureBatch:
+    """Cached pooled vectors of a frozen encoder (the bi-encoder's two sides), with their targets."""
+
+    first: torch.Tensor
+    second: torch.Tensor | None
+    targets: torch.Tensor
+
+    def to(self, device: torch.device) -> FeatureBatch:
+        return FeatureBatch(self.first.to(device), self.second.to(device) if self.second is not None else None, self.targets.to(device))
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class Evaluation:
+    """Metrics plus what they were computed from (classification: gold and predicted ids), for reports and plots."""
+
+    metrics: dict[str, float]
+    y_true: list[int] = field(default_factory=list)
+    y_pred: list[int] = field(default_factory=list)
+    probabilities: np.ndarray | None = field(default=None, repr=False)
+
+
+log = logging.getLogger(__name__)
+
+
+def model_inputs(spec: HeadSpec, examples: Sequence[Example]) -> list[Any]:
     """What the model reads for each example: the text, or the (text, text_pair) pair."""
     if spec.pair:
         missing = next((e for e in examples if e.text_pair is None), None)
         if missing is not None:
-            raise MinbertError(f"{missing.where}: task {spec.name!r} reads sentence pairs but this row has one text; use a pair format (quora, sts, stsb) or set text_pair_column")
+            raise MinbertError(
+                f"{missing.where}: task {spec.name!r} reads sentence pairs but this row has one text; "
+                "use a pair format (quora, sts, stsb) or set text_pair_column"
+            )
         return [(e.text, e.text_pair) for e in examples]
+    paired = next((e for e in examples if e.text_pair is not None), None)
+    if paired is not None:
+        raise MinbertError(
+            f"{paired.where}: holds sentence pairs, and task {spec.name!r} reads single sentences (it would read only the first text). "
+            "Train pairs with `task: multitask` and a cross or bi head (see configs/sts_bi.yaml, configs/quora_cross.yaml)"
+        )
     return [e.text for e in examples]
 
 
-def targets_of(spec: HeadSpec, examples: Sequence[Example], labels: LabelVocab | None) -> torch.Tensor:
+def targets_of(spec: HeadSpec, examples: Sequence[Example]) -> torch.Tensor:
     if spec.kind == "classification":
-        assert labels is not None
-        ids = labels.encode_all(examples)
+        ids = LabelVocab(spec.labels).encode_all(examples)
         return torch.tensor(ids, dtype=torch.float if spec.loss == "bce" else torch.long)
     values = []
     low, high = spec.target_range
     for e in examples:
         try:
             value = float(e.label)  # type: ignore[arg-type]
-        except ValueError:
+        except (TypeError, ValueError):
             raise MinbertError(f"{e.where}: label {e.label!r} is not a number; task {spec.name!r} is a regression") from None
         if not low <= value <= high:
             raise MinbertError(
@@ -67,54 +114,6 @@ def targets_of(spec: HeadSpec, examples: Sequence[Example], labels: LabelVocab |
             )
         values.append(spec.to_unit(value))
     return torch.tensor(values, dtype=torch.float)
-
-
-class HeadTask:
-    """Training data and evaluation of one task; `MultitaskTask` mixes several."""
-
-    def __init__(
-        self, spec: HeadSpec, tokenizer: Tokenizer, train: Sequence[Example], dev: Sequence[Example] | None = None, *,
-        batch_size: int = 32, eval_batch_size: int = 128, seed: int = 42, bucket: bool = True,
-    ) -> None:
-        self.spec, self.tokenizer = spec, tokenizer
-        self.labels = LabelVocab(spec.labels) if spec.kind == "classification" else None
-        self.batch_size, self.eval_batch_size, self.seed, self.bucket = batch_size, eval_batch_size, seed, bucket
-        self.train_targets = targets_of(spec, train, self.labels)
-        inputs = model_inputs(spec, train)
-        if spec.input == "bi":
-            self.first = tokenizer.ids_with_types([a for a, _ in inputs])
-            self.second: list | None = tokenizer.ids_with_types([b for _, b in inputs])
-        else:
-            self.first, self.second = tokenizer.ids_with_types(inputs), None
-        self.dev = list(dev) if dev else None
-        if self.dev:
-            self.dev_inputs = model_inputs(spec, self.dev)
-            self.dev_targets = targets_of(spec, self.dev, self.labels)  # fail now on a bad dev row
-
-    @property
-    def num_train_examples(self) -> int:
-        return len(self.train_targets)
-
-    def _pad(self, rows: list, index: list[int]) -> Batch:
-        return self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index])
-
-    def epoch_batches(self, epoch: int) -> list[HeadBatch]:
-        """Bucketed by (summed) length, shuffled by (seed, epoch)."""
-        lengths = [len(ids) + (len(self.second[i][0]) if self.second else 0) for i, (ids, _) in enumerate(self.first)]
-        index_batches = bucketed_batches(lengths, self.batch_size, seed=self.seed * 1000 + epoch, bucket=self.bucket)
-        return [
-            HeadBatch(self._pad(self.first, index), self._pad(self.second, index) if self.second else None, self.train_targets[index])
-            for index in index_batches
-        ]
-
-    def loss(self, model: MultitaskModel, batch: HeadBatch) -> torch.Tensor:
-        raw = model(self.spec.name, batch.first, batch.second).float()
-        return head_loss(self.spec, raw, batch.targets)
-
-    def evaluate(self, model: MultitaskModel) -> dict[str, float] | None:
-        if not self.dev:
-            return None
-        return score(self.spec, model, self.dev_inputs, self.dev_targets, self.eval_batch_size)
 
 
 def head_loss(spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -127,18 +126,111 @@ def head_loss(spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor) -> torch
     return cosent(raw, targets)
 
 
-def score(spec: HeadSpec, model: MultitaskModel, inputs: list, targets: torch.Tensor, batch_size: int = 128) -> dict[str, float]:
+def score_raw(spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor) -> Evaluation:
     """Accuracy/F1 (classification) or Pearson/Spearman/MSE in the gold units (regression), plus the loss."""
-    raw = model.raw_outputs(spec.name, inputs, batch_size)
+    raw = raw.float()
     loss = head_loss(spec, raw, targets).item()
     if spec.kind == "regression":
-        predicted = spec.from_unit(model.heads[spec.name].scores(raw))  # type: ignore[operator]
-        return {**regression_metrics(spec.from_unit(targets).tolist(), predicted.tolist()), "loss": loss}
-    predicted_ids = (raw > 0).long() if spec.loss == "bce" else raw.argmax(-1)
-    return {**classification_metrics(targets.long().tolist(), predicted_ids.tolist()), "loss": loss}
+        predicted = spec.scores(raw)
+        return Evaluation({**regression_metrics(spec.from_unit(targets).tolist(), predicted.tolist()), "loss": loss})
+    y_true, y_pred = targets.long().tolist(), spec.predicted_ids(raw).tolist()
+    return Evaluation({**classification_metrics(y_true, y_pred), "loss": loss}, y_true, y_pred, spec.probabilities(raw).numpy())
 
 
-def score_examples(spec: HeadSpec, model: MultitaskModel, examples: Sequence[Example], batch_size: int = 128) -> dict[str, float]:
-    """`score` on labelled examples (a split read from a file)."""
-    labels = LabelVocab(spec.labels) if spec.kind == "classification" else None
-    return score(spec, model, model_inputs(spec, examples), targets_of(spec, examples, labels), batch_size)
+def evaluate_examples(model: Model, task: str, examples: Sequence[Example], batch_size: int = 128, bf16: bool = False) -> Evaluation:
+    """Predict every labelled example of one task and score it."""
+    spec = model.spec(task)
+    return score_raw(spec, model.raw_outputs(task, model_inputs(spec, examples), batch_size, bf16), targets_of(spec, examples))
+
+
+class HeadTask:
+    """Training data and dev evaluation of one head; `MultitaskTask` mixes several (or holds one)."""
+
+    def __init__(
+        self, spec: HeadSpec, model: Model, train: Sequence[Example], dev: Sequence[Example] | None = None, *,
+        batch_size: int = 32, eval_batch_size: int = 128, seed: int = 42, bucket: bool = True, bf16: bool = False,
+        cache_features: bool = True, scl: tuple[float, float] | None = None,
+    ) -> None:
+        """`scl` = (lambda, temperature) adds Gunel et al.'s supervised contrastive term to a CE head's loss."""
+        self.spec, self.tokenizer = spec, model.tokenizer
+        self.batch_size, self.eval_batch_size, self.seed, self.bucket, self.bf16 = batch_size, eval_batch_size, seed, bucket, bf16
+        if scl is not None and spec.loss != "ce":
+            raise MinbertError(f"task {spec.name!r}: train.objective ce+scl needs a classification head with loss ce, not {spec.loss}")
+        self.scl = scl
+        self.train_targets = targets_of(spec, train)
+        inputs = model_inputs(spec, train)
+        self.dev = list(dev) if dev else None
+        if self.dev:
+            self.dev_inputs = model_inputs(spec, self.dev)
+            self.dev_targets = targets_of(spec, self.dev)  # fail now on a bad dev row
+        self.cached = cache_features and model.encoder_frozen
+        self.dev_vectors: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        if self.cached:
+            started = time.perf_counter()
+            self.train_vectors = self._vectors(model, inputs)
+            self.dev_vectors = self._vectors(model, self.dev_inputs) if self.dev else None
+            log.info(
+                "task %s, frozen encoder: cached %d sentence vectors in %.1f s; epochs train the head only",
+                spec.name, len(train) + len(self.dev or []), time.perf_counter() - started,
+            )
+            return
+        if spec.input == "bi":
+            self.first = self.tokenizer.ids_with_types([a for a, _ in inputs])
+            self.second: list[tuple[list[int], list[int]]] | None = self.tokenizer.ids_with_types([b for _, b in inputs])
+        else:
+            self.first, self.second = self.tokenizer.ids_with_types(inputs), None
+
+    def _vectors(self, model: Model, inputs: list[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.spec.input == "bi":
+            return (model.pooled_vectors([a for a, _ in inputs], self.eval_batch_size, self.bf16),
+                    model.pooled_vectors([b for _, b in inputs], self.eval_batch_size, self.bf16))
+        return model.pooled_vectors(inputs, self.eval_batch_size, self.bf16), None
+
+    @property
+    def num_train_examples(self) -> int:
+        return len(self.train_targets)
+
+    def _pad(self, rows: list[tuple[list[int], list[int]]], index: list[int]) -> Batch:
+        return self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index] if self.spec.input == "cross" else None)
+
+    def epoch_batches(self, epoch: int) -> list[HeadBatch] | list[FeatureBatch]:
+        """This epoch's batches: seeded by (seed, epoch), bucketed by (summed) length, padded to the longest."""
+        seed = self.seed * 1000 + epoch
+        if self.cached:  # vectors have no length: plain shuffled batches
+            first, second = self.train_vectors
+            index_batches = bucketed_batches([1] * self.num_train_examples, self.batch_size, seed=seed, bucket=False)
+            return [FeatureBatch(first[i], second[i] if second is not None else None, self.train_targets[i]) for i in index_batches]
+        second_rows = self.second
+        lengths = [len(ids) + (len(second_rows[i][0]) if second_rows else 0) for i, (ids, _) in enumerate(self.first)]
+        index_batches = bucketed_batches(lengths, self.batch_size, seed=seed, bucket=self.bucket)
+        return [
+            HeadBatch(self._pad(self.first, index), self._pad(second_rows, index) if second_rows else None, self.train_targets[index])
+            for index in index_batches
+        ]
+
+    def loss(self, model: Model, batch: HeadBatch | FeatureBatch) -> torch.Tensor:
+        name = self.spec.name
+        if isinstance(batch, FeatureBatch):
+            u = model.shared(batch.first)
+            v = model.shared(batch.second) if batch.second is not None else None
+        else:
+            u = model.sentence_embedding(batch.first)
+            v = model.sentence_embedding(batch.second) if batch.second is not None else None
+        raw = model.heads[name](u, v).float()
+        if self.scl is not None:
+            return ce_plus_scl(raw, u, batch.targets, *self.scl)
+        return head_loss(self.spec, raw, batch.targets)
+
+    def evaluate(self, model: Model) -> dict[str, float] | None:
+        if not self.dev:
+            return None
+        if self.dev_vectors is not None:
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                u, v = (t.to(model.device) if t is not None else None for t in self.dev_vectors)
+                raw = model.head_outputs(self.spec.name, u, v).float().cpu()  # type: ignore[arg-type]
+            model.train(was_training)
+            return score_raw(self.spec, raw, self.dev_targets).metrics
+        raw = model.raw_outputs(self.spec.name, self.dev_inputs, self.eval_batch_size, self.bf16)
+        return score_raw(self.spec, raw, self.dev_targets).metrics

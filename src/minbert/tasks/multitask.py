@@ -1,5 +1,6 @@
-"""Several tasks, one model: each step trains one task's batch, chosen by the sampler; dev metrics
-per task plus one overall score to select the checkpoint.
+"""What the trainer trains: one model's heads, each step one task's batch (chosen by the sampler), with
+dev metrics per task plus one overall score to select the checkpoint. A single-task run is the same
+thing with one head, whose metrics keep their plain names (accuracy, not main_accuracy).
 
 The overall score generalises the CS224N project's ((SST acc + Quora acc + (STS r + 1) / 2) / 3):
 the mean over tasks of accuracy (classification) or (Pearson + 1) / 2 (regression).
@@ -8,13 +9,13 @@ the mean over tasks of accuracy (classification) or (Pearson + 1) / 2 (regressio
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
-from minbert.model.multitask_model import MultitaskModel
-from minbert.tasks.head_task import HeadBatch, HeadTask
+from minbert.model.task_model import Model
+from minbert.tasks.head_task import FeatureBatch, HeadBatch, HeadTask
 from minbert.train.task_sampling import task_schedule, task_weights
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TaskBatch:
     task: str
-    batch: HeadBatch
+    batch: HeadBatch | FeatureBatch
 
     def to(self, device: torch.device) -> TaskBatch:
         return TaskBatch(self.task, self.batch.to(device))
@@ -33,31 +34,38 @@ class TaskBatch:
 
 
 def overall_score(metrics: dict[str, dict[str, float]]) -> float:
-    """Mean of each task's accuracy or (pearson + 1) / 2."""
+    """Mean of each task's accuracy or (pearson + 1) / 2 (the CS224N project's score)."""
     parts = [m["accuracy"] if "accuracy" in m else (m["pearson"] + 1) / 2 for m in metrics.values()]
     return sum(parts) / len(parts)
 
 
 class MultitaskTask:
-    """What the trainer needs (batches, loss, dev metrics) over several `HeadTask`s."""
+    """What the trainer needs (batches, loss, dev metrics) over one or several `HeadTask`s. With
+    `prefixed=False` (one task only) the dev metrics keep their plain names."""
 
     def __init__(
         self, tasks: Sequence[HeadTask], *, weights: dict[str, float] | None = None, sampling: str = "proportional",
-        steps_per_epoch: int | None = None, epochs: int = 1, seed: int = 42,
+        steps_per_epoch: int | None = None, epochs: int = 1, seed: int = 42, prefixed: bool = True,
     ) -> None:
+        if not prefixed and len(tasks) != 1:
+            raise ValueError("plain metric names need exactly one task")
+        self.prefixed = prefixed
         self.tasks = {t.spec.name: t for t in tasks}
         self.weights = weights or {}
         self.sampling, self.epochs, self.seed = sampling, epochs, seed
         self.sizes = [-(-t.num_train_examples // t.batch_size) for t in tasks]  # batches per pass
         self.steps_per_epoch = steps_per_epoch or sum(self.sizes)
-        shares = ", ".join(f"{name} {w:.2f}" for name, w in zip(self.tasks, task_weights(self.sizes, sampling, 0, epochs), strict=True))
-        log.info("multitask: %d steps per epoch, %s sampling (first-epoch shares: %s)", self.steps_per_epoch, sampling, shares)
+        if len(tasks) > 1:
+            shares = ", ".join(f"{name} {w:.2f}" for name, w in zip(self.tasks, task_weights(self.sizes, sampling, 0, epochs), strict=True))
+            log.info("multitask: %d steps per epoch, %s sampling (first-epoch shares: %s)", self.steps_per_epoch, sampling, shares)
 
     @property
     def num_train_examples(self) -> int:
         return sum(t.num_train_examples for t in self.tasks.values())
 
     def _schedule(self, epoch: int) -> list[int]:
+        if len(self.sizes) == 1:
+            return [0] * self.steps_per_epoch
         return task_schedule(self.sizes, self.sampling, self.steps_per_epoch, epoch=epoch, epochs=self.epochs, seed=self.seed)
 
     def epoch_batches(self, epoch: int) -> list[TaskBatch]:
@@ -68,7 +76,7 @@ class MultitaskTask:
             for index in self._schedule(earlier):
                 consumed[index] += 1
         names = list(self.tasks)
-        passes: dict[int, list[HeadBatch]] = {}
+        passes: dict[int, list[HeadBatch] | list[FeatureBatch]] = {}
         out = []
         for index in self._schedule(epoch):
             position = consumed[index]
@@ -79,12 +87,14 @@ class MultitaskTask:
             out.append(TaskBatch(names[index], passes[key][position % self.sizes[index]]))
         return out
 
-    def loss(self, model: MultitaskModel, batch: TaskBatch) -> torch.Tensor:
+    def loss(self, model: Model, batch: TaskBatch) -> torch.Tensor:
         return self.weights.get(batch.task, 1.0) * self.tasks[batch.task].loss(model, batch.batch)
 
-    def evaluate(self, model: MultitaskModel) -> dict[str, float] | None:
+    def evaluate(self, model: Model) -> dict[str, float] | None:
         per_task = {name: m for name, task in self.tasks.items() if (m := task.evaluate(model)) is not None}
         if not per_task:
             return None
+        if not self.prefixed:
+            return next(iter(per_task.values()))
         flat = {f"{name}_{metric}": value for name, metrics in per_task.items() for metric, value in metrics.items()}
         return {**flat, "overall": overall_score(per_task), "loss": sum(m["loss"] for m in per_task.values()) / len(per_task)}

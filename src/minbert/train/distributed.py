@@ -18,7 +18,8 @@ import dataclasses
 import os
 import subprocess
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -63,7 +64,7 @@ def shard(batch: Any, rank: int, size: int) -> Any:
     """This rank's rows of a batch: tensors are split along dim 0, nested dataclasses recursively."""
     if isinstance(batch, torch.Tensor):
         return batch.tensor_split(size)[rank]
-    if dataclasses.is_dataclass(batch):
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
         return dataclasses.replace(batch, **{f.name: shard(getattr(batch, f.name), rank, size) for f in dataclasses.fields(batch) if f.init})
     return batch
 

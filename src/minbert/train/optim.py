@@ -8,11 +8,13 @@ The head has its own rate. Biases and LayerNorm weights get no weight decay.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
 
 from minbert.errors import MinbertError
+from minbert.model.encoder import Encoder
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def parameter_groups(
     model: nn.Module, *, lr: float, head_lr: float | None = None, weight_decay: float = 0.01, llrd: float = 1.0
 ) -> list[dict]:
     """Groups for torch.optim.AdamW; each carries a readable `name`. Frozen parameters are left out."""
-    encoder = model.encoder
+    encoder = cast(Encoder, model.encoder)
     num_layers = encoder.num_layers
     groups: dict[GroupSpec, list[nn.Parameter]] = {}
     for full_name, parameter in model.named_parameters():
@@ -71,12 +73,12 @@ def build_optimizer(model: nn.Module, **kwargs: float | None) -> torch.optim.Ada
 def apply_freezing(model: nn.Module, mode: str) -> None:
     """none | encoder (frozen probe) | embeddings | bottom:K (embeddings + the lowest K layers) |
     heads (the task heads: only the encoder and a shared projection learn) | all (nothing learns)."""
-    encoder = model.encoder
+    encoder = cast(Encoder, model.encoder)
     frozen: list[nn.Module] = []
     if mode == "all":
         frozen = [model]
     elif mode == "heads":
-        frozen = [getattr(model, "heads", None) or model.head]
+        frozen = [cast(nn.Module, model.heads)]
     elif mode == "encoder":
         frozen = [encoder]
     elif mode == "embeddings":

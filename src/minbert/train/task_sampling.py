@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 SAMPLING_MODES = ("round_robin", "proportional", "annealed")
 

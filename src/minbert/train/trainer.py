@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -30,13 +31,16 @@ log = logging.getLogger(__name__)
 
 
 class Task(Protocol):
-    num_train_examples: int
+    """What the trainer needs from a task; the model argument is whatever module the task trains."""
+
+    @property
+    def num_train_examples(self) -> int: ...
 
     def epoch_batches(self, epoch: int) -> Sequence[Any]: ...
 
-    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor: ...
+    def loss(self, model: Any, batch: Any) -> torch.Tensor: ...
 
-    def evaluate(self, model: nn.Module) -> dict[str, float] | None: ...
+    def evaluate(self, model: Any) -> dict[str, float] | None: ...
 
 
 @dataclass

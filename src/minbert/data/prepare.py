@@ -1,0 +1,96 @@
+"""From a task's data config to its examples: read the splits, make missing ones, shape the training set.
+
+    read_splits     train / dev / test from their files, or (data.split) seeded stratified parts of train
+    prepare_train   drop excluded texts, then subsample, few-shot sample, corrupt labels (all seeded)
+    read_task       all of that for one task of a run, or why the task cannot train
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+from minbert.config import DataConfig, TaskConfig
+from minbert.data.overlap import drop_overlap
+from minbert.data.readers import Example, read_examples, subsample
+from minbert.data.sampling import few_shot_sample, inject_label_noise, split_examples
+from minbert.errors import MinbertError
+
+log = logging.getLogger("minbert")
+
+Splits = tuple[list[Example], list[Example] | None, list[Example] | None]
+
+
+class TaskData(NamedTuple):
+    """One task's examples: the training set as prepared, dev, test, and the whole train split (a head's
+    labels come from it, so a few-shot sample still knows every class)."""
+
+    train: list[Example]
+    dev: list[Example] | None
+    test: list[Example] | None
+    all_train: list[Example]
+
+
+def read_split(data: DataConfig, split: str, require_labels: bool = True) -> list[Example] | None:
+    path = getattr(data, split)
+    if path is None:
+        return None
+    return read_examples(
+        path, data.format, text_column=data.text_column, label_column=data.label_column, text_pair_column=data.text_pair_column,
+        split=split, require_labels=require_labels, skip_bad_rows=data.skip_bad_rows,
+    )
+
+
+def read_splits(data: DataConfig, seed: int) -> Splits:
+    """(all of train, dev, test): from their files, or (data.split) seeded parts of the train file."""
+    train = read_split(data, "train")
+    if train is None:
+        raise MinbertError("no training data: set data.train (e.g. --data.train path/to/train.jsonl)")
+    if data.split is None:
+        return train, read_split(data, "dev"), read_split(data, "test")
+    if data.dev is not None or data.test is not None:
+        raise MinbertError("data.split makes dev/test from the train file; leave data.dev and data.test unset (or drop data.split)")
+    split_seed = data.sample_seed if data.sample_seed is not None else seed
+    parts = split_examples(train, data.split, split_seed)
+    log.info("data.split %s of %s (seed %s): %s examples", data.split, data.train, split_seed, [len(p) for p in parts])
+    return parts[0], parts[1] or None, (parts[2] or None) if len(parts) > 2 else None
+
+
+def prepare_train(examples: list[Example], data: DataConfig, seed: int) -> list[Example]:
+    """Drop excluded texts, then subsample, few-shot sample and/or corrupt labels, as the config asks (all seeded)."""
+    seed = seed if data.sample_seed is None else data.sample_seed
+    if data.exclude:
+        examples = exclude_texts(examples, data)
+    examples = subsample(examples, data.max_train_examples, seed)
+    if data.few_shot:
+        examples = few_shot_sample(examples, data.few_shot, seed)
+        log.info("few-shot: %d training examples sampled with the label distribution (seed %d)", len(examples), seed)
+    if data.label_noise:
+        examples = inject_label_noise(examples, data.label_noise, seed)
+        log.info("label noise: %.0f%% of training labels flipped (seed %d)", 100 * data.label_noise, seed)
+    return examples
+
+
+def exclude_texts(examples: list[Example], data: DataConfig) -> list[Example]:
+    """data.exclude: training rows whose text is in another file are dropped, and the log says how many and which."""
+    for source in data.exclude:
+        held = read_examples(source.path, source.format, text_column=source.text_column, require_labels=False)
+        texts = [text for e in held for text in (e.text, e.text_pair) if text is not None]
+        examples, dropped = drop_overlap(examples, texts)
+        shown = "; ".join(f"{e.where} {e.text!r}" for e in dropped[:3])
+        log.info("data.exclude %s: dropped %d training rows whose text it holds%s", source.path, len(dropped), f" (first: {shown})" if dropped else "")
+    if not examples:
+        raise MinbertError(f"data.exclude dropped every training row of {data.train}; check the exclude files")
+    return examples
+
+
+def read_task(task: TaskConfig, seed: int, optional: bool = False) -> TaskData | str:
+    """(train, dev, test) of one task, training set prepared; with `optional`, a missing train file is
+    returned as the reason the task cannot train (a multitask run leaves it out) instead of an error."""
+    if task.data.train is None:
+        raise MinbertError(f"task {task.name!r}: no data.train; set it (--tasks.{task.name}.data.train PATH)")
+    if optional and not Path(task.data.train).exists():
+        return f"train file {task.data.train} not found"
+    train, dev, test = read_splits(task.data, seed)
+    return TaskData(prepare_train(train, task.data, seed), dev, test, train)
