@@ -53,6 +53,7 @@ def peak_rss_mb() -> float:
 
 # ---------------------------------------------------------------- workers (one per subprocess)
 
+
 def train_minbert(args: argparse.Namespace, bf16: bool, hf_init: bool = False) -> dict:
     """minbert's trainer; `hf_init` re-initialises the classifier the way transformers does (normal
     std 0.02, zero bias) instead of PyTorch's default, to compare one-epoch accuracy at equal init."""
@@ -81,7 +82,9 @@ def train_minbert(args: argparse.Namespace, bf16: bool, hf_init: bool = False) -
         torch.nn.init.normal_(classifier.weight, std=0.02)
         torch.nn.init.zeros_(classifier.bias)
     task = HeadTask(spec, model, train, None, batch_size=BATCH, seed=SEED, bf16=bf16)
-    config = TrainConfig(epochs=1, batch_size=BATCH, lr=LR, schedule="constant", eval_before=False, progress=False, bf16=bf16, seed=SEED)
+    config = TrainConfig(
+        epochs=1, batch_size=BATCH, lr=LR, schedule="constant", eval_before=False, progress=False, bf16=bf16, seed=SEED
+    )
     with tempfile.TemporaryDirectory() as tmp:
         log = MetricsLog(Path(tmp) / "metrics.jsonl")
         fit = Trainer(model, task, config, log, torch.device("cpu")).fit()
@@ -117,7 +120,9 @@ def train_probe(args: argparse.Namespace, cached: bool) -> dict:
     task = HeadTask(spec, model, train, None, batch_size=BATCH, seed=SEED, cache_features=cached)
     cache_s = time.perf_counter() - started
     epochs = PROBE_EPOCHS if cached else 1
-    config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=1e-3, schedule="constant", eval_before=False, progress=False, seed=SEED)
+    config = TrainConfig(
+        epochs=epochs, batch_size=BATCH, lr=1e-3, schedule="constant", eval_before=False, progress=False, seed=SEED
+    )
     with tempfile.TemporaryDirectory() as tmp:
         log = MetricsLog(Path(tmp) / "metrics.jsonl")
         fit = Trainer(model, task, config, log, torch.device("cpu")).fit()
@@ -145,7 +150,9 @@ def train_transformers(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     for start in range(0, len(order), BATCH):
         batch = order[start : start + BATCH]
-        inputs = tokenizer([texts[i] for i in batch], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        inputs = tokenizer(
+            [texts[i] for i in batch], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
+        )
         loss = model(**inputs, labels=torch.tensor([index[labels[i]] for i in batch])).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -156,7 +163,13 @@ def train_transformers(args: argparse.Namespace) -> dict:
     correct = 0
     with torch.no_grad():
         for start in range(0, len(dev_texts), 128):
-            inputs = tokenizer(dev_texts[start : start + 128], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+            inputs = tokenizer(
+                dev_texts[start : start + 128],
+                padding=True,
+                truncation=True,
+                max_length=MAX_LENGTH,
+                return_tensors="pt",
+            )
             predicted = model(**inputs).logits.argmax(-1).tolist()
             correct += sum(p == index[y] for p, y in zip(predicted, dev_labels[start : start + 128], strict=True))
     return {"examples_per_s": len(texts) / seconds, "seconds": seconds, "dev_accuracy": correct / len(dev_texts)}
@@ -178,12 +191,18 @@ def latency_and_throughput(encode_all, encode_one, texts: list[str], single: lis
         encode_one([text])
         times.append(1000 * (time.perf_counter() - t0))
     times.sort()
-    return {"sentences_per_s": throughput, "p50_ms": statistics.median(times), "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))]}
+    return {
+        "sentences_per_s": throughput,
+        "p50_ms": statistics.median(times),
+        "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))],
+    }
 
 
 def in_input_order(encode_batch):
     """The plain loop: consecutive slices of 64 in the order given, each padded to its longest text."""
-    return lambda texts: [encode_batch(texts[start : start + INFER_BATCH]) for start in range(0, len(texts), INFER_BATCH)]
+    return lambda texts: [
+        encode_batch(texts[start : start + INFER_BATCH]) for start in range(0, len(texts), INFER_BATCH)
+    ]
 
 
 def length_sorted(encode_batch):
@@ -191,7 +210,10 @@ def length_sorted(encode_batch):
 
     def run(texts: list[str]) -> list:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        return [encode_batch([texts[i] for i in order[start : start + INFER_BATCH]]) for start in range(0, len(texts), INFER_BATCH)]
+        return [
+            encode_batch([texts[i] for i in order[start : start + INFER_BATCH]])
+            for start in range(0, len(texts), INFER_BATCH)
+        ]
 
     return run
 
@@ -218,7 +240,9 @@ def infer_minbert(args: argparse.Namespace, bf16: bool, bucketed: bool = True, c
         for text in texts[:2]:
             encode([text])
     compile_s = time.perf_counter() - started
-    result = latency_and_throughput(encode if bucketed else in_input_order(encode), encode, texts, texts[: args.latency_examples], args.repeats)
+    result = latency_and_throughput(
+        encode if bucketed else in_input_order(encode), encode, texts, texts[: args.latency_examples], args.repeats
+    )
     tokens = sum(len(ids) for ids in model.tokenizer.ids(texts))
     result["tokens_per_s"] = result["sentences_per_s"] * tokens / len(texts)
     result["flops_per_token"] = model.encoder.flops_per_token(round(tokens / len(texts)))
@@ -288,7 +312,10 @@ def padding_overhead(args: argparse.Namespace) -> dict:
         return sum(len(b) * max(lengths[i] for i in b) for b in batches) / sum(lengths)
 
     in_order = [list(range(start, min(start + INFER_BATCH, len(texts)))) for start in range(0, len(texts), INFER_BATCH)]
-    return {"input_order": padded(in_order), "length_sorted": padded([list(b) for b in sorted_batches(lengths, INFER_BATCH)])}
+    return {
+        "input_order": padded(in_order),
+        "length_sorted": padded([list(b) for b in sorted_batches(lengths, INFER_BATCH)]),
+    }
 
 
 def gemm_gflops(args: argparse.Namespace) -> dict:
@@ -331,10 +358,27 @@ WORKERS = {
 
 def run_worker(name: str, args: argparse.Namespace) -> dict:
     """Run one contender in a fresh process; its stdout's last line is its JSON result."""
-    command = [sys.executable, __file__, "--worker", name, "--threads", str(args.threads),
-               "--train-examples", str(args.train_examples or 0), "--dev-examples", str(args.dev_examples or 0),
-               "--infer-examples", str(args.infer_examples or 0), "--latency-examples", str(args.latency_examples), "--repeats", str(args.repeats)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        name,
+        "--threads",
+        str(args.threads),
+        "--train-examples",
+        str(args.train_examples or 0),
+        "--dev-examples",
+        str(args.dev_examples or 0),
+        "--infer-examples",
+        str(args.infer_examples or 0),
+        "--latency-examples",
+        str(args.latency_examples),
+        "--repeats",
+        str(args.repeats),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    )
     if done.returncode:
         raise SystemExit(f"benchmark worker {name} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -354,14 +398,24 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=0, help="training examples (0 = all 11,514)")
     parser.add_argument("--dev-examples", type=int, default=0, help="dev examples (0 = all 2,033)")
     parser.add_argument("--infer-examples", type=int, default=0, help="sentences for throughput (0 = all dev)")
-    parser.add_argument("--repeats", type=int, default=5, help="passes over the inference sentences; the median is reported")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="passes over the inference sentences; the median is reported"
+    )
     parser.add_argument("--latency-examples", type=int, default=300, help="sentences for batch-1 latency")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
-    parser.add_argument("--only", nargs="*", default=[], help="run only the contenders whose name starts with one of these (e.g. infer)")
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="run only the contenders whose name starts with one of these (e.g. infer)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:
-        args.train_examples, args.dev_examples, args.infer_examples, args.latency_examples, args.repeats = 128, 64, 128, 10, 1
+        args.train_examples, args.dev_examples, args.infer_examples, args.latency_examples, args.repeats = (
+            128,
+            64,
+            128,
+            10,
+            1,
+        )
     if args.worker:
         import torch
 
@@ -386,9 +440,15 @@ def main() -> None:
         "training (1 epoch)            examples/s   vs HF   peak RSS MB   dev acc",
     ]
     train_hf = results.get("train/transformers")
-    for name in [n for n in ("train/transformers", "train/minbert", "train/minbert-bf16", "train/minbert-hf-init") if n in results and train_hf]:
+    for name in [
+        n
+        for n in ("train/transformers", "train/minbert", "train/minbert-bf16", "train/minbert-hf-init")
+        if n in results and train_hf
+    ]:
         r = results[name]
-        lines.append(f"  {name:<27} {r['examples_per_s']:>10.1f} {ratio(r['examples_per_s'], train_hf['examples_per_s']):>7} {r['peak_rss_mb']:>13.0f} {r['dev_accuracy']:>9.4f}")
+        lines.append(
+            f"  {name:<27} {r['examples_per_s']:>10.1f} {ratio(r['examples_per_s'], train_hf['examples_per_s']):>7} {r['peak_rss_mb']:>13.0f} {r['dev_accuracy']:>9.4f}"
+        )
     probe_cached, probe_encoded = results.get("probe/cached"), results.get("probe/re-encoded")
     if probe_cached and probe_encoded:
         lines += [
@@ -398,11 +458,23 @@ def main() -> None:
         ]
     lines += ["", "inference                     sent/s @64   vs HF   p50 ms @1   p99 ms @1"]
     infer_hf = results.get("infer/transformers")
-    names = ("infer/transformers", "infer/transformers-sorted", "infer/sentence-transformers", "infer/minbert-unbucketed", "infer/minbert", "infer/minbert-bf16", "infer/minbert-compiled", "infer/minbert-onnx", "infer/minbert-onnx-int8")
+    names = (
+        "infer/transformers",
+        "infer/transformers-sorted",
+        "infer/sentence-transformers",
+        "infer/minbert-unbucketed",
+        "infer/minbert",
+        "infer/minbert-bf16",
+        "infer/minbert-compiled",
+        "infer/minbert-onnx",
+        "infer/minbert-onnx-int8",
+    )
     for name in [n for n in names if n in results and infer_hf]:
         r = results[name]
-        lines.append(f"  {name:<27} {r['sentences_per_s']:>10.1f} {ratio(r['sentences_per_s'], infer_hf['sentences_per_s']):>7} {r['p50_ms']:>11.2f} {r['p99_ms']:>11.2f}"
-                     + (f"   (+{r['compile_s']:.0f} s compiling)" if "compile_s" in r else ""))
+        lines.append(
+            f"  {name:<27} {r['sentences_per_s']:>10.1f} {ratio(r['sentences_per_s'], infer_hf['sentences_per_s']):>7} {r['p50_ms']:>11.2f} {r['p99_ms']:>11.2f}"
+            + (f"   (+{r['compile_s']:.0f} s compiling)" if "compile_s" in r else "")
+        )
     gemm, ours = results.get("gemm"), results.get("infer/minbert")
     if gemm and ours:
         achieved = ours["flops_per_token"] * ours["tokens_per_s"] / 1e9
@@ -421,7 +493,10 @@ def main() -> None:
         )
     print("\n".join(lines))
     args.out.with_suffix(".txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    args.out.write_text(json.dumps({"smoke": args.smoke, "threads": args.threads, "results": results}, indent=2) + "\n", encoding="utf-8")
+    args.out.write_text(
+        json.dumps({"smoke": args.smoke, "threads": args.threads, "results": results}, indent=2) + "\n",
+        encoding="utf-8",
+    )
     print(f"\nwrote {args.out} and {args.out.with_suffix('.txt')}")
 
 

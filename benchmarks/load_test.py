@@ -61,7 +61,11 @@ async def level(url: str, texts: list[str], expected: dict[str, str], clients: i
         wall = time.perf_counter() - started
     latencies.sort()
     return {
-        "clients": clients, "requests": len(texts), "answered": len(texts) - lost, "wrong": wrong, "lost": lost,
+        "clients": clients,
+        "requests": len(texts),
+        "answered": len(texts) - lost,
+        "wrong": wrong,
+        "lost": lost,
         "requests_per_s": round(len(texts) / wall, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 2),
         "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 2),
@@ -87,17 +91,33 @@ def main() -> None:
         model_dir = args.model
         if model_dir is None:
             labels = sorted({e.label for e in read_examples(DATA / "massive_en_us" / "train.jsonl", "massive")})
-            model_dir = Model.from_checkpoint(None, [HeadSpec("main", labels=labels, hidden_size=512)], max_length=64).save(Path(tmp) / "model")
+            model_dir = Model.from_checkpoint(
+                None, [HeadSpec("main", labels=labels, hidden_size=512)], max_length=64
+            ).save(Path(tmp) / "model")
         model = load(model_dir)
         expected = {t: p.label for t, p in zip(texts, model.predict(texts), strict=True)}
         if args.backend != "torch":  # compare with the backend's own offline answers
             from minbert.model.backends import load_backend
 
-            expected = {t: p.label for t, p in zip(texts, load_backend(model_dir, args.backend).predict(texts), strict=True)}
+            expected = {
+                t: p.label for t, p in zip(texts, load_backend(model_dir, args.backend).predict(texts), strict=True)
+            }
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "minbert", "-q", "serve", str(model_dir), "--port", str(port), "--backend", args.backend],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "minbert",
+                "-q",
+                "serve",
+                str(model_dir),
+                "--port",
+                str(port),
+                "--backend",
+                args.backend,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -109,7 +129,9 @@ def main() -> None:
                 except httpx.HTTPError:
                     pass
                 if server.poll() is not None or time.time() > deadline:
-                    raise SystemExit(f"server did not start: {server.stderr.read().decode()[-2000:] if server.stderr else ''}")
+                    raise SystemExit(
+                        f"server did not start: {server.stderr.read().decode()[-2000:] if server.stderr else ''}"
+                    )
                 time.sleep(0.2)
             asyncio.run(level(url, texts[:10], expected, 1, args.timeout))  # warm-up
             results = [asyncio.run(level(url, texts, expected, c, args.timeout)) for c in args.clients]
@@ -118,13 +140,18 @@ def main() -> None:
             server.wait(timeout=30)
     header = f"{'clients':>7} {'requests':>8} {'answered':>8} {'wrong':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
     lines = [f"minbert serve load test ({args.backend}, {os.cpu_count()} cores, one text per request)", header]
-    lines += [f"{r['clients']:>7} {r['requests']:>8} {r['answered']:>8} {r['wrong']:>5} {r['requests_per_s']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8}" for r in results]
+    lines += [
+        f"{r['clients']:>7} {r['requests']:>8} {r['answered']:>8} {r['wrong']:>5} {r['requests_per_s']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8}"
+        for r in results
+    ]
     print("\n".join(lines))
     args.out.write_text(json.dumps({"backend": args.backend, "levels": results}, indent=2) + "\n")
     if args.backend == "onnx-int8":
         # Dynamic int8 quantises activations with one scale per tensor, computed over the whole batch: a text's
         # logits depend on what it is batched with, so near-ties can flip between batchings. Reported, not failed.
-        print("onnx-int8: 'wrong' counts answers that differ from the same backend's offline batches (batch-dependent activation scales)")
+        print(
+            "onnx-int8: 'wrong' counts answers that differ from the same backend's offline batches (batch-dependent activation scales)"
+        )
     if any(r["lost"] for r in results) or (args.backend != "onnx-int8" and any(r["wrong"] for r in results)):
         raise SystemExit("some requests were lost or answered wrongly")
 

@@ -40,39 +40,108 @@ NOISE_METHODS = {**METHODS, "scl03": scl_overrides(0.3)}
 def few_shot_overrides(n: int) -> list[str]:
     steps = -(-n // 16) * FEW_SHOT_EPOCHS[n]
     return [
-        "--data.few_shot", str(n), "--train.epochs", str(FEW_SHOT_EPOCHS[n]), "--train.batch_size", "16",
-        "--train.lr", "1e-4", "--train.head_lr", "1e-3", "--train.warmup_ratio", "0.1", "--train.eval_every", str(max(1, steps // 5)),
+        "--data.few_shot",
+        str(n),
+        "--train.epochs",
+        str(FEW_SHOT_EPOCHS[n]),
+        "--train.batch_size",
+        "16",
+        "--train.lr",
+        "1e-4",
+        "--train.head_lr",
+        "1e-3",
+        "--train.warmup_ratio",
+        "0.1",
+        "--train.eval_every",
+        str(max(1, steps // 5)),
     ]
 
 
 def runs() -> list[Run]:
     plan = [
         Run("massive_supcon", "supcon_probe", CONFIGS / "massive_supcon_probe.yaml", 1),
-        *(Run("massive_supcon", "supcon_probe_mean", CONFIGS / "massive_supcon_probe.yaml", seed, ["--model.pooling", "mean"]) for seed in (1, 2)),
-        Run("massive_supcon", "supcon_probe_mean_30ep", CONFIGS / "massive_supcon_probe.yaml", 1,
-            ["--model.pooling", "mean", "--contrastive.epochs", "30"]),
-        Run("massive_supcon", "supcon_probe_mean_proj128", CONFIGS / "massive_supcon_probe.yaml", 1,
-            ["--model.pooling", "mean", "--contrastive.projection_size", "128"]),
-        Run("massive_supcon", "supcon_probe_mean_bs64", CONFIGS / "massive_supcon_probe.yaml", 1,
-            ["--model.pooling", "mean", "--contrastive.batch_size", "64", "--contrastive.lr", "1e-4"]),
-        Run("massive_supcon", "supcon_probe_mean_tau0.1", CONFIGS / "massive_supcon_probe.yaml", 1,
-            ["--model.pooling", "mean", "--contrastive.temperature", "0.1"]),
-        *(Run("massive_supcon", "supcon_probe_mean_2views", CONFIGS / "massive_supcon_probe.yaml", seed,
-              ["--model.pooling", "mean", "--contrastive.views", "2"]) for seed in (1, 2, 3)),
-        Run("massive_supcon", "supcon_probe_mean_2views_bs32", CONFIGS / "massive_supcon_probe.yaml", 1,
-            ["--model.pooling", "mean", "--contrastive.views", "2", "--contrastive.batch_size", "32"]),
+        *(
+            Run(
+                "massive_supcon",
+                "supcon_probe_mean",
+                CONFIGS / "massive_supcon_probe.yaml",
+                seed,
+                ["--model.pooling", "mean"],
+            )
+            for seed in (1, 2)
+        ),
+        Run(
+            "massive_supcon",
+            "supcon_probe_mean_30ep",
+            CONFIGS / "massive_supcon_probe.yaml",
+            1,
+            ["--model.pooling", "mean", "--contrastive.epochs", "30"],
+        ),
+        Run(
+            "massive_supcon",
+            "supcon_probe_mean_proj128",
+            CONFIGS / "massive_supcon_probe.yaml",
+            1,
+            ["--model.pooling", "mean", "--contrastive.projection_size", "128"],
+        ),
+        Run(
+            "massive_supcon",
+            "supcon_probe_mean_bs64",
+            CONFIGS / "massive_supcon_probe.yaml",
+            1,
+            ["--model.pooling", "mean", "--contrastive.batch_size", "64", "--contrastive.lr", "1e-4"],
+        ),
+        Run(
+            "massive_supcon",
+            "supcon_probe_mean_tau0.1",
+            CONFIGS / "massive_supcon_probe.yaml",
+            1,
+            ["--model.pooling", "mean", "--contrastive.temperature", "0.1"],
+        ),
+        *(
+            Run(
+                "massive_supcon",
+                "supcon_probe_mean_2views",
+                CONFIGS / "massive_supcon_probe.yaml",
+                seed,
+                ["--model.pooling", "mean", "--contrastive.views", "2"],
+            )
+            for seed in (1, 2, 3)
+        ),
+        Run(
+            "massive_supcon",
+            "supcon_probe_mean_2views_bs32",
+            CONFIGS / "massive_supcon_probe.yaml",
+            1,
+            ["--model.pooling", "mean", "--contrastive.views", "2", "--contrastive.batch_size", "32"],
+        ),
         Run("massive_simcse", "simcse_probe", CONFIGS / "massive_simcse_probe.yaml", 1),
         Run("massive_scl", "ce_scl", CONFIGS / "massive_ce_scl.yaml", 1),
         Run("massive_scl", "ce_scl_lambda0.3", CONFIGS / "massive_ce_scl.yaml", 1, ["--train.scl_lambda", "0.3"]),
     ]
     for fraction in NOISE:
         for method, extra in NOISE_METHODS.items():
-            plan.append(Run("massive_noise", f"{method}_noise{int(fraction * 100)}", CONFIGS / "massive_best.yaml", 1,
-                            ["--data.label_noise", str(fraction), "--train.epochs", "3", *extra]))
+            plan.append(
+                Run(
+                    "massive_noise",
+                    f"{method}_noise{int(fraction * 100)}",
+                    CONFIGS / "massive_best.yaml",
+                    1,
+                    ["--data.label_noise", str(fraction), "--train.epochs", "3", *extra],
+                )
+            )
     for seed in FEW_SHOT_SEEDS:
         for n in FEW_SHOT_EPOCHS:
             for method, extra in METHODS.items():
-                plan.append(Run("massive_fewshot", f"{method}_n{n}", CONFIGS / "massive_best.yaml", seed, [*few_shot_overrides(n), *extra]))
+                plan.append(
+                    Run(
+                        "massive_fewshot",
+                        f"{method}_n{n}",
+                        CONFIGS / "massive_best.yaml",
+                        seed,
+                        [*few_shot_overrides(n), *extra],
+                    )
+                )
     return plan
 
 
@@ -86,17 +155,52 @@ def value(rows: list[dict], recipe: str, seed: str, split: str, metric: str = "a
 def render() -> Path:
     rows = read_rows()
     lines = ["# Contrastive learning, few-shot and label noise on MASSIVE en-US (all-MiniLM-L6-v2)", ""]
-    lines += ["## Seed 000: contrastive training", "", "| method | test accuracy | dev accuracy | seed report (BERT-base) | wall |", "|---|---|---|---|---|"]
+    lines += [
+        "## Seed 000: contrastive training",
+        "",
+        "| method | test accuracy | dev accuracy | seed report (BERT-base) | wall |",
+        "|---|---|---|---|---|",
+    ]
     for experiment, recipe, label, reference in [
         ("massive_simcse", "simcse_probe", "SimCLR/SimCSE (dropout views) -> frozen probe", "61.83"),
         ("massive_supcon", "supcon_probe", "SupCon (bs 16, tau 0.07) -> frozen probe", "88.20"),
         ("massive_supcon", "supcon_probe_mean", "SupCon on mean pooling (bs 16, tau 0.07) -> frozen probe", "88.20"),
-        ("massive_supcon", "supcon_probe_mean_30ep", "SupCon on mean pooling, 30 epochs as the seed (bs 16, tau 0.07) -> frozen probe", "88.20"),
-        ("massive_supcon", "supcon_probe_mean_proj128", "SupCon on mean pooling, 128-d projection head for the loss (bs 16, tau 0.07) -> frozen probe", "88.20"),
-        ("massive_supcon", "supcon_probe_mean_bs64", "SupCon on mean pooling, bs 64, lr 1e-4 (tau 0.07) -> frozen probe", "88.20"),
-        ("massive_supcon", "supcon_probe_mean_tau0.1", "SupCon on mean pooling, tau 0.1 (bs 16) -> frozen probe", "88.20"),
-        ("massive_supcon", "supcon_probe_mean_2views", "SupCon on mean pooling, two dropout views per sentence (Khosla et al.; bs 16, tau 0.07) -> frozen probe", "88.20"),
-        ("massive_supcon", "supcon_probe_mean_2views_bs32", "SupCon on mean pooling, two dropout views, bs 32 (lr 5e-5, tau 0.07) -> frozen probe", "88.20"),
+        (
+            "massive_supcon",
+            "supcon_probe_mean_30ep",
+            "SupCon on mean pooling, 30 epochs as the seed (bs 16, tau 0.07) -> frozen probe",
+            "88.20",
+        ),
+        (
+            "massive_supcon",
+            "supcon_probe_mean_proj128",
+            "SupCon on mean pooling, 128-d projection head for the loss (bs 16, tau 0.07) -> frozen probe",
+            "88.20",
+        ),
+        (
+            "massive_supcon",
+            "supcon_probe_mean_bs64",
+            "SupCon on mean pooling, bs 64, lr 1e-4 (tau 0.07) -> frozen probe",
+            "88.20",
+        ),
+        (
+            "massive_supcon",
+            "supcon_probe_mean_tau0.1",
+            "SupCon on mean pooling, tau 0.1 (bs 16) -> frozen probe",
+            "88.20",
+        ),
+        (
+            "massive_supcon",
+            "supcon_probe_mean_2views",
+            "SupCon on mean pooling, two dropout views per sentence (Khosla et al.; bs 16, tau 0.07) -> frozen probe",
+            "88.20",
+        ),
+        (
+            "massive_supcon",
+            "supcon_probe_mean_2views_bs32",
+            "SupCon on mean pooling, two dropout views, bs 32 (lr 5e-5, tau 0.07) -> frozen probe",
+            "88.20",
+        ),
         ("massive_scl", "ce_scl", "CE + 0.9 SCL fine-tuning (tau 0.3; Gunel et al.'s lambda)", "n/a"),
         ("massive_scl", "ce_scl_lambda0.3", "CE + 0.3 SCL fine-tuning (tau 0.3)", "n/a"),
     ]:
@@ -111,7 +215,11 @@ def render() -> Path:
         lines.append(f"| {label} | {mean_sd(tests)} | {mean_sd(devs)} | {reference} | {wall} |")
     ce = [r for r in rows if r["experiment"] == "massive_seed000"]
     ce_test, ce_dev = value(ce, "best", "1", "test"), value(ce, "best", "1", "dev")
-    ce_alone = f"{mean_sd([ce_test])} test / {mean_sd([ce_dev])} dev" if ce_test is not None and ce_dev is not None else "(not run yet)"
+    ce_alone = (
+        f"{mean_sd([ce_test])} test / {mean_sd([ce_dev])} dev"
+        if ce_test is not None and ce_dev is not None
+        else "(not run yet)"
+    )
     lines += [
         "",
         "CE + SCL fine-tunes with the best CE recipe (LLRD 0.95, warm-up 0.07, linear, bs 16, 10 epochs); the same recipe with CE alone",
@@ -142,7 +250,13 @@ def render() -> Path:
         "",
         "![t-SNE before and after SupCon on mean pooling](figures/massive_supcon_mean_tsne.png)",
     ]
-    lines += ["", "## Seed 001: few-shot (top 3 of 10 sampling seeds by dev; test accuracy mean ± sd)", "", "| N | CE | CE + SCL | seeds run |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Seed 001: few-shot (top 3 of 10 sampling seeds by dev; test accuracy mean ± sd)",
+        "",
+        "| N | CE | CE + SCL | seeds run |",
+        "|---|---|---|---|",
+    ]
     fewshot = [r for r in rows if r["experiment"] == "massive_fewshot"]
     for n in FEW_SHOT_EPOCHS:
         cells, counts = [], []
@@ -160,14 +274,29 @@ def render() -> Path:
         "N = 20 / 100 / 1000, five dev evaluations, the best kept; CE + SCL adds 0.9 SCL at tau 0.3 (Gunel et al.). N is the total over",
         "the 60 intents, as in the seed, so at N = 20 at most 20 intents are seen in training. 1-4 min per run on one core.",
         "",
-        "## Seed 001: label noise (3 epochs on full train, best recipe; test accuracy)", "", "| noise | CE | CE + 0.9 SCL | CE + 0.3 SCL |", "|---|---|---|---|",
+        "## Seed 001: label noise (3 epochs on full train, best recipe; test accuracy)",
+        "",
+        "| noise | CE | CE + 0.9 SCL | CE + 0.3 SCL |",
+        "|---|---|---|---|",
     ]
     noise = [r for r in rows if r["experiment"] == "massive_noise"]
-    by_noise = {fraction: {m: value(noise, f"{m}_noise{int(fraction * 100)}", "1", "test") for m in NOISE_METHODS} for fraction in NOISE}
+    by_noise = {
+        fraction: {m: value(noise, f"{m}_noise{int(fraction * 100)}", "1", "test") for m in NOISE_METHODS}
+        for fraction in NOISE
+    }
     for fraction, cells in by_noise.items():
-        lines.append(f"| {int(fraction * 100)} % | " + " | ".join(f"{100 * c:.2f}" if c is not None else "not run yet" for c in cells.values()) + " |")
+        lines.append(
+            f"| {int(fraction * 100)} % | "
+            + " | ".join(f"{100 * c:.2f}" if c is not None else "not run yet" for c in cells.values())
+            + " |"
+        )
     clean, noisiest = by_noise[NOISE[0]], by_noise[NOISE[-1]]
-    loss = {m: f"{100 * (clean[m] - noisiest[m]):.1f}" if clean[m] is not None and noisiest[m] is not None else "(not run yet)" for m in NOISE_METHODS}
+    loss = {
+        m: f"{100 * (clean[m] - noisiest[m]):.1f}"
+        if clean[m] is not None and noisiest[m] is not None
+        else "(not run yet)"
+        for m in NOISE_METHODS
+    }
     lines += [
         "",
         "One run each (seed 1; the flipped labels are the same for every method at a given rate), 6.6 min per CE + 0.3 SCL run.",

@@ -34,7 +34,13 @@ LABELS = {
 
 
 def runs() -> list[Run]:
-    order = [(recipe, seed) for seed_index in range(3) for recipe, (_, seeds, _) in RECIPES.items() if seed_index < len(seeds) for seed in [seeds[seed_index]]]
+    order = [
+        (recipe, seed)
+        for seed_index in range(3)
+        for recipe, (_, seeds, _) in RECIPES.items()
+        if seed_index < len(seeds)
+        for seed in [seeds[seed_index]]
+    ]
     return [Run(EXPERIMENT, recipe, REPO / "configs" / RECIPES[recipe][0], seed) for recipe, seed in order]
 
 

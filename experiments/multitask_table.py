@@ -23,7 +23,10 @@ EXPERIMENT = "cs224n_multitask"
 METRICS = {name: name for name in ("sst_accuracy", "quora_accuracy", "sts_pearson", "sts_spearman", "overall")}
 # recipe -> (config, what it is)
 RECIPES = {
-    "multitask": ("cs224n_multitask.yaml", "multitask: SST + Quora (cross) + STS (bi, cosine, CoSENT), annealed sampling"),
+    "multitask": (
+        "cs224n_multitask.yaml",
+        "multitask: SST + Quora (cross) + STS (bi, cosine, CoSENT), annealed sampling",
+    ),
     "sts_bi": ("sts_bi.yaml", "STS alone, bi-encoder cosine, CoSENT"),
     "sts_cross": ("sts_cross.yaml", "STS alone, cross-encoder, sigmoid + BCE"),
     "sst_single": ("sst_single.yaml", "SST alone"),
@@ -32,10 +35,25 @@ RECIPES = {
 }
 # SST-5 alone with other recipes (seed 003's fine-tuning reached 0.494 at lr 1e-5 over 10 epochs: slower learning helps).
 SST_RECIPES = {
-    "sst_lr2e-5": ("lr 2e-5 (head 1e-4), 5 epochs", ["--train.lr", "2e-5", "--train.head_lr", "1e-4", "--train.epochs", "5"]),
-    "sst_bs8": ("bs 8, lr 1e-5 (head 1e-4), head dropout 0.3, 6 epochs (seed 003's small steps)",
-                ["--train.batch_size", "8", "--train.lr", "1e-5", "--train.head_lr", "1e-4", "--train.epochs", "6",
-                 "--tasks.sst.head.dropout", "0.3"]),
+    "sst_lr2e-5": (
+        "lr 2e-5 (head 1e-4), 5 epochs",
+        ["--train.lr", "2e-5", "--train.head_lr", "1e-4", "--train.epochs", "5"],
+    ),
+    "sst_bs8": (
+        "bs 8, lr 1e-5 (head 1e-4), head dropout 0.3, 6 epochs (seed 003's small steps)",
+        [
+            "--train.batch_size",
+            "8",
+            "--train.lr",
+            "1e-5",
+            "--train.head_lr",
+            "1e-4",
+            "--train.epochs",
+            "6",
+            "--tasks.sst.head.dropout",
+            "0.3",
+        ],
+    ),
     "sst_from_sst2": ("lr 5e-5 (head 2e-4), 3 epochs, from the SST-2 encoder (1 epoch on GLUE SST-2 first)", FROM_SST2),
 }
 # The multitask run with other settings (same config, these overrides).
@@ -51,22 +69,37 @@ SEED_002 = {"sst_accuracy": 0.516, "quora_accuracy": 0.807, "sts_pearson": 0.838
 
 
 def runs() -> list[Run]:
-    plan = [Run(EXPERIMENT, recipe, REPO / "configs" / config, 1, metrics=METRICS) for recipe, (config, _) in RECIPES.items()]
+    plan = [
+        Run(EXPERIMENT, recipe, REPO / "configs" / config, 1, metrics=METRICS)
+        for recipe, (config, _) in RECIPES.items()
+    ]
     plan.append(SST2_STAGE)
-    plan += [Run(EXPERIMENT, recipe, REPO / "configs" / "sst_single.yaml", seed, overrides, metrics=METRICS)
-             for recipe, (_, overrides) in SST_RECIPES.items() for seed in (1, *SST_SEEDS.get(recipe, ()))]
+    plan += [
+        Run(EXPERIMENT, recipe, REPO / "configs" / "sst_single.yaml", seed, overrides, metrics=METRICS)
+        for recipe, (_, overrides) in SST_RECIPES.items()
+        for seed in (1, *SST_SEEDS.get(recipe, ()))
+    ]
     overrides_of = {"multitask": [], **{recipe: overrides for recipe, (_, overrides) in MULTITASK_RECIPES.items()}}
-    plan += [Run(EXPERIMENT, recipe, REPO / "configs" / "cs224n_multitask.yaml", 1, overrides, metrics=METRICS)
-             for recipe, (_, overrides) in MULTITASK_RECIPES.items()]
-    return plan + [Run(EXPERIMENT, recipe, REPO / "configs" / "cs224n_multitask.yaml", seed, overrides_of[recipe], metrics=METRICS)
-                   for recipe, seeds in MULTITASK_SEEDS.items() for seed in seeds]
+    plan += [
+        Run(EXPERIMENT, recipe, REPO / "configs" / "cs224n_multitask.yaml", 1, overrides, metrics=METRICS)
+        for recipe, (_, overrides) in MULTITASK_RECIPES.items()
+    ]
+    return plan + [
+        Run(EXPERIMENT, recipe, REPO / "configs" / "cs224n_multitask.yaml", seed, overrides_of[recipe], metrics=METRICS)
+        for recipe, seeds in MULTITASK_SEEDS.items()
+        for seed in seeds
+    ]
 
 
 def render() -> Path:
     rows = [r for r in read_rows() if r["experiment"] == EXPERIMENT and r["split"] == "dev"]
 
     def get(recipe: str, metric: str, seed: int = 1) -> str:
-        found = [float(r["value"]) for r in rows if r["recipe"] == recipe and r["metric"] == metric and r["seed"] == str(seed)]
+        found = [
+            float(r["value"])
+            for r in rows
+            if r["recipe"] == recipe and r["metric"] == metric and r["seed"] == str(seed)
+        ]
         return f"{found[0]:.3f}" if found else ""
 
     def wall(recipe: str, seed: int = 1) -> str:
@@ -83,7 +116,11 @@ def render() -> Path:
             return []
         cells = []
         for metric in ("sst_accuracy", "quora_accuracy", "sts_pearson", "sts_spearman", "overall"):
-            found = [float(r["value"]) for r in rows if r["recipe"] == recipe and r["metric"] == metric and int(r["seed"]) in seeds]
+            found = [
+                float(r["value"])
+                for r in rows
+                if r["recipe"] == recipe and r["metric"] == metric and int(r["seed"]) in seeds
+            ]
             cells.append(fraction_mean_sd(found) if len(found) > 1 else "")
         return [f"| mean ± sd of run seeds {', '.join(map(str, ran))} | {' | '.join(cells)} | |"]
 
@@ -94,7 +131,10 @@ def render() -> Path:
         return [multitask_row(label, recipe), *extra, *seeds_mean_row(recipe, [1, *seeds])]
 
     def multitask_row(label: str, recipe: str, seed: int = 1) -> str:
-        scores = " | ".join(get(recipe, metric, seed) for metric in ("sst_accuracy", "quora_accuracy", "sts_pearson", "sts_spearman", "overall"))
+        scores = " | ".join(
+            get(recipe, metric, seed)
+            for metric in ("sst_accuracy", "quora_accuracy", "sts_pearson", "sts_spearman", "overall")
+        )
         return f"| {label} | {scores} | {wall(recipe, seed)} |"
 
     lines = [
@@ -121,8 +161,15 @@ def render() -> Path:
         "| task | encoder | metric | dev | wall |",
         "|---|---|---|---|---|",
     ]
-    for recipe, metric in (("sts_cross", "sts_pearson"), ("sts_bi", "sts_pearson"), ("quora_cross", "quora_accuracy"), ("quora_bi", "quora_accuracy")):
-        lines.append(f"| {recipe.split('_')[0].upper()} | {RECIPES[recipe][1]} | {metric} | {get(recipe, metric)} | {wall(recipe)} |")
+    for recipe, metric in (
+        ("sts_cross", "sts_pearson"),
+        ("sts_bi", "sts_pearson"),
+        ("quora_cross", "quora_accuracy"),
+        ("quora_bi", "quora_accuracy"),
+    ):
+        lines.append(
+            f"| {recipe.split('_')[0].upper()} | {RECIPES[recipe][1]} | {metric} | {get(recipe, metric)} | {wall(recipe)} |"
+        )
     lines += [
         "",
         "The Quora cross-encoder's wall is its last sitting only: it was resumed after an interruption, before the runner",
@@ -140,10 +187,16 @@ def render() -> Path:
     for recipe, (label, _) in SST_RECIPES.items():
         found = [float(v) for seed in (1, *SST_SEEDS.get(recipe, ())) if (v := get(recipe, "sst_accuracy", seed))]
         if len(found) > 1:
-            label += f" (run seeds 1-{len(found)}: {' / '.join(f'{v:.3f}' for v in found)}; mean {fraction_mean_sd(found)})"
+            label += (
+                f" (run seeds 1-{len(found)}: {' / '.join(f'{v:.3f}' for v in found)}; mean {fraction_mean_sd(found)})"
+            )
         lines.append(f"| {label} | {get(recipe, 'sst_accuracy')} | {wall(recipe)} |")
     lines += ["", *describe_stage()]
-    lines += ["", "Targets: STS Pearson >= 0.85, SST-5 >= 0.50, Quora >= 0.80. Rows: `experiments/results.csv` (experiment cs224n_multitask).", ""]
+    lines += [
+        "",
+        "Targets: STS Pearson >= 0.85, SST-5 >= 0.50, Quora >= 0.80. Rows: `experiments/results.csv` (experiment cs224n_multitask).",
+        "",
+    ]
     return write_markdown("multitask_table.md", lines)
 
 

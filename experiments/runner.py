@@ -109,7 +109,10 @@ def read_rows(path: Path = RESULTS) -> list[dict]:
 def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> None:
     """Configs name ../shared/data; point every data path (splits and exclusions, of every task) at data_dir instead."""
     for data in [config.data, *(task.data for task in config.tasks)]:
-        for holder, name in [*((data, split) for split in ("train", "dev", "test")), *((source, "path") for source in data.exclude)]:
+        for holder, name in [
+            *((data, split) for split in ("train", "dev", "test")),
+            *((source, "path") for source in data.exclude),
+        ]:
             path = getattr(holder, name)
             if path is not None and "shared/data/" in str(path):
                 setattr(holder, name, data_dir / str(path).split("shared/data/", 1)[1])
@@ -119,8 +122,17 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     """Train one run and return its result rows (dev and test metrics, accuracy before training)."""
     out = HERE / "runs" / run.experiment / run.recipe / f"seed{run.seed}"
     overrides = [
-        "--output_dir", str(out), "--train.seed", str(run.seed), "--train.progress", "false", "--train.resume", "true",
-        "--model.checkpoint", run.checkpoint, *run.overrides,
+        "--output_dir",
+        str(out),
+        "--train.seed",
+        str(run.seed),
+        "--train.progress",
+        "false",
+        "--train.resume",
+        "true",
+        "--model.checkpoint",
+        run.checkpoint,
+        *run.overrides,
     ]
     config = load_config(run.config, overrides)
     rehome(config, data_dir)
@@ -128,7 +140,14 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
         result = train(config)
     wall = round(clock.total(), 1)
     rate = result.summary["train_examples_per_second"]
-    base = {"experiment": run.experiment, "recipe": run.recipe, "checkpoint": run.checkpoint, "seed": run.seed, "wall_s": wall, "examples_per_s": rate}
+    base = {
+        "experiment": run.experiment,
+        "recipe": run.recipe,
+        "checkpoint": run.checkpoint,
+        "seed": run.seed,
+        "wall_s": wall,
+        "examples_per_s": rate,
+    }
     wanted = run.metrics or {"accuracy": "accuracy", "macro_f1": "macro_f1"}
     rows = [
         {**base, "split": split, "metric": name, "value": round(metrics[key], 6)}
@@ -137,7 +156,14 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
         if key in metrics
     ]
     if result.summary.get("dev_accuracy_before_training") is not None:
-        rows.append({**base, "split": "dev", "metric": "accuracy_before_finetuning", "value": round(result.summary["dev_accuracy_before_training"], 6)})
+        rows.append(
+            {
+                **base,
+                "split": "dev",
+                "metric": "accuracy_before_finetuning",
+                "value": round(result.summary["dev_accuracy_before_training"], 6),
+            }
+        )
     return rows
 
 

@@ -52,17 +52,32 @@ def render() -> Path:
         lines.append(f"| {task} | {mode} | {dev_text} | {test_text} | {reference:.3f} ({source}) | {wall} | {rate} |")
     for recipe in EXTRA_SEEDS:
         task, mode = recipe.split("_")
-        by_seed = {(r["seed"], r["split"]): float(r["value"]) for r in rows if r["recipe"] == recipe and r["metric"] == "accuracy"}
+        by_seed = {
+            (r["seed"], r["split"]): float(r["value"])
+            for r in rows
+            if r["recipe"] == recipe and r["metric"] == "accuracy"
+        }
         ran = sorted({seed for seed, _ in by_seed}, key=int)
-        cells = {split: [by_seed[(seed, split)] for seed in ran if (seed, split) in by_seed] for split in ("dev", "test")}
-        text = {split: " / ".join(f"{v:.3f}" for v in values) + (f" (mean {mean_sd(values)} %)" if len(values) > 1 else "")
-                for split, values in cells.items()}
-        lines += ["", f"{task} {mode} by run seed ({' / '.join(ran)}; the table's row is seed 1): dev {text['dev']}, test {text['test']}."]
+        cells = {
+            split: [by_seed[(seed, split)] for seed in ran if (seed, split) in by_seed] for split in ("dev", "test")
+        }
+        text = {
+            split: " / ".join(f"{v:.3f}" for v in values) + (f" (mean {mean_sd(values)} %)" if len(values) > 1 else "")
+            for split, values in cells.items()
+        }
+        lines += [
+            "",
+            f"{task} {mode} by run seed ({' / '.join(ran)}; the table's row is seed 1): dev {text['dev']}, test {text['test']}.",
+        ]
     lines += ["", "Machine-readable rows: `experiments/results.csv` (experiment `seed003`).", ""]
     return write_markdown("seed003_table.md", lines)
 
 
 if __name__ == "__main__":
     plan = [Run(EXPERIMENT, recipe, REPO / "configs" / config, seed=1) for recipe, (config, _, _) in RECIPES.items()]
-    plan += [Run(EXPERIMENT, recipe, REPO / "configs" / RECIPES[recipe][0], seed) for recipe, seeds in EXTRA_SEEDS.items() for seed in seeds]
+    plan += [
+        Run(EXPERIMENT, recipe, REPO / "configs" / RECIPES[recipe][0], seed)
+        for recipe, seeds in EXTRA_SEEDS.items()
+        for seed in seeds
+    ]
     main(__doc__, plan, render)

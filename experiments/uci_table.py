@@ -20,7 +20,12 @@ from intermediate import FROM_SST2, SST2_STAGE, describe_stage  # noqa: E402
 from runner import REPO, Run, main, mean_sd, read_rows, write_markdown  # noqa: E402
 
 EXPERIMENT = "uci_seed004"
-METRICS = {"sentiment_accuracy": "accuracy", "sentiment_macro_f1": "macro_f1", "intensity_pearson": "intensity_pearson", "overall": "overall"}
+METRICS = {
+    "sentiment_accuracy": "accuracy",
+    "sentiment_macro_f1": "macro_f1",
+    "intensity_pearson": "intensity_pearson",
+    "overall": "overall",
+}
 SCENARIOS = {
     "none": "nothing frozen",
     "encoder": "encoder frozen (projection + heads train)",
@@ -34,12 +39,18 @@ SEEDS = [1, 2, 3]
 # recipe -> (label, overrides). The later recipes are chosen on seed 1's dev accuracy, then run on seeds 2 and 3.
 WARM = ["--train.epochs", "5", "--train.warmup_ratio", "0.1"]
 TUNED = {
-    "tuned": ("nothing frozen, tuned: lr 5e-5 (heads 2e-4), 5 epochs, 10 % warm-up",
-              ["--train.lr", "5e-5", "--train.head_lr", "2e-4", *WARM]),
-    "tuned_head1e-3": ("nothing frozen, tuned: lr 5e-5 (heads 1e-3), 5 epochs, 10 % warm-up",
-                       ["--train.lr", "5e-5", "--train.head_lr", "1e-3", *WARM]),
-    "tuned_lr1e-4_llrd": ("nothing frozen, tuned: lr 1e-4 (heads 1e-3), LLRD 0.9, 5 epochs, 10 % warm-up",
-                          ["--train.lr", "1e-4", "--train.head_lr", "1e-3", "--train.llrd", "0.9", *WARM]),
+    "tuned": (
+        "nothing frozen, tuned: lr 5e-5 (heads 2e-4), 5 epochs, 10 % warm-up",
+        ["--train.lr", "5e-5", "--train.head_lr", "2e-4", *WARM],
+    ),
+    "tuned_head1e-3": (
+        "nothing frozen, tuned: lr 5e-5 (heads 1e-3), 5 epochs, 10 % warm-up",
+        ["--train.lr", "5e-5", "--train.head_lr", "1e-3", *WARM],
+    ),
+    "tuned_lr1e-4_llrd": (
+        "nothing frozen, tuned: lr 1e-4 (heads 1e-3), LLRD 0.9, 5 epochs, 10 % warm-up",
+        ["--train.lr", "1e-4", "--train.head_lr", "1e-3", "--train.llrd", "0.9", *WARM],
+    ),
 }
 
 # Is the miss the model or the split? The recipe with the best mean dev accuracy, on five other seeded
@@ -63,14 +74,39 @@ def split_overrides(split_seed: int) -> list[str]:
 
 def runs() -> list[Run]:
     config = REPO / "configs" / "uci_multitask.yaml"
-    plan = [Run(EXPERIMENT, f"freeze_{scenario}", config, seed, ["--train.freeze", scenario], metrics=METRICS)
-            for seed in SEEDS for scenario in SCENARIOS]
-    tuned = [Run(EXPERIMENT, recipe, config, seed, overrides, metrics=METRICS) for recipe, (_, overrides) in TUNED.items() for seed in SEEDS]
+    plan = [
+        Run(EXPERIMENT, f"freeze_{scenario}", config, seed, ["--train.freeze", scenario], metrics=METRICS)
+        for seed in SEEDS
+        for scenario in SCENARIOS
+    ]
+    tuned = [
+        Run(EXPERIMENT, recipe, config, seed, overrides, metrics=METRICS)
+        for recipe, (_, overrides) in TUNED.items()
+        for seed in SEEDS
+    ]
     by_seed_first = sorted(tuned, key=lambda run: run.seed != 1)
-    splits = [Run(EXPERIMENT, split_recipe(SELECTED, k), config, 1, [*TUNED[SELECTED][1], *split_overrides(k)], metrics=METRICS)
-              for k in OTHER_SPLITS]
-    from_sst2 = [Run(EXPERIMENT, split_recipe(SST2_RECIPE, k), config, 1, [*TUNED[SELECTED][1], *split_overrides(k), *FROM_SST2],
-                     metrics=METRICS) for k in [TABLE_SPLIT, *OTHER_SPLITS]]
+    splits = [
+        Run(
+            EXPERIMENT,
+            split_recipe(SELECTED, k),
+            config,
+            1,
+            [*TUNED[SELECTED][1], *split_overrides(k)],
+            metrics=METRICS,
+        )
+        for k in OTHER_SPLITS
+    ]
+    from_sst2 = [
+        Run(
+            EXPERIMENT,
+            split_recipe(SST2_RECIPE, k),
+            config,
+            1,
+            [*TUNED[SELECTED][1], *split_overrides(k), *FROM_SST2],
+            metrics=METRICS,
+        )
+        for k in [TABLE_SPLIT, *OTHER_SPLITS]
+    ]
     return plan[: len(SCENARIOS)] + by_seed_first + plan[len(SCENARIOS) :] + splits + [SST2_STAGE, *from_sst2]
 
 
@@ -78,7 +114,9 @@ def render() -> Path:
     rows = [r for r in read_rows() if r["experiment"] == EXPERIMENT]
 
     def values(recipe: str, split: str, metric: str) -> list[float]:
-        return [float(r["value"]) for r in rows if r["recipe"] == recipe and r["split"] == split and r["metric"] == metric]
+        return [
+            float(r["value"]) for r in rows if r["recipe"] == recipe and r["split"] == split and r["metric"] == metric
+        ]
 
     lines = [
         "# Seed 004: UCI sentiment, shared projection + two heads, four freezing scenarios (all-MiniLM-L6-v2)",
@@ -90,7 +128,10 @@ def render() -> Path:
         "| scenario | seeds | test accuracy | dev accuracy | test intensity r | seed 004 (BERT-base, 80/20) | wall per run |",
         "|---|---|---|---|---|---|---|",
     ]
-    for recipe, label in [*((f"freeze_{k}", v) for k, v in SCENARIOS.items()), *((k, label) for k, (label, _) in TUNED.items())]:
+    for recipe, label in [
+        *((f"freeze_{k}", v) for k, v in SCENARIOS.items()),
+        *((k, label) for k, (label, _) in TUNED.items()),
+    ]:
         scenario = recipe.removeprefix("freeze_")
         walls = {r["seed"]: float(r["wall_s"]) for r in rows if r["recipe"] == recipe}
         r_values = values(recipe, "test", "intensity_pearson")
@@ -98,7 +139,8 @@ def render() -> Path:
         lines.append(
             f"| {label} | {len(walls)}/{len(SEEDS)} | {mean_sd(values(recipe, 'test', 'accuracy'))} | {mean_sd(values(recipe, 'dev', 'accuracy'))} | "
             f"{r_cell} | {'94 (scenario not stated)' if scenario == 'none' else ''} | {statistics.mean(walls.values()) / 60:.1f} min |"
-            if walls else f"| {label} | 0/{len(SEEDS)} | not run yet | | | | |"
+            if walls
+            else f"| {label} | 0/{len(SEEDS)} | not run yet | | | | |"
         )
     lines += [
         "",
@@ -114,7 +156,11 @@ def render() -> Path:
     ]
 
     def seed_one(recipe: str, split: str) -> list[float]:
-        return [float(r["value"]) for r in rows if r["recipe"] == recipe and r["seed"] == "1" and r["split"] == split and r["metric"] == "accuracy"]
+        return [
+            float(r["value"])
+            for r in rows
+            if r["recipe"] == recipe and r["seed"] == "1" and r["split"] == split and r["metric"] == "accuracy"
+        ]
 
     tests: dict[str, list[float]] = {SELECTED: [], SST2_RECIPE: []}
     gains = []  # from SST-2 minus from the checkpoint, split by split
@@ -127,17 +173,27 @@ def render() -> Path:
             name = split_recipe(recipe, k)
             walls = [float(r["wall_s"]) for r in rows if r["recipe"] == name and r["seed"] == "1"]
             tests[recipe] += values
-            cells.append(f"{mean_sd(values)} | {mean_sd(seed_one(name, 'dev'))} | {walls[0] / 60:.1f} min" if walls else "not run yet | |")
+            cells.append(
+                f"{mean_sd(values)} | {mean_sd(seed_one(name, 'dev'))} | {walls[0] / 60:.1f} min"
+                if walls
+                else "not run yet | |"
+            )
         label = f"{k} (the table's split)" if k == TABLE_SPLIT else str(k)
         lines.append(f"| {label} | {' | '.join(cells)} |")
     lines.append(f"| mean of the splits run | {mean_sd(tests[SELECTED])} | | | {mean_sd(tests[SST2_RECIPE])} | | |")
     for recipe, label in ((SELECTED, "From all-MiniLM-L6-v2"), (SST2_RECIPE, "From the SST-2 encoder")):
         if tests[recipe]:
             reached = sum(t >= 0.94 for t in tests[recipe])
-            lines += ["", f"{label}, {reached} of the {len(tests[recipe])} splits reach 94 % (mean {mean_sd(tests[recipe])})."]
+            lines += [
+                "",
+                f"{label}, {reached} of the {len(tests[recipe])} splits reach 94 % (mean {mean_sd(tests[recipe])}).",
+            ]
     if len(gains) > 1:
-        lines += ["", f"Split by split, starting from SST-2 changes test accuracy by {' / '.join(f'{100 * g:+.2f}' for g in gains)} points "
-                  f"(mean {mean_sd(gains)}): within the split-to-split spread."]
+        lines += [
+            "",
+            f"Split by split, starting from SST-2 changes test accuracy by {' / '.join(f'{100 * g:+.2f}' for g in gains)} points "
+            f"(mean {mean_sd(gains)}): within the split-to-split spread.",
+        ]
     lines += [
         "",
         "One test sentence is 0.33 points; from the checkpoint itself the split-to-split sd is larger than the differences between",

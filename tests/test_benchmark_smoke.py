@@ -18,13 +18,27 @@ def test_benchmark_smoke(tmp_path, data_dir):
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--smoke", "--out", str(out)],
-        capture_output=True, text=True, env={**os.environ, "MINBERT_DATA": str(data_dir)}, timeout=900,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MINBERT_DATA": str(data_dir)},
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     print(done.stdout)
-    rows = ("train/transformers", "train/minbert", "train/minbert-hf-init", "infer/transformers-sorted", "infer/sentence-transformers", "infer/minbert-unbucketed",
-            "infer/minbert-bf16", "infer/minbert-compiled", "infer/minbert-onnx-int8", "machine limit", "padding at batch 64",
-            "frozen-encoder probe epoch")
+    rows = (
+        "train/transformers",
+        "train/minbert",
+        "train/minbert-hf-init",
+        "infer/transformers-sorted",
+        "infer/sentence-transformers",
+        "infer/minbert-unbucketed",
+        "infer/minbert-bf16",
+        "infer/minbert-compiled",
+        "infer/minbert-onnx-int8",
+        "machine limit",
+        "padding at batch 64",
+        "frozen-encoder probe epoch",
+    )
     for row in rows:
         assert row in done.stdout
     results = json.loads(out.read_text())["results"]

@@ -13,7 +13,9 @@ from minbert.config import describe_fields, load_config
 def test_yaml_and_overrides(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("data:\n  train: a.jsonl\ntrain:\n  lr: 5.0e-5\n  epochs: 2\n")
-    config = load_config(path, ["--train.lr", "3e-5", "--data.format=csv", "--train.freeze", "bottom:2", "--train.max_grad_norm", "null"])
+    config = load_config(
+        path, ["--train.lr", "3e-5", "--data.format=csv", "--train.freeze", "bottom:2", "--train.max_grad_norm", "null"]
+    )
     assert config.train.lr == 3e-5 and config.train.epochs == 2
     assert config.data.format == "csv" and str(config.data.train) == "a.jsonl"
     assert config.train.freeze == "bottom:2" and config.train.max_grad_norm is None
@@ -56,7 +58,14 @@ def test_missing_and_invalid_files(tmp_path):
 
 def test_help_lists_every_field():
     text = describe_fields()
-    for field in ("--data.train", "--data.text_column", "--train.llrd", "--train.warmup_ratio", "--model.pooling", "--output_dir"):
+    for field in (
+        "--data.train",
+        "--data.text_column",
+        "--train.llrd",
+        "--train.warmup_ratio",
+        "--model.pooling",
+        "--output_dir",
+    ):
         assert field in text
 
 
@@ -77,18 +86,30 @@ def test_train_takes_the_config_positionally_or_as_an_option(tmp_path, capsys):
     assert "two run configs given (a.yaml and --config b.yaml)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    (["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}}]", "--data.train", "t.jsonl"],
-     "data: is the single-task run's data; a multitask run reads each task's own"),
-    (["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}}]", "--model.hidden_size", "64"],
-     r"model.hidden_size sets the single-task head; .* \(tasks.NAME.head.hidden_size\)"),
-    (["--multitask.projection_size", "64"], "multitask: is read by task: multitask"),
-    (["--contrastive.epochs", "3"], "contrastive.epochs is set but contrastive.objective is none"),
-    (["--train.scl_lambda", "0.5"], "train.scl_lambda is read by train.objective ce\\+scl"),
-    (["--model.hidden_size", "0", "--model.activation", "gelu"], "model.activation is read by the head's hidden layer"),
-    (["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}, head: {target_range: [0, 5]}}]"],
-     "tasks.a.head: target_range is read by regression heads only"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}}]", "--data.train", "t.jsonl"],
+            "data: is the single-task run's data; a multitask run reads each task's own",
+        ),
+        (
+            ["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}}]", "--model.hidden_size", "64"],
+            r"model.hidden_size sets the single-task head; .* \(tasks.NAME.head.hidden_size\)",
+        ),
+        (["--multitask.projection_size", "64"], "multitask: is read by task: multitask"),
+        (["--contrastive.epochs", "3"], "contrastive.epochs is set but contrastive.objective is none"),
+        (["--train.scl_lambda", "0.5"], "train.scl_lambda is read by train.objective ce\\+scl"),
+        (
+            ["--model.hidden_size", "0", "--model.activation", "gelu"],
+            "model.activation is read by the head's hidden layer",
+        ),
+        (
+            ["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}, head: {target_range: [0, 5]}}]"],
+            "tasks.a.head: target_range is read by regression heads only",
+        ),
+    ],
+)
 def test_a_field_the_run_would_not_read_is_an_error(overrides, message):
     with pytest.raises(MinbertError, match=message):
         load_config(None, overrides)
@@ -96,7 +117,10 @@ def test_a_field_the_run_would_not_read_is_an_error(overrides, message):
 
 def test_a_resolved_config_reloads_as_it_was(tmp_path):
     """config.yaml writes every field, defaults included; reading it back must not trip the checks above."""
-    for overrides in (["--data.train", "t.jsonl"], ["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}, head: {kind: regression}}]"]):
+    for overrides in (
+        ["--data.train", "t.jsonl"],
+        ["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}, head: {kind: regression}}]"],
+    ):
         config = load_config(None, overrides)
         (tmp_path / "config.yaml").write_text(config.to_yaml())
         assert load_config(tmp_path / "config.yaml") == config
@@ -106,4 +130,10 @@ def test_a_single_task_config_is_a_one_entry_task_list():
     config = load_config(None, ["--data.train", "t.jsonl", "--model.hidden_size", "64", "--model.dropout", "0.2"])
     (task,) = config.task_list()
     assert task.name == "main" and task.data == config.data
-    assert (task.head.kind, task.head.input, task.head.loss, task.head.hidden_size, task.head.dropout) == ("classification", "single", "ce", 64, 0.2)
+    assert (task.head.kind, task.head.input, task.head.loss, task.head.hidden_size, task.head.dropout) == (
+        "classification",
+        "single",
+        "ce",
+        64,
+        0.2,
+    )

@@ -30,7 +30,9 @@ def test_contrastive_loss_reaches_the_encoder(few_examples, objective):
     labels = LabelVocab.from_examples(few_examples)
     model = classifier(labels.labels)
     stage = ContrastiveModel(model.encoder, model.pooling, projection_size=32).train()
-    task = ContrastiveTask(model.tokenizer, labels, few_examples, objective=objective, temperature=0.1, batch_size=16, seed=0)
+    task = ContrastiveTask(
+        model.tokenizer, labels, few_examples, objective=objective, temperature=0.1, batch_size=16, seed=0
+    )
     batch = task.epoch_batches(0)[0]
     loss = task.loss(stage, batch)
     loss.backward()
@@ -45,8 +47,12 @@ def test_two_view_supcon_gives_every_anchor_a_positive(few_examples):
     labels = LabelVocab.from_examples(few_examples)
     model = classifier(labels.labels)
     stage = ContrastiveModel(model.encoder, model.pooling).train()
-    single = ContrastiveTask(model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0)
-    double = ContrastiveTask(model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0, views=2)
+    single = ContrastiveTask(
+        model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0
+    )
+    double = ContrastiveTask(
+        model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0, views=2
+    )
     batch = single.epoch_batches(0)[0]
     assert len(set(batch.targets.tolist())) > len(batch.targets) // 2
     loss = double.loss(stage, batch)
@@ -54,7 +60,9 @@ def test_two_view_supcon_gives_every_anchor_a_positive(few_examples):
     assert torch.isfinite(loss) and loss.item() > single.loss(stage, batch).item()
     assert model.encoder.layers[0].attention.query.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="views"):
-        ContrastiveTask(model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0, views=3)
+        ContrastiveTask(
+            model.tokenizer, labels, few_examples, objective="supcon", temperature=0.1, batch_size=16, seed=0, views=3
+        )
 
 
 def test_ce_plus_scl_loss_reaches_the_encoder(few_examples):
@@ -72,26 +80,55 @@ def test_ce_plus_scl_loss_reaches_the_encoder(few_examples):
 
 @pytest.mark.slow
 def test_two_stage_supcon_then_frozen_probe(tmp_path, data_dir):
-    config = minbert.load_config(slice_config(tmp_path, data_dir, train_rows=96), [
-        "--contrastive.objective", "supcon", "--contrastive.epochs", "1", "--contrastive.batch_size", "16",
-        "--contrastive.temperature", "0.1", "--train.freeze", "encoder", "--train.epochs", "3", "--train.lr", "1e-3",
-        "--output_dir", str(tmp_path / "run"),
-    ])
+    config = minbert.load_config(
+        slice_config(tmp_path, data_dir, train_rows=96),
+        [
+            "--contrastive.objective",
+            "supcon",
+            "--contrastive.epochs",
+            "1",
+            "--contrastive.batch_size",
+            "16",
+            "--contrastive.temperature",
+            "0.1",
+            "--train.freeze",
+            "encoder",
+            "--train.epochs",
+            "3",
+            "--train.lr",
+            "1e-3",
+            "--output_dir",
+            str(tmp_path / "run"),
+        ],
+    )
     run = minbert.train(config)
     events = [r["event"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")]
     assert events.count("contrastive_train") == 6 and events.count("train") == 3 * 6
     tuned = load_file(str(tmp_path / "run" / "model" / "encoder" / "model.safetensors"))
     original = load_file(str(resolve_checkpoint(None) / "model.safetensors"))
-    assert not torch.equal(tuned["encoder.layer.5.output.dense.weight"], original["encoder.layer.5.output.dense.weight"])
+    assert not torch.equal(
+        tuned["encoder.layer.5.output.dense.weight"], original["encoder.layer.5.output.dense.weight"]
+    )
     assert run.summary["trainable_parameters"] == sum(p.numel() for p in run.model.heads.parameters())
     assert json.loads((tmp_path / "run" / "results.json").read_text())["results"]["test"]["accuracy"] > 0
 
 
 def test_few_shot_keeps_the_full_label_vocabulary(tmp_path, data_dir):
-    config = minbert.load_config(slice_config(tmp_path, data_dir, train_rows=400), [
-        "--data.few_shot", "20", "--data.label_noise", "0.1", "--train.epochs", "1", "--output_dir", str(tmp_path / "fs"),
-        "--train.eval_before", "false",
-    ])
+    config = minbert.load_config(
+        slice_config(tmp_path, data_dir, train_rows=400),
+        [
+            "--data.few_shot",
+            "20",
+            "--data.label_noise",
+            "0.1",
+            "--train.epochs",
+            "1",
+            "--output_dir",
+            str(tmp_path / "fs"),
+            "--train.eval_before",
+            "false",
+        ],
+    )
     config.data.dev = config.data.test = None
     run = minbert.train(config)
     assert run.summary["train_examples"] == 20

@@ -47,12 +47,24 @@ def test_two_processes_match_one(tmp_path, data_dir, kind):
             "task": "multitask",
             "model": {"max_length": 32, "encoder_dropout": 0.0},
             "tasks": [
-                {"name": "sst", "head": {"hidden_size": 64, "dropout": 0.0}, "data": {
-                    "train": head_rows(cs224n / "ids-sst-train.csv", 129, tmp_path / "sst-train.csv"),
-                    "dev": head_rows(cs224n / "ids-sst-dev.csv", 41, tmp_path / "sst-dev.csv"), "format": "cs224n"}},
-                {"name": "sts", "head": {"kind": "regression", "input": "bi", "dropout": 0.0, "loss": "mse"}, "data": {
-                    "train": head_rows(cs224n / "sts-train.csv", 81, tmp_path / "sts-train.csv"),
-                    "dev": head_rows(cs224n / "sts-dev.csv", 41, tmp_path / "sts-dev.csv"), "format": "sts"}},
+                {
+                    "name": "sst",
+                    "head": {"hidden_size": 64, "dropout": 0.0},
+                    "data": {
+                        "train": head_rows(cs224n / "ids-sst-train.csv", 129, tmp_path / "sst-train.csv"),
+                        "dev": head_rows(cs224n / "ids-sst-dev.csv", 41, tmp_path / "sst-dev.csv"),
+                        "format": "cs224n",
+                    },
+                },
+                {
+                    "name": "sts",
+                    "head": {"kind": "regression", "input": "bi", "dropout": 0.0, "loss": "mse"},
+                    "data": {
+                        "train": head_rows(cs224n / "sts-train.csv", 81, tmp_path / "sts-train.csv"),
+                        "dev": head_rows(cs224n / "sts-dev.csv", 41, tmp_path / "sts-dev.csv"),
+                        "format": "sts",
+                    },
+                },
             ],
             "train": train,
         }
@@ -62,8 +74,21 @@ def test_two_processes_match_one(tmp_path, data_dir, kind):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     for name, extra in (("one", []), ("two", ["--nproc", "2"])):
         done = subprocess.run(
-            [sys.executable, "-m", "minbert", "-q", "train", str(tmp_path / "run.yaml"), "--output_dir", str(tmp_path / name), *extra],
-            capture_output=True, text=True, timeout=900, check=False,
+            [
+                sys.executable,
+                "-m",
+                "minbert",
+                "-q",
+                "train",
+                str(tmp_path / "run.yaml"),
+                "--output_dir",
+                str(tmp_path / name),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         assert done.returncode == 0, done.stderr[-3000:]
     one, two = (json.loads((tmp_path / n / "results.json").read_text()) for n in ("one", "two"))
@@ -72,7 +97,14 @@ def test_two_processes_match_one(tmp_path, data_dir, kind):
     for file in ("encoder/model.safetensors", "heads.safetensors"):
         a, b = load_file(str(tmp_path / "one" / "model" / file)), load_file(str(tmp_path / "two" / "model" / file))
         assert max((a[k] - b[k]).abs().max().item() for k in a) < tolerance
-    losses = [[json.loads(line)["loss"] for line in (tmp_path / n / "metrics.jsonl").read_text().splitlines() if '"train"' in line] for n in ("one", "two")]
+    losses = [
+        [
+            json.loads(line)["loss"]
+            for line in (tmp_path / n / "metrics.jsonl").read_text().splitlines()
+            if '"train"' in line
+        ]
+        for n in ("one", "two")
+    ]
     assert len(losses[0]) == len(losses[1]) == 26
     assert max(abs(x - y) for x, y in zip(*losses, strict=True)) < 1e-3  # rank 0 logs the global batch's loss
     assert not (tmp_path / "two" / "checkpoint").exists()

@@ -22,15 +22,20 @@ from minbert.tasks.multitask import MultitaskTask, overall_score
 from minbert.train.losses import cosent
 from minbert.train.task_sampling import task_schedule, task_weights
 
-PAIRS = [("A man is playing a guitar.", "A man plays the guitar."), ("A cat sleeps on the sofa.", "Stock markets fell sharply today.")]
+PAIRS = [
+    ("A man is playing a guitar.", "A man plays the guitar."),
+    ("A cat sleeps on the sofa.", "Stock markets fell sharply today."),
+]
 
 
 def tiny_model(tokenizer, *specs: HeadSpec, projection: int = 0) -> Model:
-    return Model(Encoder.from_pretrained(), tokenizer, ModelConfig(heads=list(specs), pooling="mean", projection_size=projection))
+    return Model(
+        Encoder.from_pretrained(), tokenizer, ModelConfig(heads=list(specs), pooling="mean", projection_size=projection)
+    )
 
 
 def test_cross_pairs_carry_token_types(tokenizer):
-    (ids, types), = tokenizer.ids_with_types([PAIRS[0]])
+    ((ids, types),) = tokenizer.ids_with_types([PAIRS[0]])
     sep = tokenizer.backend.token_to_id("[SEP]")
     first_sep = ids.index(sep)
     assert ids[0] == tokenizer.backend.token_to_id("[CLS]") and ids[-1] == sep
@@ -54,7 +59,9 @@ def test_head_shapes_for_single_cross_and_bi(tokenizer):
     assert model.raw_outputs("bi", PAIRS).shape == (2, 2)
     cosine = model.raw_outputs("cosine", PAIRS)
     assert cosine.shape == (2,) and bool((cosine.abs() <= 1 + 1e-6).all())
-    assert model.predict(PAIRS, task="cosine") == pytest.approx((5 * cosine).tolist(), abs=1e-5)  # cosine scaled to [0, 5]
+    assert model.predict(PAIRS, task="cosine") == pytest.approx(
+        (5 * cosine).tolist(), abs=1e-5
+    )  # cosine scaled to [0, 5]
     probabilities = model.predict(PAIRS, task="cross")[0].probabilities
     assert set(probabilities) == {"0", "1"} and sum(probabilities.values()) == pytest.approx(1.0)
     assert model.encode(texts).shape == (2, 32)
@@ -104,7 +111,10 @@ def test_samplers_follow_their_proportions():
 def test_multitask_epoch_mixes_tasks_and_weights_losses(tokenizer):
     sst = [Example(f"sentence number {i} is {'good' if i % 2 else 'bad'}", str(i % 2), "t", i) for i in range(40)]
     sts = [Example(f"a {i}", str(i % 5), "t", i, text_pair=f"b {i}") for i in range(20)]
-    specs = [HeadSpec("sst", labels=["0", "1"]), HeadSpec("sts", kind="regression", input="bi", features="cosine", loss="mse", target_range=[0, 5])]
+    specs = [
+        HeadSpec("sst", labels=["0", "1"]),
+        HeadSpec("sts", kind="regression", input="bi", features="cosine", loss="mse", target_range=[0, 5]),
+    ]
     model = tiny_model(tokenizer, *specs)
     tasks = [HeadTask(specs[0], model, sst, batch_size=8), HeadTask(specs[1], model, sts, batch_size=8)]
     mixed = MultitaskTask(tasks, weights={"sts": 0.0}, sampling="round_robin", seed=1)
@@ -159,11 +169,18 @@ def test_task_overrides_by_name(tmp_path):
 def test_regression_range_defaults_to_the_formats_scale(tmp_path):
     config = tmp_path / "run.yaml"
     regression = {"kind": "regression", "input": "bi", "features": "cosine", "loss": "cosent"}
-    config.write_text(yaml.safe_dump({"task": "multitask", "tasks": [
-        {"name": "sts", "data": {"format": "sts"}, "head": regression},
-        {"name": "stsb", "data": {"format": "stsb"}, "head": regression},
-        {"name": "intensity", "data": {"format": "uci"}, "head": {"kind": "regression", "loss": "bce"}},
-    ]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "task": "multitask",
+                "tasks": [
+                    {"name": "sts", "data": {"format": "sts"}, "head": regression},
+                    {"name": "stsb", "data": {"format": "stsb"}, "head": regression},
+                    {"name": "intensity", "data": {"format": "uci"}, "head": {"kind": "regression", "loss": "bce"}},
+                ],
+            }
+        )
+    )
     assert [task.head.target_range for task in load_config(config).tasks] == [[0, 5], [0, 5], [0, 1]]
     assert load_config(config, ["--tasks.sts.head.target_range", "[1, 4]"]).tasks[0].head.target_range == [1, 4]
 
@@ -171,7 +188,13 @@ def test_regression_range_defaults_to_the_formats_scale(tmp_path):
 def write_slices(tmp_path, data_dir) -> dict[str, str]:
     """Tiny real slices of the CS224N files (the headers and first rows)."""
     paths = {}
-    for name, rows in (("ids-sst-train.csv", 97), ("ids-sst-dev.csv", 41), ("sts-train.csv", 97), ("sts-dev.csv", 41), ("quora-dev.csv", 121)):
+    for name, rows in (
+        ("ids-sst-train.csv", 97),
+        ("ids-sst-dev.csv", 41),
+        ("sts-train.csv", 97),
+        ("sts-dev.csv", 41),
+        ("quora-dev.csv", 121),
+    ):
         lines = (data_dir / "cs224n_multitask" / name).read_text(encoding="utf-8").splitlines(keepends=True)[:rows]
         paths[name] = str(tmp_path / name)
         (tmp_path / name).write_text("".join(lines), encoding="utf-8")
@@ -187,13 +210,32 @@ def multitask_run(tmp_path_factory, data_dir):
         "output_dir": str(tmp_path / "run"),
         "model": {"pooling": "mean", "max_length": 64},
         "tasks": [
-            {"name": "sst", "data": {"train": paths["ids-sst-train.csv"], "dev": paths["ids-sst-dev.csv"], "format": "cs224n"},
-             "head": {"hidden_size": 64}},
-            {"name": "quora", "data": {"train": paths["quora-dev.csv"], "format": "quora", "split": [0.75, 0.25], "sample_seed": 2},
-             "head": {"input": "cross", "loss": "bce"}},
-            {"name": "sts", "data": {"train": paths["sts-train.csv"], "dev": paths["sts-dev.csv"], "format": "sts"},
-             "head": {"kind": "regression", "input": "bi", "features": "cosine", "loss": "cosent", "target_range": [0, 5]}},
-            {"name": "gone", "data": {"train": str(tmp_path / "quora-train.csv"), "format": "quora"}, "head": {"input": "cross"}},
+            {
+                "name": "sst",
+                "data": {"train": paths["ids-sst-train.csv"], "dev": paths["ids-sst-dev.csv"], "format": "cs224n"},
+                "head": {"hidden_size": 64},
+            },
+            {
+                "name": "quora",
+                "data": {"train": paths["quora-dev.csv"], "format": "quora", "split": [0.75, 0.25], "sample_seed": 2},
+                "head": {"input": "cross", "loss": "bce"},
+            },
+            {
+                "name": "sts",
+                "data": {"train": paths["sts-train.csv"], "dev": paths["sts-dev.csv"], "format": "sts"},
+                "head": {
+                    "kind": "regression",
+                    "input": "bi",
+                    "features": "cosine",
+                    "loss": "cosent",
+                    "target_range": [0, 5],
+                },
+            },
+            {
+                "name": "gone",
+                "data": {"train": str(tmp_path / "quora-train.csv"), "format": "quora"},
+                "head": {"input": "cross"},
+            },
         ],
         "multitask": {"sampling": "proportional", "projection_size": 48},
         "train": {"epochs": 1, "batch_size": 16, "lr": 5e-5, "head_lr": 1e-3, "progress": False, "seed": 3},
@@ -221,7 +263,9 @@ def test_multitask_model_reloads_and_predicts_the_same(multitask_run):
     reloaded = load(run.output_dir)
     assert isinstance(reloaded, Model) and reloaded.tasks == ["sst", "quora", "sts"]
     texts = ["a gorgeous , witty film", "dull and lifeless"]
-    assert [p.probabilities for p in reloaded.predict(texts, task="sst")] == [p.probabilities for p in run.model.eval().predict(texts, task="sst")]
+    assert [p.probabilities for p in reloaded.predict(texts, task="sst")] == [
+        p.probabilities for p in run.model.eval().predict(texts, task="sst")
+    ]
     assert reloaded.predict(PAIRS, task="sts") == pytest.approx(run.model.predict(PAIRS, task="sts"), abs=1e-6)
     assert reloaded.predict(PAIRS, task="quora")[0].label in {"0.0", "1.0"}
     with pytest.raises(MinbertError, match="several tasks"):
@@ -239,7 +283,23 @@ def test_multitask_cli_predict_and_eval(multitask_run, capsys, monkeypatch):
     line = json.loads(capsys.readouterr().out.strip())
     assert line["text_pair"] == "A man is playing guitar." and 0 <= line["score"] <= 5
     out = tmp_path / "sts.json"
-    assert main(["eval", str(run.output_dir), "--task", "sts", "--data", str(tmp_path / "sts-dev.csv"), "--format", "sts", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run.output_dir),
+                "--task",
+                "sts",
+                "--data",
+                str(tmp_path / "sts-dev.csv"),
+                "--format",
+                "sts",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["pearson"] == pytest.approx(run.results["dev"]["sts_pearson"], abs=1e-6)
     monkeypatch.setattr("sys.stdin", io.StringIO("just one sentence\n"))
     assert main(["predict", str(run.output_dir), "--task", "quora"]) == 2
@@ -249,15 +309,29 @@ def test_multitask_cli_predict_and_eval(multitask_run, capsys, monkeypatch):
 def test_freeze_heads_keeps_heads_and_all_trains_nothing(tmp_path, data_dir):
     paths = write_slices(tmp_path, data_dir)
     base = {
-        "task": "multitask", "model": {"max_length": 32},
-        "tasks": [{"name": "sst", "data": {"train": paths["ids-sst-train.csv"], "dev": paths["ids-sst-dev.csv"], "format": "cs224n"}}],
+        "task": "multitask",
+        "model": {"max_length": 32},
+        "tasks": [
+            {
+                "name": "sst",
+                "data": {"train": paths["ids-sst-train.csv"], "dev": paths["ids-sst-dev.csv"], "format": "cs224n"},
+            }
+        ],
         "multitask": {"projection_size": 16, "normalize": True},
         "train": {"epochs": 1, "batch_size": 32, "progress": False, "eval_before": False},
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(base))
-    heads = train(load_config(tmp_path / "run.yaml", ["--train.freeze", "heads", "--output_dir", str(tmp_path / "heads")]))
-    frozen_all = train(load_config(tmp_path / "run.yaml", ["--train.freeze", "all", "--output_dir", str(tmp_path / "all")]))
-    assert heads.summary["steps"] == 3 and frozen_all.summary["steps"] == 0 and frozen_all.summary["trainable_parameters"] == 0
+    heads = train(
+        load_config(tmp_path / "run.yaml", ["--train.freeze", "heads", "--output_dir", str(tmp_path / "heads")])
+    )
+    frozen_all = train(
+        load_config(tmp_path / "run.yaml", ["--train.freeze", "all", "--output_dir", str(tmp_path / "all")])
+    )
+    assert (
+        heads.summary["steps"] == 3
+        and frozen_all.summary["steps"] == 0
+        and frozen_all.summary["trainable_parameters"] == 0
+    )
     assert "sst_accuracy" in frozen_all.results["dev"] and (tmp_path / "all" / "model" / "heads.safetensors").is_file()
     # both runs start from the same seeded initialisation: the frozen heads must still equal it, the projection must not
     trained, untouched = heads.model.state_dict(), frozen_all.model.state_dict()

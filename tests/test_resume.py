@@ -17,8 +17,16 @@ from minbert import load_config, train
 from minbert.train.metrics_log import read_metrics
 
 TRAIN = {
-    "epochs": 3, "batch_size": 16, "lr": 1e-4, "warmup_ratio": 0.1, "seed": 7, "threads": 1, "progress": False,
-    "checkpoint_every": 4, "checkpoint_interval_s": 0, "eval_every": 10,
+    "epochs": 3,
+    "batch_size": 16,
+    "lr": 1e-4,
+    "warmup_ratio": 0.1,
+    "seed": 7,
+    "threads": 1,
+    "progress": False,
+    "checkpoint_every": 4,
+    "checkpoint_interval_s": 0,
+    "eval_every": 10,
 }
 STEPS = {"single": 45, "multitask": 48}  # 240 rows / 16 = 15 steps per epoch; multitask: 10 SST + 6 STS batches
 
@@ -46,12 +54,24 @@ def write_config(tmp_path, data_dir, kind: str = "single") -> str:
             "task": "multitask",
             "model": {"max_length": 32},
             "tasks": [
-                {"name": "sst", "head": {"hidden_size": 64}, "data": {
-                    "train": head_rows(cs224n / "ids-sst-train.csv", 161, tmp_path / "sst-train.csv"),
-                    "dev": head_rows(cs224n / "ids-sst-dev.csv", 41, tmp_path / "sst-dev.csv"), "format": "cs224n"}},
-                {"name": "sts", "head": {"kind": "regression", "input": "bi", "features": "cosine", "loss": "cosent"}, "data": {
-                    "train": head_rows(cs224n / "sts-train.csv", 97, tmp_path / "sts-train.csv"),
-                    "dev": head_rows(cs224n / "sts-dev.csv", 41, tmp_path / "sts-dev.csv"), "format": "sts"}},
+                {
+                    "name": "sst",
+                    "head": {"hidden_size": 64},
+                    "data": {
+                        "train": head_rows(cs224n / "ids-sst-train.csv", 161, tmp_path / "sst-train.csv"),
+                        "dev": head_rows(cs224n / "ids-sst-dev.csv", 41, tmp_path / "sst-dev.csv"),
+                        "format": "cs224n",
+                    },
+                },
+                {
+                    "name": "sts",
+                    "head": {"kind": "regression", "input": "bi", "features": "cosine", "loss": "cosent"},
+                    "data": {
+                        "train": head_rows(cs224n / "sts-train.csv", 97, tmp_path / "sts-train.csv"),
+                        "dev": head_rows(cs224n / "sts-dev.csv", 41, tmp_path / "sts-dev.csv"),
+                        "format": "sts",
+                    },
+                },
             ],
             "train": TRAIN,
         }
@@ -68,7 +88,8 @@ def test_killed_run_resumes_to_identical_results(tmp_path, data_dir, kind):
     killed_dir = tmp_path / "killed"
     process = subprocess.Popen(
         [sys.executable, "-m", "minbert", "-q", "train", config, "--output_dir", str(killed_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.time() + 600
     metrics = killed_dir / "metrics.jsonl"
@@ -76,7 +97,9 @@ def test_killed_run_resumes_to_identical_results(tmp_path, data_dir, kind):
         steps = sum('"event": "train"' in line for line in metrics.read_text().splitlines()) if metrics.is_file() else 0
         if steps >= 22 and (killed_dir / "checkpoint" / "trainer.pt").is_file():
             break
-        assert process.poll() is None, f"training ended before it could be killed: {process.stderr.read().decode()[-1500:]}"
+        assert process.poll() is None, (
+            f"training ended before it could be killed: {process.stderr.read().decode()[-1500:]}"
+        )
         assert time.time() < deadline
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
@@ -87,20 +110,32 @@ def test_killed_run_resumes_to_identical_results(tmp_path, data_dir, kind):
 
     resumed = train(load_config(config, ["--output_dir", str(killed_dir), "--train.resume", "true"]))
     assert resumed.results == reference.results
-    assert resumed.summary["steps"] == reference.summary["steps"] and resumed.summary["best_step"] == reference.summary["best_step"]
+    assert (
+        resumed.summary["steps"] == reference.summary["steps"]
+        and resumed.summary["best_step"] == reference.summary["best_step"]
+    )
     whole, again = reference.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(whole[k], again[k]) for k in whole)
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(killed_dir / "metrics.jsonl")]
-    expected = [{k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(tmp_path / "whole" / "metrics.jsonl")]
+    expected = [
+        {k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(tmp_path / "whole" / "metrics.jsonl")
+    ]
     assert strip == expected  # the records written after the checkpoint were replaced, not duplicated
     assert not (killed_dir / "checkpoint").exists()  # a finished run deletes its resumable state
-    assert json.loads((killed_dir / "results.json").read_text())["results"] == json.loads((tmp_path / "whole" / "results.json").read_text())["results"]
+    assert (
+        json.loads((killed_dir / "results.json").read_text())["results"]
+        == json.loads((tmp_path / "whole" / "results.json").read_text())["results"]
+    )
 
 
 def test_resume_without_checkpoint_starts_over(tmp_path, data_dir, caplog):
     config = write_config(tmp_path, data_dir)
     with caplog.at_level("WARNING"):
-        run = train(load_config(config, ["--output_dir", str(tmp_path / "fresh"), "--train.resume", "true", "--train.epochs", "1"]))
+        run = train(
+            load_config(
+                config, ["--output_dir", str(tmp_path / "fresh"), "--train.resume", "true", "--train.epochs", "1"]
+            )
+        )
     assert run.summary["steps"] == 15 and "no checkpoint" in caplog.text
 
 
@@ -119,7 +154,9 @@ def test_multitask_epochs_are_a_pure_function_of_the_epoch(tokenizer, sampling):
     tasks = [HeadTask(specs[0], model, a, batch_size=8), HeadTask(specs[1], model, b, batch_size=8)]
 
     def signature(mixed: MultitaskTask, epoch: int) -> list:
-        return [(x.task, x.batch.targets.tolist(), x.batch.first.input_ids.tolist()) for x in mixed.epoch_batches(epoch)]
+        return [
+            (x.task, x.batch.targets.tolist(), x.batch.first.input_ids.tolist()) for x in mixed.epoch_batches(epoch)
+        ]
 
     first = MultitaskTask(tasks, sampling=sampling, epochs=3, seed=5)
     in_order = [signature(first, e) for e in range(3)]

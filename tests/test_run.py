@@ -22,12 +22,24 @@ def multitask_config(tmp_path, data_dir, **train) -> str:
         "task": "multitask",
         "model": {"max_length": 32, "pooling": "mean"},
         "tasks": [
-            {"name": "sst", "head": {"hidden_size": 32}, "data": {
-                "train": head_rows(cs224n / "ids-sst-train.csv", 97, tmp_path / "sst-train.csv"),
-                "dev": head_rows(cs224n / "ids-sst-dev.csv", 41, tmp_path / "sst-dev.csv"), "format": "cs224n"}},
-            {"name": "sts", "head": {"kind": "regression", "input": "bi", "hidden_size": 16, "loss": "mse"}, "data": {
-                "train": head_rows(cs224n / "sts-train.csv", 65, tmp_path / "sts-train.csv"),
-                "dev": head_rows(cs224n / "sts-dev.csv", 41, tmp_path / "sts-dev.csv"), "format": "sts"}},
+            {
+                "name": "sst",
+                "head": {"hidden_size": 32},
+                "data": {
+                    "train": head_rows(cs224n / "ids-sst-train.csv", 97, tmp_path / "sst-train.csv"),
+                    "dev": head_rows(cs224n / "ids-sst-dev.csv", 41, tmp_path / "sst-dev.csv"),
+                    "format": "cs224n",
+                },
+            },
+            {
+                "name": "sts",
+                "head": {"kind": "regression", "input": "bi", "hidden_size": 16, "loss": "mse"},
+                "data": {
+                    "train": head_rows(cs224n / "sts-train.csv", 65, tmp_path / "sts-train.csv"),
+                    "dev": head_rows(cs224n / "sts-dev.csv", 41, tmp_path / "sts-dev.csv"),
+                    "format": "sts",
+                },
+            },
         ],
         "train": {"epochs": 2, "batch_size": 16, "lr": 1e-3, "seed": 3, "progress": False, "threads": 1, **train},
     }
@@ -53,11 +65,23 @@ def test_frozen_encoder_multitask_trains_on_cached_vectors_with_the_same_results
 
 def test_multitask_run_with_ce_plus_scl_and_a_simcse_stage(tmp_path, data_dir):
     config = multitask_config(tmp_path, data_dir, objective="ce+scl", scl_lambda=0.5, epochs=1)
-    run = train(load_config(config, [
-        "--output_dir", str(tmp_path / "run"), "--contrastive.objective", "simcse", "--contrastive.batch_size", "32",
-    ]))
+    run = train(
+        load_config(
+            config,
+            [
+                "--output_dir",
+                str(tmp_path / "run"),
+                "--contrastive.objective",
+                "simcse",
+                "--contrastive.batch_size",
+                "32",
+            ],
+        )
+    )
     events = [r["event"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")]
-    assert events.count("contrastive_train") == 7  # 96 SST sentences + both sides of 64 STS pairs = 224, in batches of 32
+    assert (
+        events.count("contrastive_train") == 7
+    )  # 96 SST sentences + both sides of 64 STS pairs = 224, in batches of 32
     assert {"sst_accuracy", "sts_pearson", "overall"} <= set(run.results["dev"])
     report = (tmp_path / "run" / "report.md").read_text()
     assert "ce+scl (lambda 0.5" in report and "## Per-class scores (sst, dev" in report
@@ -77,4 +101,9 @@ def test_ce_plus_scl_needs_a_cross_entropy_head(tmp_path, data_dir):
 
 def test_supcon_stage_in_a_multitask_run_needs_a_single_sentence_classification_task(tmp_path, data_dir):
     with pytest.raises(MinbertError, match="supcon needs a classification task on single sentences"):
-        train(load_config(sts_only(tmp_path, data_dir), ["--output_dir", str(tmp_path / "run"), "--contrastive.objective", "supcon"]))
+        train(
+            load_config(
+                sts_only(tmp_path, data_dir),
+                ["--output_dir", str(tmp_path / "run"), "--contrastive.objective", "supcon"],
+            )
+        )

@@ -17,7 +17,13 @@ from minbert.serving.app import Limits, create_app
 from tests.helpers import classifier
 
 LABELS = ["alarm_set", "weather_query", "play_music"]
-TEXTS = ["wake me up at seven", "will it rain tomorrow", "play some jazz", "set an alarm for noon", "is it sunny in paris"]
+TEXTS = [
+    "wake me up at seven",
+    "will it rain tomorrow",
+    "play some jazz",
+    "set an alarm for noon",
+    "is it sunny in paris",
+]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +82,7 @@ def test_predict_and_embed_answer_like_the_model(server, model_dir):
         ({"texts": [3, 4]}, 422, "texts.0: Input should be a valid string"),
         ({"texts": "one string"}, 422, "texts: Input should be a valid list"),
         ({"sentences": ["hi"]}, 422, "sentences: Extra inputs are not permitted"),
-        ({"texts": ["hi"], "task": "sts"}, 422, "texts\": [...]} only"),
+        ({"texts": ["hi"], "task": "sts"}, 422, 'texts": [...]} only'),
     ],
 )
 def test_bad_requests_get_clear_4xx(server, body, status, message):
@@ -101,6 +107,7 @@ def test_concurrent_requests_are_batched_and_none_is_lost(server, model_dir):
 
     async def burst() -> list[tuple[str, str]]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
             async def one(i: int) -> tuple[str, str]:
                 text = TEXTS[i % len(TEXTS)]
                 response = await client.post("/predict", json={"texts": [text]})

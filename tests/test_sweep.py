@@ -22,7 +22,14 @@ def sweep_config(tmp_path, data_dir):
         "output_dir": str(tmp_path / "sweep"),
         "data": {"train": str(tmp_path / "train.jsonl"), "dev": str(tmp_path / "dev.jsonl"), "format": "massive"},
         "model": {"max_length": 32},
-        "train": {"freeze": "encoder", "epochs": 4, "batch_size": 32, "progress": False, "seed": 3, "eval_before": False},
+        "train": {
+            "freeze": "encoder",
+            "epochs": 4,
+            "batch_size": 32,
+            "progress": False,
+            "seed": 3,
+            "eval_before": False,
+        },
         "sweep": {
             "trials": 3,
             "params": {
@@ -46,7 +53,9 @@ def test_sweep_runs_trials_stores_the_study_and_reports(sweep_config, tmp_path, 
     values = [float(t["dev_accuracy"]) for t in trials if t["state"] == "complete"]
     assert result.best_value == max(values)
     study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{out / 'sweep.db'}")
-    assert all(t.intermediate_values for t in study.trials)  # each trial reported its dev metric per epoch (for pruning)
+    assert all(
+        t.intermediate_values for t in study.trials
+    )  # each trial reported its dev metric per epoch (for pruning)
     best = study.best_trial.number
     kept = [p.parent.name for p in out.glob("trial_*/model")]
     assert kept == [f"trial_{best:03d}"]  # only the best trial keeps its model

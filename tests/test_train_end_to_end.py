@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 def massive_slices(data_dir: Path, train_rows: int, tmp: Path) -> dict[str, str]:
     """A seeded random train slice, and dev/test rows of the intents it covers, written to tmp
     (tests never copy data into the repo)."""
+
     def rows(split: str) -> list[str]:
         return (data_dir / "massive_en_us" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
 
@@ -41,7 +42,14 @@ def slice_config(tmp: Path, data_dir: Path, train_rows: int) -> Path:
     config = {
         "data": {**massive_slices(data_dir, train_rows, tmp), "format": "massive"},
         "model": {"max_length": 48},
-        "train": {"epochs": 2, "batch_size": 16, "lr": 1.5e-4, "head_lr": 2e-3, "warmup_ratio": 0.05, "progress": False},
+        "train": {
+            "epochs": 2,
+            "batch_size": 16,
+            "lr": 1.5e-4,
+            "head_lr": 2e-3,
+            "warmup_ratio": 0.05,
+            "progress": False,
+        },
     }
     path = tmp / "run.yaml"
     path.write_text(json.dumps(config))
@@ -58,9 +66,20 @@ def trained_run(tmp_path_factory, data_dir):
 
 
 def test_run_writes_everything_a_user_reads(trained_run):
-    for name in ("config.yaml", "metrics.jsonl", "results.json", "report.md", "train.log", "learning_curves.png",
-                 "lr_schedule.png", "confusion_test.png", "model/minbert.json", "model/heads.safetensors",
-                 "model/encoder/model.safetensors", "model/encoder/tokenizer.json"):
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "results.json",
+        "report.md",
+        "train.log",
+        "learning_curves.png",
+        "lr_schedule.png",
+        "confusion_test.png",
+        "model/minbert.json",
+        "model/heads.safetensors",
+        "model/encoder/model.safetensors",
+        "model/encoder/tokenizer.json",
+    ):
         assert (trained_run / name).is_file(), name
     report = (trained_run / "report.md").read_text()
     assert "## Results" in report and "| test |" in report and "Per-class scores" in report
@@ -79,7 +98,22 @@ def test_reload_gives_identical_predictions(trained_run, data_dir, tmp_path, cap
     recorded = json.loads((trained_run / "results.json").read_text())["results"]["test"]
     metrics_file = tmp_path / "metrics.json"
     test_file = trained_run.parent / "test.jsonl"
-    assert main(["-q", "eval", str(trained_run), "--data", str(test_file), "--format", "massive", "--out", str(metrics_file)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "eval",
+                str(trained_run),
+                "--data",
+                str(test_file),
+                "--format",
+                "massive",
+                "--out",
+                str(metrics_file),
+            ]
+        )
+        == 0
+    )
     reloaded = json.loads(metrics_file.read_text())
     assert reloaded["accuracy"] == recorded["accuracy"]
     assert reloaded["macro_f1"] == recorded["macro_f1"]
@@ -98,7 +132,10 @@ def test_reload_gives_identical_predictions(trained_run, data_dir, tmp_path, cap
 
 def test_predict_cli_prints_json_lines(trained_run, capsys):
     capsys.readouterr()
-    assert main(["-q", "predict", str(trained_run), "set an alarm for six am", "turn the volume down", "--top-k", "2"]) == 0
+    assert (
+        main(["-q", "predict", str(trained_run), "set an alarm for six am", "turn the volume down", "--top-k", "2"])
+        == 0
+    )
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["text"] for line in lines] == ["set an alarm for six am", "turn the volume down"]
     assert all(len(line["top"]) == 2 and 0 < line["probability"] <= 1 for line in lines)
@@ -106,9 +143,19 @@ def test_predict_cli_prints_json_lines(trained_run, capsys):
 
 
 def test_frozen_encoder_stays_bit_identical(tmp_path, data_dir):
-    config = minbert.load_config(slice_config(tmp_path, data_dir, train_rows=64), [
-        "--train.freeze", "encoder", "--train.epochs", "1", "--output_dir", str(tmp_path / "frozen"), "--train.eval_before", "false",
-    ])
+    config = minbert.load_config(
+        slice_config(tmp_path, data_dir, train_rows=64),
+        [
+            "--train.freeze",
+            "encoder",
+            "--train.epochs",
+            "1",
+            "--output_dir",
+            str(tmp_path / "frozen"),
+            "--train.eval_before",
+            "false",
+        ],
+    )
     run = minbert.train(config)
     original = minbert.Encoder.from_pretrained().state_dict()
     for name, value in run.model.encoder.state_dict().items():
@@ -121,9 +168,19 @@ def test_frozen_encoder_stays_bit_identical(tmp_path, data_dir):
 
 def test_same_seed_same_loss_curve(tmp_path, data_dir):
     def losses(name: str, seed: int) -> list[float]:
-        config = minbert.load_config(slice_config(tmp_path, data_dir, train_rows=96), [
-            "--train.epochs", "1", "--train.seed", str(seed), "--output_dir", str(tmp_path / name), "--train.eval_before", "false",
-        ])
+        config = minbert.load_config(
+            slice_config(tmp_path, data_dir, train_rows=96),
+            [
+                "--train.epochs",
+                "1",
+                "--train.seed",
+                str(seed),
+                "--output_dir",
+                str(tmp_path / name),
+                "--train.eval_before",
+                "false",
+            ],
+        )
         config.data.dev = config.data.test = None
         minbert.train(config)
         return [r["loss"] for r in read_metrics(tmp_path / name / "metrics.jsonl") if r["event"] == "train"]
@@ -154,11 +211,25 @@ def test_info_runs_on_default_checkpoint(capsys):
 
 def test_cached_frozen_features_train_like_the_full_model(tmp_path, data_dir):
     """A frozen probe on cached sentence vectors follows the same loss curve as re-encoding every batch."""
+
     def losses(name: str, cache: bool) -> list[float]:
-        config = minbert.load_config(slice_config(tmp_path, data_dir, train_rows=64), [
-            "--train.freeze", "encoder", "--train.epochs", "2", "--train.bucket", "false", "--train.lr", "1e-3",
-            "--train.cache_features", str(cache).lower(), "--output_dir", str(tmp_path / name),
-        ])
+        config = minbert.load_config(
+            slice_config(tmp_path, data_dir, train_rows=64),
+            [
+                "--train.freeze",
+                "encoder",
+                "--train.epochs",
+                "2",
+                "--train.bucket",
+                "false",
+                "--train.lr",
+                "1e-3",
+                "--train.cache_features",
+                str(cache).lower(),
+                "--output_dir",
+                str(tmp_path / name),
+            ],
+        )
         minbert.train(config)
         return [r["loss"] for r in read_metrics(tmp_path / name / "metrics.jsonl") if r["event"] in ("train", "dev")]
 
@@ -168,9 +239,19 @@ def test_cached_frozen_features_train_like_the_full_model(tmp_path, data_dir):
 
 
 def test_tensorboard_logging(tmp_path, data_dir):
-    config = minbert.load_config(slice_config(tmp_path, data_dir, train_rows=32), [
-        "--train.epochs", "1", "--train.tensorboard", "true", "--output_dir", str(tmp_path / "tb"), "--train.eval_before", "false",
-    ])
+    config = minbert.load_config(
+        slice_config(tmp_path, data_dir, train_rows=32),
+        [
+            "--train.epochs",
+            "1",
+            "--train.tensorboard",
+            "true",
+            "--output_dir",
+            str(tmp_path / "tb"),
+            "--train.eval_before",
+            "false",
+        ],
+    )
     config.data.test = None
     minbert.train(config)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -183,7 +264,9 @@ def test_tensorboard_logging(tmp_path, data_dir):
 
 def test_training_on_pairs_is_refused_not_silently_half_read(tmp_path, capsys):
     pairs = tmp_path / "sts.csv"
-    pairs.write_text("\tid\tsentence1\tsentence2\tsimilarity\n0\ta\tA man plays.\tA man is playing.\t4.6\n1\tb\tA cat.\tA dog runs.\t0.4\n")
+    pairs.write_text(
+        "\tid\tsentence1\tsentence2\tsimilarity\n0\ta\tA man plays.\tA man is playing.\t4.6\n1\tb\tA cat.\tA dog runs.\t0.4\n"
+    )
     config = tmp_path / "run.yaml"
     config.write_text(f"data:\n  train: {pairs}\n  format: sts\n")
     assert main(["train", str(config), "--output_dir", str(tmp_path / "out")]) == 2

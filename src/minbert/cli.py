@@ -43,7 +43,9 @@ examples:
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True, labels: bool = True) -> None:
     """--data FILE, --format and the column mapping, shared by the commands that read a file."""
     parser.add_argument("--data", type=Path, required=required, help="data file" + (" (labelled)" if labels else ""))
-    parser.add_argument("--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl; see `minbert formats`)")
+    parser.add_argument(
+        "--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl; see `minbert formats`)"
+    )
     parser.add_argument("--text-column", help="text field/column (default: the format's own)")
     if labels:
         parser.add_argument("--label-column", help="label field/column (default: the format's own)")
@@ -69,9 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_argument(train, "YAML or JSON run config (see configs/)")
-    train.add_argument("--resume", action="store_true", help="continue a killed run from output_dir/checkpoint/ (= --train.resume true)")
     train.add_argument(
-        "--nproc", type=int, default=1,
+        "--resume",
+        action="store_true",
+        help="continue a killed run from output_dir/checkpoint/ (= --train.resume true)",
+    )
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
         help="train with N data-parallel processes (torch.distributed, gloo on CPU / nccl on GPU); same as torchrun --nproc_per_node N -m minbert train",
     )
     train.set_defaults(handler=cmd_train)
@@ -115,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
     predict.add_argument("texts", nargs="*", help="texts to label (default: read lines from stdin)")
-    predict.add_argument("--top-k", type=int, default=3, help="how many (label, probability) pairs to list (default: 3)")
+    predict.add_argument(
+        "--top-k", type=int, default=3, help="how many (label, probability) pairs to list (default: 3)"
+    )
     predict.add_argument("--batch-size", type=int, default=128)
     predict.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
     predict.add_argument("--task", help="multitask models: which task's head to use (default: the only one)")
@@ -133,7 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--out", type=Path, required=True, help="where to write the .npy array")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--no-normalize", action="store_true", help="keep raw vectors instead of L2-normalising")
-    embed.add_argument("--backend", default="torch", choices=TORCH_BACKENDS, help="torch (default) or torch-compiled (see predict --help)")
+    embed.add_argument(
+        "--backend",
+        default="torch",
+        choices=TORCH_BACKENDS,
+        help="torch (default) or torch-compiled (see predict --help)",
+    )
     embed.set_defaults(handler=cmd_embed)
 
     plot = commands.add_parser(
@@ -146,12 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(plot)
     plot.add_argument("--classes", type=int, default=10, help="plot the first K classes (default: 10)")
     plot.add_argument("--method", default="tsne", choices=("tsne", "pca", "umap"), help="projection (default: tsne)")
-    plot.add_argument("--max-points", type=int, default=2000, help="subsample to at most this many points (default: 2000)")
+    plot.add_argument(
+        "--max-points", type=int, default=2000, help="subsample to at most this many points (default: 2000)"
+    )
     plot.add_argument("--seed", type=int, default=0)
     plot.add_argument("--out", type=Path, required=True, help="PNG to write (scores go beside it as .json)")
     plot.set_defaults(handler=cmd_plot_embeddings)
 
-    info = commands.add_parser("info", help="describe a checkpoint and run it on one sentence", description="Load a Hugging Face-format BERT checkpoint (default: all-MiniLM-L6-v2), print its architecture, and encode a sentence.")
+    info = commands.add_parser(
+        "info",
+        help="describe a checkpoint and run it on one sentence",
+        description="Load a Hugging Face-format BERT checkpoint (default: all-MiniLM-L6-v2), print its architecture, and encode a sentence.",
+    )
     info.add_argument("checkpoint", nargs="?", default=None, help="checkpoint directory (default: all-MiniLM-L6-v2)")
     info.add_argument("--text", default="minbert turns BERT into sentence models.", help="sentence to encode")
     info.set_defaults(handler=cmd_info)
@@ -170,17 +191,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve a saved model over HTTP (predict, embed, health, info)",
-        description="Serve a saved model with FastAPI + uvicorn: POST /predict {\"texts\": [...]}, POST /embed, GET /health, "
+        description='Serve a saved model with FastAPI + uvicorn: POST /predict {"texts": [...]}, POST /embed, GET /health, '
         "GET /info, OpenAPI docs at /docs. Concurrent requests are micro-batched into one model call. Needs minbert[serve].",
     )
     serve.add_argument("model_dir", help="a saved model / run dir (or a plain checkpoint: /embed only)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP + "; the ONNX exports serve /predict")
+    serve.add_argument(
+        "--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP + "; the ONNX exports serve /predict"
+    )
     serve.add_argument("--max-texts", type=int, default=256, help="texts per request (default: 256)")
     serve.add_argument("--max-chars", type=int, default=10_000, help="characters per text (default: 10000)")
-    serve.add_argument("--max-batch", type=int, default=64, help="texts per model call when batching requests (default: 64)")
-    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with (default: 5)")
+    serve.add_argument(
+        "--max-batch", type=int, default=64, help="texts per model call when batching requests (default: 64)"
+    )
+    serve.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with (default: 5)"
+    )
     serve.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     serve.set_defaults(handler=cmd_serve)
 
@@ -199,7 +226,9 @@ def config_path(args: argparse.Namespace) -> Path:
     if args.config and args.config_option:
         raise MinbertError(f"two run configs given ({args.config} and --config {args.config_option}); give one")
     if not (args.config or args.config_option):
-        raise MinbertError(f"no run config given: minbert {args.command} CONFIG [--section.field value ...] (see configs/)")
+        raise MinbertError(
+            f"no run config given: minbert {args.command} CONFIG [--section.field value ...] (see configs/)"
+        )
     return args.config or args.config_option
 
 
@@ -239,8 +268,14 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.scoring import evaluate
 
     metrics = evaluate(
-        args.model_dir, args.data, args.format, text_column=args.text_column, label_column=args.label_column,
-        batch_size=args.batch_size, backend=args.backend, task=args.task,
+        args.model_dir,
+        args.data,
+        args.format,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        batch_size=args.batch_size,
+        backend=args.backend,
+        task=args.task,
     )
     text = json.dumps(metrics, indent=2)
     if args.out:
@@ -265,10 +300,14 @@ def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
         for i, line in enumerate(lines, 1):
             first, tab, second = line.partition("\t")
             if not tab:
-                raise MinbertError(f"input {i}: task {task!r} reads sentence pairs; give 'sentence one<TAB>sentence two'")
+                raise MinbertError(
+                    f"input {i}: task {task!r} reads sentence pairs; give 'sentence one<TAB>sentence two'"
+                )
             inputs.append((first, second))
     for item, prediction in zip(inputs, model.predict(inputs, task=task, batch_size=args.batch_size), strict=True):
-        print_prediction({"text": item[0], "text_pair": item[1]} if spec.pair else {"text": item}, prediction, args.top_k)
+        print_prediction(
+            {"text": item[0], "text_pair": item[1]} if spec.pair else {"text": item}, prediction, args.top_k
+        )
     return 0
 
 
@@ -278,7 +317,16 @@ def print_prediction(shown: dict[str, Any], prediction: Any, top_k: int) -> None
         print(json.dumps({**shown, "score": round(prediction, 6)}))
         return
     top = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[:top_k]
-    print(json.dumps({**shown, "label": prediction.label, "probability": round(prediction.probability, 6), "top": [[k, round(v, 6)] for k, v in top]}))
+    print(
+        json.dumps(
+            {
+                **shown,
+                "label": prediction.label,
+                "probability": round(prediction.probability, 6),
+                "top": [[k, round(v, 6)] for k, v in top],
+            }
+        )
+    )
 
 
 def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
@@ -289,7 +337,9 @@ def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
     if bool(args.texts) == bool(args.data):
         raise MinbertError("give either texts or --data FILE to embed")
-    texts = args.texts or [e.text for e in read_examples(args.data, args.format, text_column=args.text_column, require_labels=False)]
+    texts = args.texts or [
+        e.text for e in read_examples(args.data, args.format, text_column=args.text_column, require_labels=False)
+    ]
     model = load_backend(args.model_dir, args.backend)
     vectors = model.encode(texts, batch_size=args.batch_size, normalize=False if args.no_normalize else None)  # type: ignore[union-attr]
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -308,16 +358,26 @@ def cmd_plot_embeddings(args: argparse.Namespace, overrides: Sequence[str]) -> i
         resolve_checkpoint(name)
     examples = read_examples(args.data, args.format, text_column=args.text_column, label_column=args.label_column)
     panels = compare_models(
-        args.models, lambda name, texts: load(name).encode(texts), [e.text for e in examples], [str(e.label) for e in examples],
-        classes=args.classes, max_points=args.max_points, method=args.method, seed=args.seed,
+        args.models,
+        lambda name, texts: load(name).encode(texts),
+        [e.text for e in examples],
+        [str(e.label) for e in examples],
+        classes=args.classes,
+        max_points=args.max_points,
+        method=args.method,
+        seed=args.seed,
     )
     for panel in panels:
         scores = panel.scores
-        print(f"{panel.title}: silhouette {scores['silhouette']:.4f}, 5-NN accuracy {scores['knn_accuracy']:.4f} "
-              f"({len(panel.labels)} sentences, {len(set(panel.labels))} classes)")
+        print(
+            f"{panel.title}: silhouette {scores['silhouette']:.4f}, 5-NN accuracy {scores['knn_accuracy']:.4f} "
+            f"({len(panel.labels)} sentences, {len(set(panel.labels))} classes)"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot_panels(panels, args.out, args.method)
-    args.out.with_suffix(".json").write_text(json.dumps({p.title: p.scores for p in panels}, indent=2) + "\n", encoding="utf-8")
+    args.out.with_suffix(".json").write_text(
+        json.dumps({p.title: p.scores for p in panels}, indent=2) + "\n", encoding="utf-8"
+    )
     print(f"wrote {args.out}")
     return 0
 
@@ -334,13 +394,19 @@ def cmd_info(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     tokenizer = Tokenizer.from_pretrained(directory)
     c = encoder.config
     print(f"checkpoint  {directory}")
-    print(f"encoder     BERT, {c.num_hidden_layers} layers, hidden {c.hidden_size}, {c.num_attention_heads} heads, intermediate {c.intermediate_size}, {c.hidden_act}")
+    print(
+        f"encoder     BERT, {c.num_hidden_layers} layers, hidden {c.hidden_size}, {c.num_attention_heads} heads, intermediate {c.intermediate_size}, {c.hidden_act}"
+    )
     print(f"parameters  {count_parameters(encoder):,}")
-    print(f"tokenizer   vocab {tokenizer.vocab_size:,}, lower-case {tokenizer.do_lower_case}, max_length {tokenizer.max_length}")
+    print(
+        f"tokenizer   vocab {tokenizer.vocab_size:,}, lower-case {tokenizer.do_lower_case}, max_length {tokenizer.max_length}"
+    )
     batch = tokenizer([args.text])
     with torch.no_grad():
         out = encoder(**batch.as_kwargs())
-    print(f"encoded     {args.text!r}: {batch.input_ids.shape[1]} tokens -> last_hidden_state {tuple(out.last_hidden_state.shape)}, pooler_output {tuple(out.pooler_output.shape)}")
+    print(
+        f"encoded     {args.text!r}: {batch.input_ids.shape[1]} tokens -> last_hidden_state {tuple(out.last_hidden_state.shape)}, pooler_output {tuple(out.pooler_output.shape)}"
+    )
     return 0
 
 
@@ -352,10 +418,19 @@ def cmd_export(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     for backend, file in files.items():
         print(f"{backend:<10} {file} ({file.stat().st_size / 1e6:.1f} MB)")
     if args.data:
-        scores = compare_backends(args.model_dir, args.data, list(files), args.format, text_column=args.text_column, label_column=args.label_column)
+        scores = compare_backends(
+            args.model_dir,
+            args.data,
+            list(files),
+            args.format,
+            text_column=args.text_column,
+            label_column=args.label_column,
+        )
         for backend, metrics in scores.items():
             headline = "accuracy" if "accuracy" in metrics else "pearson"
-            print(f"{backend:<10} {headline} {metrics[headline]:.4f} ({metrics['change_vs_torch']:+.2f} points vs torch) on {args.data}")
+            print(
+                f"{backend:<10} {headline} {metrics[headline]:.4f} ({metrics['change_vs_torch']:+.2f} points vs torch) on {args.data}"
+            )
     return 0
 
 
@@ -363,11 +438,15 @@ def cmd_serve(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     try:
         from minbert.serving.app import Limits, serve
     except ImportError as e:
-        raise MinbertError(f"minbert serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'minbert[serve]'") from None
+        raise MinbertError(
+            f"minbert serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'minbert[serve]'"
+        ) from None
     from minbert.runtime import set_threads
 
     set_threads(args.threads)
-    limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    limits = Limits(
+        max_texts=args.max_texts, max_chars=args.max_chars, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms
+    )
     serve(args.model_dir, args.host, args.port, args.backend, limits)
     return 0
 

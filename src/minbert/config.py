@@ -31,7 +31,11 @@ class Section(BaseModel):
     def changed(self) -> set[str]:
         """The fields whose value differs from the default: what the config really asks for (a saved
         config.yaml writes every field, so "was written" would not tell)."""
-        return {name for name, info in type(self).model_fields.items() if getattr(self, name) != info.get_default(call_default_factory=True)}
+        return {
+            name
+            for name, info in type(self).model_fields.items()
+            if getattr(self, name) != info.get_default(call_default_factory=True)
+        }
 
 
 class ExcludeSource(Section):
@@ -47,7 +51,8 @@ class DataConfig(Section):
     dev: Path | None = Field(None, description="validation file (model selection, early stopping)")
     test: Path | None = Field(None, description="test file (reported once, after training)")
     format: str = Field(
-        "jsonl", description="jsonl | csv | tsv | massive | pipe | cs224n | glue | uci | quora | sts | stsb | text (see minbert formats)"
+        "jsonl",
+        description="jsonl | csv | tsv | massive | pipe | cs224n | glue | uci | quora | sts | stsb | text (see minbert formats)",
     )
     text_column: str | None = Field(None, description="text field/column (default: the format's own)")
     label_column: str | None = Field(None, description="label field/column (default: the format's own)")
@@ -62,25 +67,32 @@ class DataConfig(Section):
         description="drop training rows whose text occurs in these files ([{path, format}], compared on letters and digits); logged",
     )
     split: list[float] | None = Field(
-        None, description="no dev/test files: split train (stratified, seeded by sample_seed) into train/dev/test fractions, e.g. [0.8, 0.1, 0.1]"
+        None,
+        description="no dev/test files: split train (stratified, seeded by sample_seed) into train/dev/test fractions, e.g. [0.8, 0.1, 0.1]",
     )
 
     @field_validator("split")
     @classmethod
     def _check_split(cls, value: list[float] | None) -> list[float] | None:
         if value is not None and (len(value) not in (2, 3) or any(v < 0 for v in value) or abs(sum(value) - 1) > 1e-6):
-            raise ValueError("must be 2 or 3 non-negative fractions summing to 1 (train, dev[, test]), e.g. [0.8, 0.1, 0.1]")
+            raise ValueError(
+                "must be 2 or 3 non-negative fractions summing to 1 (train, dev[, test]), e.g. [0.8, 0.1, 0.1]"
+            )
         return value
 
 
 class ModelConfig(Section):
     checkpoint: str = Field("all-MiniLM-L6-v2", description="HF-format checkpoint directory or 'all-MiniLM-L6-v2'")
-    pooling: Literal["cls", "mean", "pooler"] = Field("cls", description="sentence vector: [CLS], mean of tokens, or pooler")
+    pooling: Literal["cls", "mean", "pooler"] = Field(
+        "cls", description="sentence vector: [CLS], mean of tokens, or pooler"
+    )
     hidden_size: int = Field(512, ge=0, description="units of the head's hidden layer (0 = linear head)")
     activation: Literal["relu", "gelu", "tanh"] = Field("relu", description="activation of the head's hidden layer")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before each head layer")
     max_length: int = Field(128, ge=8, le=512, description="tokens per text after truncation")
-    encoder_dropout: float | None = Field(None, ge=0.0, lt=1.0, description="the encoder's dropout (default: the checkpoint's, 0.1 for BERT)")
+    encoder_dropout: float | None = Field(
+        None, ge=0.0, lt=1.0, description="the encoder's dropout (default: the checkpoint's, 0.1 for BERT)"
+    )
 
 
 class TrainConfig(Section):
@@ -94,7 +106,9 @@ class TrainConfig(Section):
     schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="decay after warm-up")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping (null = off)")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
-    freeze: str = Field("none", description="none | encoder | embeddings | bottom:K | heads | all (heads/all: multitask)")
+    freeze: str = Field(
+        "none", description="none | encoder | embeddings | bottom:K | heads | all (heads/all: multitask)"
+    )
     reinit_top: int = Field(0, ge=0, description="re-initialise the top K encoder layers before training")
     eval_every: int = Field(0, ge=0, description="evaluate every N optimizer steps (0 = once per epoch)")
     objective: Literal["ce", "ce+scl"] = Field("ce", description="cross-entropy, or (1-l)*CE + l*SCL (Gunel et al.)")
@@ -106,7 +120,10 @@ class TrainConfig(Section):
     patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
     seed: int = Field(42, description="seeds data order, dropout and initialisation")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    bf16: bool = Field(False, description="bf16 autocast (faster only on CPUs with avx512_bf16 / AMX, and GPUs; emulated and slower elsewhere)")
+    bf16: bool = Field(
+        False,
+        description="bf16 autocast (faster only on CPUs with avx512_bf16 / AMX, and GPUs; emulated and slower elsewhere)",
+    )
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
     bucket: bool = Field(True, description="length-bucketed batches (less padding, same examples)")
     cache_features: bool = Field(True, description="frozen encoder: encode once, train the head on cached vectors")
@@ -115,11 +132,15 @@ class TrainConfig(Section):
     tensorboard: bool = Field(False, description="also log to TensorBoard (needs the tensorboard package)")
     progress: bool = Field(True, description="show progress bars")
     resume: bool = Field(False, description="continue from output_dir/checkpoint/ (a killed run), if there is one")
-    checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps (0 = at the end of each epoch)")
+    checkpoint_every: int = Field(
+        0, ge=0, description="save a resumable checkpoint every N steps (0 = at the end of each epoch)"
+    )
     checkpoint_interval_s: float = Field(
         60.0, ge=0, description="epoch-end checkpoints at most this often, in seconds (0 = every epoch)"
     )
-    keep_checkpoint: bool = Field(False, description="keep output_dir/checkpoint/ after a finished run (default: delete it)")
+    keep_checkpoint: bool = Field(
+        False, description="keep output_dir/checkpoint/ after a finished run (default: delete it)"
+    )
 
     @field_validator("freeze")
     @classmethod
@@ -134,11 +155,15 @@ class TrainConfig(Section):
 class ContrastiveConfig(Section):
     """An optional first stage: contrastive training of the encoder before the classifier stage."""
 
-    objective: Literal["none", "simcse", "supcon"] = Field("none", description="none | simcse (dropout views) | supcon (labels)")
+    objective: Literal["none", "simcse", "supcon"] = Field(
+        "none", description="none | simcse (dropout views) | supcon (labels)"
+    )
     temperature: float = Field(0.05, gt=0.0, description="softmax temperature tau")
     projection_size: int = Field(0, ge=0, description="projection head size for the loss (0 = none)")
     views: int = Field(
-        1, ge=1, le=2,
+        1,
+        ge=1,
+        le=2,
         description="supcon only: views per sentence; 1 = encode once (seed 000), 2 = two dropout views, so every anchor has its twin as a positive (Khosla et al.)",
     )
     epochs: int = Field(1, ge=1, description="contrastive epochs")
@@ -151,27 +176,36 @@ class ContrastiveConfig(Section):
     def _views_need_supcon(self) -> ContrastiveConfig:
         """SimCSE always uses two views; refuse a setting that would silently do nothing."""
         if self.views != 1 and self.objective != "supcon":
-            raise ValueError(f"views applies to objective supcon only (objective is {self.objective}; simcse always uses two views)")
+            raise ValueError(
+                f"views applies to objective supcon only (objective is {self.objective}; simcse always uses two views)"
+            )
         return self
 
 
 class HeadConfig(Section):
     """One task head of a multitask model: what it reads and what it predicts."""
 
-    kind: Literal["classification", "regression"] = Field("classification", description="classes, or a number (similarity, intensity)")
-    input: Literal["single", "cross", "bi"] = Field(
-        "single", description="one sentence; a pair as one sequence ([CLS] a [SEP] b [SEP]); or a pair encoded separately"
+    kind: Literal["classification", "regression"] = Field(
+        "classification", description="classes, or a number (similarity, intensity)"
     )
-    features: Literal["concat", "cosine"] = Field("concat", description="bi-encoder: (u, v, |u-v|, u*v) -> MLP, or cosine(u, v)")
+    input: Literal["single", "cross", "bi"] = Field(
+        "single",
+        description="one sentence; a pair as one sequence ([CLS] a [SEP] b [SEP]); or a pair encoded separately",
+    )
+    features: Literal["concat", "cosine"] = Field(
+        "concat", description="bi-encoder: (u, v, |u-v|, u*v) -> MLP, or cosine(u, v)"
+    )
     loss: Literal["ce", "bce", "mse", "cosent"] = Field(
-        "ce", description="ce | bce (2 classes, or regression targets in [0, 1]: sigmoid + BCE) | mse | cosent (regression)"
+        "ce",
+        description="ce | bce (2 classes, or regression targets in [0, 1]: sigmoid + BCE) | mse | cosent (regression)",
     )
     hidden_size: int = Field(0, ge=0, description="units of the head's hidden layer (0 = linear head)")
     activation: Literal["relu", "gelu", "tanh"] = Field("relu", description="activation of the head's hidden layer")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before each head layer")
     target_range: list[float] | None = Field(
-        None, description="regression: [min, max] of the gold scores, scaled to [0, 1] for the loss (default: the format's, "
-        "[0, 5] for sts / stsb, else [0, 1])"
+        None,
+        description="regression: [min, max] of the gold scores, scaled to [0, 1] for the loss (default: the format's, "
+        "[0, 5] for sts / stsb, else [0, 1])",
     )
 
     @model_validator(mode="after")
@@ -213,10 +247,13 @@ class TaskConfig(Section):
 
 class MultitaskConfig(Section):
     sampling: Literal["round_robin", "proportional", "annealed"] = Field(
-        "proportional", description="which task each step trains: in turn, by dataset size, or annealed from size to uniform"
+        "proportional",
+        description="which task each step trains: in turn, by dataset size, or annealed from size to uniform",
     )
     steps_per_epoch: int | None = Field(None, ge=1, description="steps per epoch (default: all tasks' batches once)")
-    projection_size: int = Field(0, ge=0, description="shared linear layer on the sentence vector before every head (0 = none)")
+    projection_size: int = Field(
+        0, ge=0, description="shared linear layer on the sentence vector before every head (0 = none)"
+    )
     normalize: bool = Field(False, description="L2-normalise the (projected) sentence vector (seed 004)")
 
 
@@ -242,25 +279,38 @@ class SweepConfig(Section):
     """`minbert sweep`: Optuna trials over `params`, each a full run scored on its best dev metric."""
 
     trials: int = Field(10, ge=1, description="trials to run (more can be added later: the study is stored)")
-    params: dict[str, ParamSpec] = Field(default_factory=dict, description="dotted config field -> search space, e.g. train.lr")
-    direction: Literal["maximize", "minimize"] = Field("maximize", description="maximize the dev metric (minimize for loss)")
-    storage: str | None = Field(None, description="Optuna storage URL (default: sqlite:///OUTPUT_DIR/sweep.db; PostgreSQL for many machines)")
+    params: dict[str, ParamSpec] = Field(
+        default_factory=dict, description="dotted config field -> search space, e.g. train.lr"
+    )
+    direction: Literal["maximize", "minimize"] = Field(
+        "maximize", description="maximize the dev metric (minimize for loss)"
+    )
+    storage: str | None = Field(
+        None, description="Optuna storage URL (default: sqlite:///OUTPUT_DIR/sweep.db; PostgreSQL for many machines)"
+    )
     study_name: str | None = Field(None, description="study name (default: the output_dir's name)")
-    sampler: Literal["tpe", "random"] = Field("tpe", description="TPE (Bayesian) or random search, seeded by train.seed")
-    pruner: Literal["median", "none"] = Field("median", description="stop trials whose dev metric is below the median of earlier trials")
+    sampler: Literal["tpe", "random"] = Field(
+        "tpe", description="TPE (Bayesian) or random search, seeded by train.seed"
+    )
+    pruner: Literal["median", "none"] = Field(
+        "median", description="stop trials whose dev metric is below the median of earlier trials"
+    )
     keep_models: bool = Field(False, description="keep every trial's model/ (default: only the best trial's)")
 
 
 class RunConfig(Section):
     task: Literal["classification", "multitask"] = Field(
-        "classification", description="classification (data/model sections), or multitask (the tasks list; also one pair task)"
+        "classification",
+        description="classification (data/model sections), or multitask (the tasks list; also one pair task)",
     )
     output_dir: Path = Field(Path("runs/latest"), description="where the run writes its model, metrics and report")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
-    tasks: list[TaskConfig] = Field(default_factory=list, description="multitask: the tasks (override with --tasks.NAME.field)")
+    tasks: list[TaskConfig] = Field(
+        default_factory=list, description="multitask: the tasks (override with --tasks.NAME.field)"
+    )
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
 
@@ -279,16 +329,22 @@ class RunConfig(Section):
             raise ValueError("a tasks: list is read by task: multitask; set task: multitask (or remove tasks:)")
         if self.task == "multitask":
             if self.data.changed():
-                raise ValueError("data: is the single-task run's data; a multitask run reads each task's own (tasks.NAME.data)")
+                raise ValueError(
+                    "data: is the single-task run's data; a multitask run reads each task's own (tasks.NAME.data)"
+                )
             head_fields = sorted({"hidden_size", "activation", "dropout"} & self.model.changed())
             if head_fields:
                 raise ValueError(
                     f"model.{head_fields[0]} sets the single-task head; a multitask run sets each head's own (tasks.NAME.head.{head_fields[0]})"
                 )
         elif self.multitask.changed():
-            raise ValueError("multitask: is read by task: multitask; a single-task run has one head and no shared projection")
+            raise ValueError(
+                "multitask: is read by task: multitask; a single-task run has one head and no shared projection"
+            )
         elif self.model.hidden_size == 0 and "activation" in self.model.changed():
-            raise ValueError("model.activation is read by the head's hidden layer, and model.hidden_size is 0 (a linear head)")
+            raise ValueError(
+                "model.activation is read by the head's hidden layer, and model.hidden_size is 0 (a linear head)"
+            )
         stage = self.contrastive
         if stage.objective == "none" and stage.changed():
             raise ValueError(
@@ -297,14 +353,20 @@ class RunConfig(Section):
             )
         scl_fields = sorted({"scl_lambda", "scl_temperature"} & self.train.changed())
         if self.train.objective != "ce+scl" and scl_fields:
-            raise ValueError(f"train.{scl_fields[0]} is read by train.objective ce+scl (the objective is {self.train.objective})")
+            raise ValueError(
+                f"train.{scl_fields[0]} is read by train.objective ce+scl (the objective is {self.train.objective})"
+            )
         return self
 
     def task_list(self) -> list[TaskConfig]:
         """The run's tasks: the multitask list, or the single-task config as a one-entry list."""
         if self.task == "multitask":
             return list(self.tasks)
-        hidden = {"hidden_size": self.model.hidden_size, "activation": self.model.activation} if self.model.hidden_size else {"hidden_size": 0}
+        hidden = (
+            {"hidden_size": self.model.hidden_size, "activation": self.model.activation}
+            if self.model.hidden_size
+            else {"hidden_size": 0}
+        )
         head = HeadConfig(kind="classification", input="single", loss="ce", dropout=self.model.dropout, **hidden)
         return [TaskConfig(name=SINGLE_TASK, data=self.data, head=head)]
 
@@ -391,7 +453,9 @@ def _merge_tasks(tasks: Any, overrides: dict[str, Any]) -> list[Any]:
     names = [t.get("name") if isinstance(t, dict) else None for t in tasks]
     for name, override in overrides.items():
         if name not in names:
-            raise MinbertError(f"--tasks.{name}.*: no task named {name!r} in the config (tasks: {', '.join(map(str, names)) or 'none'})")
+            raise MinbertError(
+                f"--tasks.{name}.*: no task named {name!r} in the config (tasks: {', '.join(map(str, names)) or 'none'})"
+            )
         index = names.index(name)
         tasks[index] = merge(tasks[index], override)
     return tasks
@@ -434,7 +498,13 @@ def _field_name(loc: tuple, raw: dict[str, Any]) -> str:
     """('tasks', 1, 'head', 'kind') -> 'tasks.sts.head.kind': tasks by name, as --tasks.NAME.field overrides spell them."""
     parts = [str(p) for p in loc]
     tasks = raw.get("tasks")
-    if len(loc) > 1 and loc[0] == "tasks" and isinstance(loc[1], int) and isinstance(tasks, list) and loc[1] < len(tasks):
+    if (
+        len(loc) > 1
+        and loc[0] == "tasks"
+        and isinstance(loc[1], int)
+        and isinstance(tasks, list)
+        and loc[1] < len(tasks)
+    ):
         task = tasks[loc[1]]
         if isinstance(task, dict) and isinstance(task.get("name"), str):
             parts[1] = task["name"]
@@ -461,5 +531,7 @@ def describe_fields() -> str:
         value = task_defaults
         for part in dotted.split("."):
             value = value[part]
-        lines.append(f"    {dotted:<24} {info.description or ''}" + ("" if dotted == "name" else f" [default: {value}]"))
+        lines.append(
+            f"    {dotted:<24} {info.description or ''}" + ("" if dotted == "name" else f" [default: {value}]")
+        )
     return "\n".join(lines)

@@ -67,8 +67,15 @@ def head_spec(task: TaskConfig, train: list[Example]) -> HeadSpec:
     head = task.head
     labels = LabelVocab.from_examples(train).labels if head.kind == "classification" else []
     return HeadSpec(
-        name=task.name, kind=head.kind, input=head.input, features=head.features, loss=head.loss, labels=labels,
-        hidden_size=head.hidden_size, activation=head.activation, dropout=head.dropout,
+        name=task.name,
+        kind=head.kind,
+        input=head.input,
+        features=head.features,
+        loss=head.loss,
+        labels=labels,
+        hidden_size=head.hidden_size,
+        activation=head.activation,
+        dropout=head.dropout,
         target_range=list(head.target_range) if head.target_range else [0.0, 1.0],
     )
 
@@ -81,7 +88,12 @@ def read_tasks(config: RunConfig, seed: int) -> tuple[list[TaskConfig], dict[str
     for task in config.task_list():
         read = read_task(task, seed, optional=multitask)
         if isinstance(read, str):
-            log.warning("task %s: %s; it is left out of this run (fix tasks.%s.data.train, or remove the task)", task.name, read, task.name)
+            log.warning(
+                "task %s: %s; it is left out of this run (fix tasks.%s.data.train, or remove the task)",
+                task.name,
+                read,
+                task.name,
+            )
             skipped[task.name] = read
             continue
         data[task.name] = read
@@ -91,41 +103,88 @@ def read_tasks(config: RunConfig, seed: int) -> tuple[list[TaskConfig], dict[str
     return [t for t in config.task_list() if t.name in data], data, skipped
 
 
-def contrastive_examples(specs: list[HeadSpec], data: dict[str, TaskData], objective: str) -> tuple[list[Example], LabelVocab | None]:
+def contrastive_examples(
+    specs: list[HeadSpec], data: dict[str, TaskData], objective: str
+) -> tuple[list[Example], LabelVocab | None]:
     """What the contrastive stage trains on: every sentence (SimCSE), or the labelled single sentences
     of the classification tasks, labels kept apart per task when there are several (SupCon)."""
     if objective == "simcse":
         sentences = [
             Example(text, None, e.source, e.line)
-            for spec in specs for e in data[spec.name].train for text in (e.text, e.text_pair) if text is not None
+            for spec in specs
+            for e in data[spec.name].train
+            for text in (e.text, e.text_pair)
+            if text is not None
         ]
         return sentences, None
     labelled = [s for s in specs if s.kind == "classification" and s.input == "single"]
     if not labelled:
-        raise MinbertError("contrastive.objective supcon needs a classification task on single sentences (its labels make the positives); use simcse")
+        raise MinbertError(
+            "contrastive.objective supcon needs a classification task on single sentences (its labels make the positives); use simcse"
+        )
     several = len(labelled) > 1
     examples = [
         Example(e.text, f"{spec.name}:{e.label}" if several else e.label, e.source, e.line)
-        for spec in labelled for e in data[spec.name].train
+        for spec in labelled
+        for e in data[spec.name].train
     ]
     return examples, LabelVocab.from_examples(examples)
 
 
-def contrastive_stage(model: Model, specs: list[HeadSpec], data: dict[str, TaskData], config: RunConfig, metrics_log: MetricsLog, device: torch.device) -> None:
+def contrastive_stage(
+    model: Model,
+    specs: list[HeadSpec],
+    data: dict[str, TaskData],
+    config: RunConfig,
+    metrics_log: MetricsLog,
+    device: torch.device,
+) -> None:
     """Stage one of the two-stage protocol: contrastive training of the encoder (the projection is discarded)."""
     stage = config.contrastive
     examples, labels = contrastive_examples(specs, data, stage.objective)
     stage_model = ContrastiveModel(model.encoder, model.pooling, stage.projection_size)
     task = ContrastiveTask(
-        model.tokenizer, labels, examples, objective=stage.objective, temperature=stage.temperature, batch_size=stage.batch_size,
-        views=stage.views, seed=config.train.seed, bucket=config.train.bucket,
+        model.tokenizer,
+        labels,
+        examples,
+        objective=stage.objective,
+        temperature=stage.temperature,
+        batch_size=stage.batch_size,
+        views=stage.views,
+        seed=config.train.seed,
+        bucket=config.train.bucket,
     )
-    stage_config = config.train.model_copy(update={
-        "epochs": stage.epochs, "batch_size": stage.batch_size, "lr": stage.lr, "head_lr": None, "warmup_ratio": stage.warmup_ratio,
-        "schedule": stage.schedule, "llrd": 1.0, "eval_before": False, "patience": None, "eval_every": 0,
-    })
-    log.info("contrastive stage: %s, tau %g, %d view(s), %d epochs of %d examples", stage.objective, stage.temperature, stage.views, stage.epochs, len(examples))
-    fit = Trainer(stage_model, task, stage_config, metrics_log, device, stage="contrastive_", checkpoint_dir=Path(config.output_dir) / CHECKPOINT_DIR).fit()
+    stage_config = config.train.model_copy(
+        update={
+            "epochs": stage.epochs,
+            "batch_size": stage.batch_size,
+            "lr": stage.lr,
+            "head_lr": None,
+            "warmup_ratio": stage.warmup_ratio,
+            "schedule": stage.schedule,
+            "llrd": 1.0,
+            "eval_before": False,
+            "patience": None,
+            "eval_every": 0,
+        }
+    )
+    log.info(
+        "contrastive stage: %s, tau %g, %d view(s), %d epochs of %d examples",
+        stage.objective,
+        stage.temperature,
+        stage.views,
+        stage.epochs,
+        len(examples),
+    )
+    fit = Trainer(
+        stage_model,
+        task,
+        stage_config,
+        metrics_log,
+        device,
+        stage="contrastive_",
+        checkpoint_dir=Path(config.output_dir) / CHECKPOINT_DIR,
+    ).fit()
     log.info("contrastive stage done in %.0f s (%.0f examples/s)", fit.train_seconds, fit.examples_per_second)
 
 
@@ -162,7 +221,9 @@ def train(config: RunConfig, on_evaluate: Callable[[int, dict[str, float]], None
     """Read data, fine-tune, keep the best dev checkpoint, evaluate, save and report.
     `on_evaluate(step, dev_metrics)` is called after each dev evaluation (sweeps prune with it)."""
     if config.task == "multitask" and not config.tasks:
-        raise MinbertError("task multitask needs a tasks: list (name, data, head for each; see configs/cs224n_multitask.yaml)")
+        raise MinbertError(
+            "task multitask needs a tasks: list (name, data, head for each; see configs/cs224n_multitask.yaml)"
+        )
     if config.task == "classification" and config.data.train is None:
         raise MinbertError("no training data: set data.train (e.g. --data.train path/to/train.jsonl)")
     output_dir = Path(config.output_dir)
@@ -199,11 +260,15 @@ def selection_metric(config: RunConfig) -> str:
     if config.task != "multitask" or cfg.metric in ("overall", "loss"):
         return cfg.metric
     if "metric" in cfg.model_fields_set:
-        raise MinbertError(f"train.metric {cfg.metric} is a classification metric; a multitask run selects on overall or loss")
+        raise MinbertError(
+            f"train.metric {cfg.metric} is a classification metric; a multitask run selects on overall or loss"
+        )
     return "overall"
 
 
-def _train(config: RunConfig, output_dir: Path, on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> RunResult:
+def _train(
+    config: RunConfig, output_dir: Path, on_evaluate: Callable[[int, dict[str, float]], None] | None = None
+) -> RunResult:
     multitask = config.task == "multitask"
     cfg = config.train.model_copy(update={"metric": selection_metric(config)})
     device = start_run(config, output_dir)
@@ -216,35 +281,70 @@ def _train(config: RunConfig, output_dir: Path, on_evaluate: Callable[[int, dict
                 targets_of(spec, part)
 
     model = Model.from_checkpoint(
-        config.model.checkpoint, specs, pooling=config.model.pooling, projection_size=config.multitask.projection_size,
-        normalize=config.multitask.normalize, max_length=config.model.max_length,
+        config.model.checkpoint,
+        specs,
+        pooling=config.model.pooling,
+        projection_size=config.multitask.projection_size,
+        normalize=config.multitask.normalize,
+        max_length=config.model.max_length,
     )
     adapt_encoder(model.encoder, config)
     checkpoints = output_dir / CHECKPOINT_DIR
-    metrics_log = MetricsLog(output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard, append=resuming(cfg, checkpoints))
+    metrics_log = MetricsLog(
+        output_dir / "metrics.jsonl", tensorboard=cfg.tensorboard, append=resuming(cfg, checkpoints)
+    )
     try:
         if config.contrastive.objective != "none" and not (cfg.resume and (checkpoints / "trainer.pt").is_file()):
             contrastive_stage(model, specs, data, config, metrics_log, device)
         apply_freezing(model, cfg.freeze)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        log.info("model: %s, %d parameters (%d trainable), device %s, heads: %s", config.model.checkpoint, count_parameters(model), trainable, device,
-                 ", ".join(f"{s.name} ({s.kind}, {s.input}, {s.loss})" for s in specs))
+        log.info(
+            "model: %s, %d parameters (%d trainable), device %s, heads: %s",
+            config.model.checkpoint,
+            count_parameters(model),
+            trainable,
+            device,
+            ", ".join(f"{s.name} ({s.kind}, {s.input}, {s.loss})" for s in specs),
+        )
         scl = (cfg.scl_lambda, cfg.scl_temperature) if cfg.objective == "ce+scl" else None
         if scl is not None and not any(s.loss == "ce" for s in specs):
-            raise MinbertError("train.objective ce+scl adds a contrastive term to cross-entropy heads, and no head has loss ce")
+            raise MinbertError(
+                "train.objective ce+scl adds a contrastive term to cross-entropy heads, and no head has loss ce"
+            )
         head_tasks = [
-            HeadTask(spec, model, data[spec.name].train, data[spec.name].dev, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
-                     seed=cfg.seed, bucket=cfg.bucket, bf16=cfg.bf16, cache_features=cfg.cache_features, scl=scl if spec.loss == "ce" else None)
+            HeadTask(
+                spec,
+                model,
+                data[spec.name].train,
+                data[spec.name].dev,
+                batch_size=cfg.batch_size,
+                eval_batch_size=cfg.eval_batch_size,
+                seed=cfg.seed,
+                bucket=cfg.bucket,
+                bf16=cfg.bf16,
+                cache_features=cfg.cache_features,
+                scl=scl if spec.loss == "ce" else None,
+            )
             for spec in specs
         ]
         mixed = MultitaskTask(
-            head_tasks, weights={t.name: t.weight for t in tasks}, sampling=config.multitask.sampling,
-            steps_per_epoch=config.multitask.steps_per_epoch, epochs=cfg.epochs, seed=cfg.seed, prefixed=multitask,
+            head_tasks,
+            weights={t.name: t.weight for t in tasks},
+            sampling=config.multitask.sampling,
+            steps_per_epoch=config.multitask.steps_per_epoch,
+            epochs=cfg.epochs,
+            seed=cfg.seed,
+            prefixed=multitask,
         )
         if trainable:
-            fit = Trainer(model, mixed, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate).fit()
+            fit = Trainer(
+                model, mixed, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate
+            ).fit()
         else:
-            log.warning("train.freeze %s: nothing is trainable, so nothing trains; the results are the untrained model's", cfg.freeze)
+            log.warning(
+                "train.freeze %s: nothing is trainable, so nothing trains; the results are the untrained model's",
+                cfg.freeze,
+            )
             fit = FitResult(None, 0, 0.0, 0, False, 0.0, 0)
             model.to(device).eval()
         if not is_main():  # multi-process training: rank 0 evaluates, saves and reports
@@ -255,7 +355,8 @@ def _train(config: RunConfig, output_dir: Path, on_evaluate: Callable[[int, dict
             started = time.perf_counter()
             per_task = {
                 spec.name: evaluate_examples(model, spec.name, part, cfg.eval_batch_size, cfg.bf16)
-                for spec in specs if (part := data[spec.name][split_index])
+                for spec in specs
+                if (part := data[spec.name][split_index])
             }
             if not per_task:
                 continue
@@ -307,7 +408,9 @@ def fit_summary(fit: FitResult, metric: str, trainable: int, device: torch.devic
 
 
 def write_results(output_dir: Path, results: dict[str, dict[str, float]], summary: dict[str, Any]) -> None:
-    (output_dir / "results.json").write_text(json.dumps({"results": results, "summary": summary}, indent=2) + "\n", encoding="utf-8")
+    (output_dir / "results.json").write_text(
+        json.dumps({"results": results, "summary": summary}, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def describe_head(spec: HeadSpec, pooling: str) -> str:
@@ -316,8 +419,13 @@ def describe_head(spec: HeadSpec, pooling: str) -> str:
 
 
 def write_run_report(
-    config: RunConfig, metric: str, output_dir: Path, specs: list[HeadSpec], evaluations: dict[str, dict[str, Evaluation]],
-    results: dict[str, dict[str, float]], summary: dict[str, Any],
+    config: RunConfig,
+    metric: str,
+    output_dir: Path,
+    specs: list[HeadSpec],
+    evaluations: dict[str, dict[str, Evaluation]],
+    results: dict[str, dict[str, float]],
+    summary: dict[str, Any],
 ) -> Path:
     """report.md for any run: results per task, training summary, setup, curves, and for every
     classification head its confusion matrix, most frequent confusions and per-class scores."""
@@ -337,7 +445,11 @@ def write_run_report(
             continue
         matrices[spec.name] = confusion(evaluation.y_true, evaluation.y_pred, len(spec.labels))
         per_class[spec.name] = per_class_report(evaluation.y_true, evaluation.y_pred, spec.labels)
-        file, caption = (f"confusion_{spec.name}_{split}.png", f"Confusion matrix ({spec.name}, {split})") if multitask else (f"confusion_{split}.png", f"Confusion matrix ({split})")
+        file, caption = (
+            (f"confusion_{spec.name}_{split}.png", f"Confusion matrix ({spec.name}, {split})")
+            if multitask
+            else (f"confusion_{split}.png", f"Confusion matrix ({split})")
+        )
         plots[caption] = plot_confusion(matrices[spec.name], spec.labels, output_dir / file, caption).name
     cfg = config.train
     trained = {s.name for s in specs}
@@ -346,30 +458,54 @@ def write_run_report(
         if task.name in trained:
             setup[f"data ({task.name})" if multitask else "data"] = f"{task.data.train} ({task.data.format})"
     for spec in specs:
-        setup[f"head ({spec.name})" if multitask else "head"] = head_kind(spec) if multitask else describe_head(spec, config.model.pooling)
+        setup[f"head ({spec.name})" if multitask else "head"] = (
+            head_kind(spec) if multitask else describe_head(spec, config.model.pooling)
+        )
     if multitask:
-        setup["shared"] = f"{config.model.pooling} pooling, projection {config.multitask.projection_size or 'none'}, normalize {config.multitask.normalize}"
-        setup["sampling"] = f"{config.multitask.sampling}, {config.multitask.steps_per_epoch or 'all batches'} steps per epoch"
-    setup.update({
-        "epochs / batch": f"{cfg.epochs} / {cfg.batch_size} x {cfg.grad_accum}",
-        "optimiser": f"AdamW lr {cfg.lr:g} (head {cfg.head_lr or cfg.lr:g}), wd {cfg.weight_decay:g}, LLRD {cfg.llrd:g}",
-        "objective": cfg.objective + (f" (lambda {cfg.scl_lambda:g}, tau {cfg.scl_temperature:g})" if cfg.objective == "ce+scl" else ""),
-        "contrastive stage": config.contrastive.objective,
-        "schedule": f"{cfg.schedule}, warm-up {cfg.warmup_ratio:g}, clip {cfg.max_grad_norm}",
-        "freeze / re-init": f"{cfg.freeze} / top {cfg.reinit_top}",
-        "seed": cfg.seed,
-    })
+        setup["shared"] = (
+            f"{config.model.pooling} pooling, projection {config.multitask.projection_size or 'none'}, normalize {config.multitask.normalize}"
+        )
+        setup["sampling"] = (
+            f"{config.multitask.sampling}, {config.multitask.steps_per_epoch or 'all batches'} steps per epoch"
+        )
+    setup.update(
+        {
+            "epochs / batch": f"{cfg.epochs} / {cfg.batch_size} x {cfg.grad_accum}",
+            "optimiser": f"AdamW lr {cfg.lr:g} (head {cfg.head_lr or cfg.lr:g}), wd {cfg.weight_decay:g}, LLRD {cfg.llrd:g}",
+            "objective": cfg.objective
+            + (f" (lambda {cfg.scl_lambda:g}, tau {cfg.scl_temperature:g})" if cfg.objective == "ce+scl" else ""),
+            "contrastive stage": config.contrastive.objective,
+            "schedule": f"{cfg.schedule}, warm-up {cfg.warmup_ratio:g}, clip {cfg.max_grad_norm}",
+            "freeze / re-init": f"{cfg.freeze} / top {cfg.reinit_top}",
+            "seed": cfg.seed,
+        }
+    )
     rows = []
     for spec in specs if multitask else []:
         first, second = HEADLINE[spec.kind]
         for split_name, metrics in results.items():
             if f"{spec.name}_{first}" in metrics:
-                rows.append([spec.name, head_kind(spec), split_name, f"{first} {metrics[f'{spec.name}_{first}']:.4f}",
-                             f"{second} {metrics[f'{spec.name}_{second}']:.4f}"])
+                rows.append(
+                    [
+                        spec.name,
+                        head_kind(spec),
+                        split_name,
+                        f"{first} {metrics[f'{spec.name}_{first}']:.4f}",
+                        f"{second} {metrics[f'{spec.name}_{second}']:.4f}",
+                    ]
+                )
     return write_report(
-        output_dir / "report.md", title=f"minbert {'multitask ' if multitask else ''}run: {config.output_dir}", setup=setup,
-        results=results, task_rows=rows if multitask else None, training=summary, per_class=per_class, split=split,
-        confusions=matrices, labels={s.name: s.labels for s in specs}, plots=plots,
+        output_dir / "report.md",
+        title=f"minbert {'multitask ' if multitask else ''}run: {config.output_dir}",
+        setup=setup,
+        results=results,
+        task_rows=rows if multitask else None,
+        training=summary,
+        per_class=per_class,
+        split=split,
+        confusions=matrices,
+        labels={s.name: s.labels for s in specs},
+        plots=plots,
     )
 
 

@@ -51,7 +51,8 @@ def cpu_has_native_bf16() -> bool | None:
 def warn_emulated_bf16() -> None:
     log.warning(
         "bf16 asked for, but this CPU has no bf16 instructions (no avx512_bf16 / amx_bf16 in %s): bf16 is emulated "
-        "and slower than fp32 here (3x slower training measured on such a CPU); turn bf16 off (--train.bf16 false)", CPUINFO,
+        "and slower than fp32 here (3x slower training measured on such a CPU); turn bf16 off (--train.bf16 false)",
+        CPUINFO,
     )
 
 

@@ -1,8 +1,8 @@
 """Scoring saved models on labelled files: `minbert eval`, and the accuracy report of `minbert export`.
 
-    evaluate          one model (any backend) on one file: its head's metrics, or, for a sentence
-                      encoder without heads, the cosine similarity of pairs against the gold score
-    compare_backends  the same file through PyTorch and each exported backend, with the change vs PyTorch
+evaluate          one model (any backend) on one file: its head's metrics, or, for a sentence
+                  encoder without heads, the cosine similarity of pairs against the gold score
+compare_backends  the same file through PyTorch and each exported backend, with the change vs PyTorch
 """
 
 from __future__ import annotations
@@ -18,8 +18,15 @@ from minbert.tasks.head_task import model_inputs, score_raw, targets_of
 
 
 def evaluate(
-    model_dir: str | Path, data: str | Path, format: str = "jsonl", *, text_column: str | None = None,
-    label_column: str | None = None, batch_size: int = 128, backend: str = "torch", task: str | None = None,
+    model_dir: str | Path,
+    data: str | Path,
+    format: str = "jsonl",
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    batch_size: int = 128,
+    backend: str = "torch",
+    task: str | None = None,
 ) -> dict[str, float]:
     """Score a saved model's head (PyTorch or its ONNX export) on a labelled file; or, for a sentence
     encoder (any checkpoint, no head), the cosine similarity of the pairs' embeddings against the gold score."""
@@ -35,13 +42,21 @@ def evaluate(
 
 
 def compare_backends(
-    model_dir: str | Path, data: str | Path, backends: list[str], format: str = "jsonl", *, text_column: str | None = None,
-    label_column: str | None = None, task: str | None = None,
+    model_dir: str | Path,
+    data: str | Path,
+    backends: list[str],
+    format: str = "jsonl",
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    task: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """`evaluate` through PyTorch and each given backend; every entry gets `change_vs_torch` of its headline metric (points)."""
     scores: dict[str, dict[str, float]] = {}
     for backend in ("torch", *backends):
-        scores[backend] = evaluate(model_dir, data, format, text_column=text_column, label_column=label_column, backend=backend, task=task)
+        scores[backend] = evaluate(
+            model_dir, data, format, text_column=text_column, label_column=label_column, backend=backend, task=task
+        )
     headline = "accuracy" if "accuracy" in scores["torch"] else "pearson"
     for metrics in scores.values():
         metrics["change_vs_torch"] = 100 * (metrics[headline] - scores["torch"][headline])
@@ -51,11 +66,15 @@ def compare_backends(
 def cosine_scores(model: Model, examples: list[Example], data: str | Path, batch_size: int) -> dict[str, float]:
     """Zero-shot similarity: cosine of the two sentences' embeddings against the gold score."""
     if any(e.text_pair is None for e in examples):
-        raise MinbertError(f"{data}: a sentence encoder is scored on sentence pairs (formats sts, stsb, quora, or a text_pair_column)")
+        raise MinbertError(
+            f"{data}: a sentence encoder is scored on sentence pairs (formats sts, stsb, quora, or a text_pair_column)"
+        )
     try:
         gold = [float(e.label) for e in examples]  # type: ignore[arg-type]
     except (TypeError, ValueError) as e:
-        raise MinbertError(f"{data}: pair labels must be numbers (similarity or 0/1) to correlate with cosine: {e}") from None
+        raise MinbertError(
+            f"{data}: pair labels must be numbers (similarity or 0/1) to correlate with cosine: {e}"
+        ) from None
     first = model.encode([e.text for e in examples], batch_size, normalize=True)
     second = model.encode([e.text_pair for e in examples], batch_size, normalize=True)  # type: ignore[misc]
     metrics = regression_metrics(gold, (first * second).sum(axis=1))

@@ -79,11 +79,12 @@ def trial_config(config: RunConfig, params: dict[str, Any], output_dir: Path) ->
 
 def run_sweep(config: RunConfig, trials: int | None = None) -> SweepResult:
 
-
     optuna = _optuna()
     sweep = config.sweep
     if not sweep.params:
-        raise MinbertError("sweep.params is empty: give the search space, e.g. sweep: {params: {train.lr: {type: float, low: 1e-5, high: 1e-4, log: true}}}")
+        raise MinbertError(
+            "sweep.params is empty: give the search space, e.g. sweep: {params: {train.lr: {type: float, low: 1e-5, high: 1e-4, log: true}}}"
+        )
     known = field_paths()
     for name in sweep.params:
         if name not in known or name.startswith("sweep."):
@@ -94,12 +95,20 @@ def run_sweep(config: RunConfig, trials: int | None = None) -> SweepResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     metric = selection_metric(config)
     storage = sweep.storage or f"sqlite:///{(output_dir / 'sweep.db').resolve()}"
-    sampler = optuna.samplers.TPESampler(seed=config.train.seed) if sweep.sampler == "tpe" else optuna.samplers.RandomSampler(seed=config.train.seed)
+    sampler = (
+        optuna.samplers.TPESampler(seed=config.train.seed)
+        if sweep.sampler == "tpe"
+        else optuna.samplers.RandomSampler(seed=config.train.seed)
+    )
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if sweep.pruner == "median" else optuna.pruners.NopPruner()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name=sweep.study_name or output_dir.name, storage=storage, direction=sweep.direction,
-        sampler=sampler, pruner=pruner, load_if_exists=True,
+        study_name=sweep.study_name or output_dir.name,
+        storage=storage,
+        direction=sweep.direction,
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
     )
 
     def objective(trial: Any) -> float:
@@ -110,7 +119,9 @@ def run_sweep(config: RunConfig, trials: int | None = None) -> SweepResult:
         def report(step: int, metrics: dict[str, float]) -> None:
             trial.report(metrics[metric], step)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"dev {metric} {metrics[metric]:.4f} at step {step} is below the median of earlier trials")
+                raise optuna.TrialPruned(
+                    f"dev {metric} {metrics[metric]:.4f} at step {step} is below the median of earlier trials"
+                )
 
         started = time.perf_counter()
         result = train(trial_config(config, params, run_dir), on_evaluate=report)
@@ -151,12 +162,20 @@ def write_sweep_report(study: Any, output_dir: Path, metric: str, direction: str
     fig, axis = plt.subplots(figsize=(7, 4))
     if done:
         values = [t.value for t in done]
-        running = [max(values[: i + 1]) if direction == "maximize" else min(values[: i + 1]) for i in range(len(values))]
+        running = [
+            max(values[: i + 1]) if direction == "maximize" else min(values[: i + 1]) for i in range(len(values))
+        ]
         axis.plot([t.number for t in done], values, "o", label=f"trial dev {metric}")
         axis.step([t.number for t in done], running, where="post", label="best so far")
     pruned = [t for t in study.trials if t.state.name == "PRUNED" and t.intermediate_values]
     if pruned:
-        axis.plot([t.number for t in pruned], [list(t.intermediate_values.values())[-1] for t in pruned], "x", color="grey", label="pruned (last report)")
+        axis.plot(
+            [t.number for t in pruned],
+            [list(t.intermediate_values.values())[-1] for t in pruned],
+            "x",
+            color="grey",
+            label="pruned (last report)",
+        )
     axis.set(xlabel="trial", ylabel=f"dev {metric}", title="Sweep")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
@@ -164,9 +183,19 @@ def write_sweep_report(study: Any, output_dir: Path, metric: str, direction: str
     fig.savefig(output_dir / "sweep.png", dpi=110)
     plt.close(fig)
     ordered = sorted(rows, key=lambda r: (r[2] is None, -(r[2] or 0) if direction == "maximize" else (r[2] or 0)))
-    lines = [f"# Sweep: {output_dir}", "", f"{len(study.trials)} trials, dev {metric} ({direction}), best first.", "",
-             markdown_table(["trial", "state", f"dev {metric}", *names, "wall s"], [["" if v is None else v for v in r] for r in ordered]), "",
-             "![sweep](sweep.png)", ""]
+    lines = [
+        f"# Sweep: {output_dir}",
+        "",
+        f"{len(study.trials)} trials, dev {metric} ({direction}), best first.",
+        "",
+        markdown_table(
+            ["trial", "state", f"dev {metric}", *names, "wall s"],
+            [["" if v is None else v for v in r] for r in ordered],
+        ),
+        "",
+        "![sweep](sweep.png)",
+        "",
+    ]
     path = output_dir / "sweep.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

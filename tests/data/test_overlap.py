@@ -25,7 +25,11 @@ def test_squeeze_ignores_case_spacing_and_punctuation():
 
 
 def test_drop_overlap_matches_either_text_of_a_pair():
-    examples = [Example("A fine film .", "1", "t", 1), Example("dull", "0", "t", 2), Example("x y", "1", "t", 3, text_pair="Dull!")]
+    examples = [
+        Example("A fine film .", "1", "t", 1),
+        Example("dull", "0", "t", 2),
+        Example("x y", "1", "t", 3, text_pair="Dull!"),
+    ]
     kept, dropped = drop_overlap(examples, ["a fine film", "DULL"])
     assert [e.line for e in kept] == [] and [e.line for e in dropped] == [1, 2, 3]
     kept, dropped = drop_overlap(examples, ["a fine"])
@@ -34,7 +38,9 @@ def test_drop_overlap_matches_either_text_of_a_pair():
 
 def test_exclude_drops_logs_and_refuses_to_empty_train(tmp_path, caplog):
     train = tmp_path / "train.jsonl"
-    train.write_text('{"text": "good movie", "label": "1"}\n{"text": "Awful.", "label": "0"}\n{"text": "fine", "label": "1"}\n')
+    train.write_text(
+        '{"text": "good movie", "label": "1"}\n{"text": "Awful.", "label": "0"}\n{"text": "fine", "label": "1"}\n'
+    )
     held_out = tmp_path / "eval.txt"
     held_out.write_text("awful\nnot in train\n")
     config = load_config(None, ["--data.train", str(train), "--data.exclude", f"[{{path: {held_out}, format: text}}]"])

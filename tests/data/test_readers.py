@@ -19,9 +19,16 @@ def write(tmp_path, name: str, text: str):
 
 
 def test_jsonl_with_column_mapping(tmp_path):
-    path = write(tmp_path, "d.jsonl", '{"utt": "wake me up", "intent": "alarm_set"}\n\n{"utt": "stop", "intent": "audio_volume_mute"}\n')
+    path = write(
+        tmp_path,
+        "d.jsonl",
+        '{"utt": "wake me up", "intent": "alarm_set"}\n\n{"utt": "stop", "intent": "audio_volume_mute"}\n',
+    )
     examples = read_examples(path, "jsonl", text_column="utt", label_column="intent")
-    assert [(e.text, e.label, e.line) for e in examples] == [("wake me up", "alarm_set", 1), ("stop", "audio_volume_mute", 3)]
+    assert [(e.text, e.label, e.line) for e in examples] == [
+        ("wake me up", "alarm_set", 1),
+        ("stop", "audio_volume_mute", 3),
+    ]
 
 
 def test_massive_release_layout_filters_partition(tmp_path):
@@ -50,27 +57,69 @@ def test_csv_and_tsv_with_quotes(tmp_path):
 
 def test_pipe_glue_cs224n_uci(tmp_path):
     pipe = write(tmp_path, "sst.txt", "3 ||| A gorgeous film .\n0 ||| Awful ||| truly .\n")
-    assert [(e.label, e.text) for e in read_examples(pipe, "pipe")] == [("3", "A gorgeous film ."), ("0", "Awful ||| truly .")]
+    assert [(e.label, e.text) for e in read_examples(pipe, "pipe")] == [
+        ("3", "A gorgeous film ."),
+        ("0", "Awful ||| truly ."),
+    ]
     glue = write(tmp_path, "train.tsv", 'sentence\tlabel\nit \'s a "charming" journey \t1\n')
     assert read_examples(glue, "glue")[0].text == 'it \'s a "charming" journey'
     cs = write(tmp_path, "ids-sst-dev.csv", "\tid\tsentence\tsentiment\n0\tabc\t It 's a lovely film .\t3\n")
     assert read_examples(cs, "cs224n")[0].label == "3"
     uci = write(tmp_path, "yelp.txt", 'Wow... Loved this place.\t1\nA "quote\tbut not\t0\n')
-    assert [(e.text, e.label) for e in read_examples(uci, "uci")] == [("Wow... Loved this place.", "1"), ('A "quote\tbut not', "0")]
+    assert [(e.text, e.label) for e in read_examples(uci, "uci")] == [
+        ("Wow... Loved this place.", "1"),
+        ('A "quote\tbut not', "0"),
+    ]
 
 
 @pytest.mark.parametrize(
     "name, text, format, kwargs, message",
     [
         ("bad.jsonl", '{"text": "ok", "label": "a"}\n{"text": "broken\n', "jsonl", {}, r"bad\.jsonl:2: not valid JSON"),
-        ("col.jsonl", '{"utt": "hello", "label": "a"}\n', "jsonl", {}, r"col\.jsonl:1: no text field 'text' \(fields: utt, label\); set data\.text_column"),
-        ("empty.jsonl", '{"text": "ok", "label": "a"}\n{"text": "  ", "label": "b"}\n', "jsonl", {}, r"empty\.jsonl:2: empty text"),
-        ("nolabel.jsonl", '{"text": "ok"}\n', "jsonl", {}, r"nolabel\.jsonl:1: missing label \(label field/column 'label'\)"),
-        ("cols.csv", "id,sentence\n1,hello\n", "csv", {}, r"cols\.csv:1: no text column 'text' in the header \(id, sentence\); set data\.text_column"),
-        ("fields.csv", "text,label\nhello,a\nhello,a,extra\n", "csv", {}, r"fields\.csv:3: 3 fields but the header has 2"),
+        (
+            "col.jsonl",
+            '{"utt": "hello", "label": "a"}\n',
+            "jsonl",
+            {},
+            r"col\.jsonl:1: no text field 'text' \(fields: utt, label\); set data\.text_column",
+        ),
+        (
+            "empty.jsonl",
+            '{"text": "ok", "label": "a"}\n{"text": "  ", "label": "b"}\n',
+            "jsonl",
+            {},
+            r"empty\.jsonl:2: empty text",
+        ),
+        (
+            "nolabel.jsonl",
+            '{"text": "ok"}\n',
+            "jsonl",
+            {},
+            r"nolabel\.jsonl:1: missing label \(label field/column 'label'\)",
+        ),
+        (
+            "cols.csv",
+            "id,sentence\n1,hello\n",
+            "csv",
+            {},
+            r"cols\.csv:1: no text column 'text' in the header \(id, sentence\); set data\.text_column",
+        ),
+        (
+            "fields.csv",
+            "text,label\nhello,a\nhello,a,extra\n",
+            "csv",
+            {},
+            r"fields\.csv:3: 3 fields but the header has 2",
+        ),
         ("pipe.txt", "3 ||| fine\njust text\n", "pipe", {}, r"pipe\.txt:2: no ' \|\|\| ' separator"),
         ("uci.txt", "good\t1\nno tab here\n", "uci", {}, r"uci\.txt:2: no tab"),
-        ("unlabeled.csv", "\tid\tsentence\n0\tx\thello\n", "cs224n", {}, r"unlabeled\.csv:2: missing label \(label field/column 'sentiment'\)"),
+        (
+            "unlabeled.csv",
+            "\tid\tsentence\n0\tx\thello\n",
+            "cs224n",
+            {},
+            r"unlabeled\.csv:2: missing label \(label field/column 'sentiment'\)",
+        ),
     ],
 )
 def test_malformed_input_names_file_and_line(tmp_path, name, text, format, kwargs, message):
@@ -93,7 +142,11 @@ def test_not_utf8(tmp_path):
 
 
 def test_skip_bad_rows_counts_them(tmp_path, caplog):
-    path = write(tmp_path, "d.jsonl", '{"text": "ok", "label": "a"}\n{"text": "", "label": "b"}\n{"text": "fine", "label": "b"}\n')
+    path = write(
+        tmp_path,
+        "d.jsonl",
+        '{"text": "ok", "label": "a"}\n{"text": "", "label": "b"}\n{"text": "fine", "label": "b"}\n',
+    )
     with caplog.at_level(logging.WARNING):
         examples = read_examples(path, "jsonl", skip_bad_rows=True)
     assert [e.line for e in examples] == [1, 3]
@@ -108,7 +161,10 @@ def test_unlabeled_files_read_for_prediction(tmp_path):
 def test_plain_text_lines_for_embedding(tmp_path):
     path = write(tmp_path, "texts.txt", "a cat sat ||| on a mat\n\n  spaced  \tout \n")
     examples = read_examples(path, "text", require_labels=False)
-    assert [(e.text, e.label, e.line) for e in examples] == [("a cat sat ||| on a mat", None, 1), ("spaced  \tout", None, 3)]
+    assert [(e.text, e.label, e.line) for e in examples] == [
+        ("a cat sat ||| on a mat", None, 1),
+        ("spaced  \tout", None, 3),
+    ]
     with pytest.raises(MinbertError, match=r"texts\.txt: format 'text' has no labels.*choose a labelled format"):
         read_examples(path, "text")
     with pytest.raises(MinbertError, match=r"texts\.txt:1: not valid JSON .*use format text"):
@@ -150,16 +206,27 @@ def test_real_benchmark_files_read_completely(data_dir, relative, format, kwargs
 
 
 def test_pair_formats_on_tiny_files(tmp_path):
-    quora = write(tmp_path, "quora.csv", '\tid\tsentence1\tsentence2\tis_duplicate\n0\ta1\tHow do I cook rice?\tHow to cook rice\t1.0\n')
+    quora = write(
+        tmp_path,
+        "quora.csv",
+        "\tid\tsentence1\tsentence2\tis_duplicate\n0\ta1\tHow do I cook rice?\tHow to cook rice\t1.0\n",
+    )
     example = read_examples(quora, "quora")[0]
     assert (example.text, example.text_pair, example.label) == ("How do I cook rice?", "How to cook rice", "1.0")
-    sts = write(tmp_path, "sts.csv", '\tid\tsentence1\tsentence2\tsimilarity\n0\tb\tA man plays.\tA man is playing.\t4.6\n')
+    sts = write(
+        tmp_path, "sts.csv", "\tid\tsentence1\tsentence2\tsimilarity\n0\tb\tA man plays.\tA man is playing.\t4.6\n"
+    )
     assert read_examples(sts, "sts")[0].label == "4.6"
-    stsb = write(tmp_path, "sts-b.csv", 'main-news\tfile\t2012\t0001\t3.2\tShe said "hi.\tShe greeted them.\tsrc1\tsrc2\n')
+    stsb = write(
+        tmp_path, "sts-b.csv", 'main-news\tfile\t2012\t0001\t3.2\tShe said "hi.\tShe greeted them.\tsrc1\tsrc2\n'
+    )
     example = read_examples(stsb, "stsb")[0]
     assert (example.text, example.text_pair, example.label) == ('She said "hi.', "She greeted them.", "3.2")
     jsonl = write(tmp_path, "pairs.jsonl", '{"a": "x one", "b": "y two", "score": 0.5}\n')
-    assert read_examples(jsonl, "jsonl", text_column="a", text_pair_column="b", label_column="score")[0].text_pair == "y two"
+    assert (
+        read_examples(jsonl, "jsonl", text_column="a", text_pair_column="b", label_column="score")[0].text_pair
+        == "y two"
+    )
 
 
 def test_pair_errors(tmp_path):

@@ -31,8 +31,26 @@ def test_first_classes_in_order_of_appearance():
 @pytest.mark.slow
 def test_plot_embeddings_command(tmp_path, data_dir, capsys):
     out = tmp_path / "map.png"
-    assert main(["-q", "plot-embeddings", "all-MiniLM-L6-v2", "--data", str(data_dir / "massive_en_us" / "validation.jsonl"),
-                 "--format", "massive", "--classes", "4", "--method", "pca", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "plot-embeddings",
+                "all-MiniLM-L6-v2",
+                "--data",
+                str(data_dir / "massive_en_us" / "validation.jsonl"),
+                "--format",
+                "massive",
+                "--classes",
+                "4",
+                "--method",
+                "pca",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.is_file() and out.stat().st_size > 10_000
     scores = json.loads(out.with_suffix(".json").read_text())["all-MiniLM-L6-v2"]
     assert 0.5 < scores["knn_accuracy"] <= 1.0
@@ -42,7 +60,20 @@ def test_plot_embeddings_command(tmp_path, data_dir, capsys):
 def test_plot_embeddings_names_a_missing_model_before_encoding_any(tmp_path, capsys):
     missing = tmp_path / "no_such_run"
     out = tmp_path / "map.png"
-    assert main(["plot-embeddings", "all-MiniLM-L6-v2", str(missing), "--data", str(tmp_path / "absent.jsonl"), "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "plot-embeddings",
+                "all-MiniLM-L6-v2",
+                str(missing),
+                "--data",
+                str(tmp_path / "absent.jsonl"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     captured = capsys.readouterr()
     assert f"{missing}: checkpoint directory does not exist" in captured.err
     assert "silhouette" not in captured.out and not out.exists()

@@ -15,7 +15,13 @@ from tests.helpers import classifier
 
 pytestmark = pytest.mark.slow
 
-TEXTS = ["wake me up at seven tomorrow", "what's the weather in paris", "play some jazz", "hi", "turn off the lights in the kitchen please"]
+TEXTS = [
+    "wake me up at seven tomorrow",
+    "what's the weather in paris",
+    "play some jazz",
+    "hi",
+    "turn off the lights in the kitchen please",
+]
 
 
 @pytest.fixture(scope="module")

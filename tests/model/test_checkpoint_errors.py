@@ -46,7 +46,7 @@ def test_config_of_another_architecture(copied_checkpoint):
 
 def test_truncated_safetensors(copied_checkpoint):
     weights = copied_checkpoint / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[: 1_000_000])
+    weights.write_bytes(weights.read_bytes()[:1_000_000])
     with pytest.raises(MinbertError, match=r"model\.safetensors: cannot read the weights.*truncated or corrupted"):
         Encoder.from_pretrained(copied_checkpoint)
 

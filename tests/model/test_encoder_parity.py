@@ -52,8 +52,13 @@ def test_padding_does_not_change_a_sentence(minilm, tokenizer):
 
 def tiny_config() -> BertConfig:
     return BertConfig(
-        vocab_size=120, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=128, max_position_embeddings=40, type_vocab_size=2,
+        vocab_size=120,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=40,
+        type_vocab_size=2,
     )
 
 
@@ -117,9 +122,13 @@ def test_dropout_is_active_in_train_mode_only(minilm, tokenizer):
     batch = tokenizer(["play some jazz"])
     encoder = Encoder.from_pretrained()
     with torch.no_grad():
-        assert torch.equal(encoder(**batch.as_kwargs()).last_hidden_state, encoder(**batch.as_kwargs()).last_hidden_state)
+        assert torch.equal(
+            encoder(**batch.as_kwargs()).last_hidden_state, encoder(**batch.as_kwargs()).last_hidden_state
+        )
         encoder.train()
-        assert not torch.equal(encoder(**batch.as_kwargs()).last_hidden_state, encoder(**batch.as_kwargs()).last_hidden_state)
+        assert not torch.equal(
+            encoder(**batch.as_kwargs()).last_hidden_state, encoder(**batch.as_kwargs()).last_hidden_state
+        )
 
 
 def test_save_load_round_trip_is_bit_identical_and_transformers_reads_it(tmp_path, minilm, tokenizer):

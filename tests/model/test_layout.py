@@ -31,11 +31,24 @@ def test_format_1_classifier_written_by_hand_loads_with_identical_predictions(tm
     model = classifier(["alarm_set", "weather_query", "play_music"], hidden_size=32, max_length=32).eval()
     old = tmp_path / "old"
     write_encoder(model, old)
-    save_file({k: v.contiguous() for k, v in model.heads["main"].mlp.state_dict().items()}, str(old / "head.safetensors"))
-    (old / "minbert.json").write_text(json.dumps({
-        "labels": model.labels, "pooling": "cls", "hidden_size": 32, "activation": "relu", "dropout": 0.1, "max_length": 32,
-        "task": "classification", "base_checkpoint": "all-MiniLM-L6-v2", "format_version": 1,
-    }))
+    save_file(
+        {k: v.contiguous() for k, v in model.heads["main"].mlp.state_dict().items()}, str(old / "head.safetensors")
+    )
+    (old / "minbert.json").write_text(
+        json.dumps(
+            {
+                "labels": model.labels,
+                "pooling": "cls",
+                "hidden_size": 32,
+                "activation": "relu",
+                "dropout": 0.1,
+                "max_length": 32,
+                "task": "classification",
+                "base_checkpoint": "all-MiniLM-L6-v2",
+                "format_version": 1,
+            }
+        )
+    )
     loaded = minbert.load(old)
     assert loaded.tasks == ["main"] and loaded.labels == model.labels
     assert [p.probabilities for p in loaded.predict(TEXTS)] == [p.probabilities for p in model.predict(TEXTS)]
@@ -43,28 +56,49 @@ def test_format_1_classifier_written_by_hand_loads_with_identical_predictions(tm
 
 def test_format_1_multitask_written_by_hand_loads_with_identical_predictions(tmp_path):
     torch.manual_seed(4)
-    specs = [HeadSpec("sst", labels=["0", "1", "2"], hidden_size=16),
-             HeadSpec("sts", kind="regression", input="bi", features="cosine", loss="cosent", target_range=[0.0, 5.0])]
+    specs = [
+        HeadSpec("sst", labels=["0", "1", "2"], hidden_size=16),
+        HeadSpec("sts", kind="regression", input="bi", features="cosine", loss="cosent", target_range=[0.0, 5.0]),
+    ]
     model = Model.from_checkpoint(None, specs, pooling="mean", projection_size=24, normalize=True, max_length=32).eval()
     old = tmp_path / "old"
     write_encoder(model, old)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")}, str(old / "heads.safetensors"))
-    heads = [{k: v for k, v in asdict(s).items() if k != "activation"} for s in specs]  # format 1 heads had no activation
-    (old / "minbert.json").write_text(json.dumps({
-        "heads": heads, "pooling": "mean", "projection_size": 24, "normalize": True, "max_length": 32,
-        "task": "multitask", "base_checkpoint": "all-MiniLM-L6-v2", "format_version": 1,
-    }))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")},
+        str(old / "heads.safetensors"),
+    )
+    heads = [
+        {k: v for k, v in asdict(s).items() if k != "activation"} for s in specs
+    ]  # format 1 heads had no activation
+    (old / "minbert.json").write_text(
+        json.dumps(
+            {
+                "heads": heads,
+                "pooling": "mean",
+                "projection_size": 24,
+                "normalize": True,
+                "max_length": 32,
+                "task": "multitask",
+                "base_checkpoint": "all-MiniLM-L6-v2",
+                "format_version": 1,
+            }
+        )
+    )
     loaded = minbert.load(old)
     assert loaded.tasks == ["sst", "sts"]
     assert loaded.predict(PAIRS, task="sts") == model.predict(PAIRS, task="sts")
-    assert [p.probabilities for p in loaded.predict(TEXTS, task="sst")] == [p.probabilities for p in model.predict(TEXTS, task="sst")]
+    assert [p.probabilities for p in loaded.predict(TEXTS, task="sst")] == [
+        p.probabilities for p in model.predict(TEXTS, task="sst")
+    ]
 
 
 def test_saved_directory_carries_a_manifest_and_a_changed_file_is_refused(tmp_path):
     model = classifier(["a", "b"], hidden_size=0, max_length=16)
     directory = model.save(tmp_path / "model")
     files = json.loads((directory / "minbert.json").read_text())["files"]
-    assert {"heads.safetensors", "encoder/model.safetensors", "encoder/tokenizer.json", "encoder/config.json"} <= set(files)
+    assert {"heads.safetensors", "encoder/model.safetensors", "encoder/tokenizer.json", "encoder/config.json"} <= set(
+        files
+    )
     assert all(len(entry["sha256"]) == 64 and entry["bytes"] > 0 for entry in files.values())
     vocab = directory / "encoder" / "vocab.txt"
     vocab.write_text("")  # the 0-byte vocab.txt of a save killed half-way
@@ -95,13 +129,16 @@ def test_a_save_that_fails_part_way_leaves_the_previous_model(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no partial directory left beside it
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda raw: "{not json", "minbert.json: not valid JSON"),
-    (lambda raw: {**raw, "format_version": "2"}, "format_version '2' is not a whole number"),
-    (lambda raw: {**raw, "format_version": 99}, "saved by a newer minbert"),
-    (lambda raw: {**raw, "max_length": 4096}, "max_length 4096 is longer than the encoder's 512 positions"),
-    (lambda raw: [raw], "holds a list, not the model's description"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda raw: "{not json", "minbert.json: not valid JSON"),
+        (lambda raw: {**raw, "format_version": "2"}, "format_version '2' is not a whole number"),
+        (lambda raw: {**raw, "format_version": 99}, "saved by a newer minbert"),
+        (lambda raw: {**raw, "max_length": 4096}, "max_length 4096 is longer than the encoder's 512 positions"),
+        (lambda raw: [raw], "holds a list, not the model's description"),
+    ],
+)
 def test_a_broken_description_is_a_one_line_error(tmp_path, change, message):
     directory = classifier(["a", "b"], hidden_size=0, max_length=16).save(tmp_path / "model")
     raw = json.loads((directory / "minbert.json").read_text())

@@ -51,7 +51,9 @@ def test_embed_command_writes_npy(tmp_path, capsys):
     assert main(["-q", "embed", "all-MiniLM-L6-v2", "--data", str(data), "--out", str(out)]) == 0
     vectors = np.load(out)
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
-    assert np.allclose(vectors, minbert.load().encode(["wake me up at six", "play jazz", "what is the time"]), atol=1e-6)
+    assert np.allclose(
+        vectors, minbert.load().encode(["wake me up at six", "play jazz", "what is the time"]), atol=1e-6
+    )
     assert main(["-q", "embed", "all-MiniLM-L6-v2", "--out", str(out)]) == 2
 
 

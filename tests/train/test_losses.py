@@ -42,7 +42,9 @@ def test_supcon_two_points_closed_form():
     z = unit([1, 0], [0, 1], [-1, 0])
     expected_first = -math.log(math.exp(0) / (math.exp(0) + math.exp(-1)))
     expected_second = -math.log(math.exp(0) / (math.exp(0) + math.exp(0)))
-    assert supcon(z, torch.tensor([0, 0, 1]), tau=1.0).item() == pytest.approx((expected_first + expected_second) / 2, rel=1e-6)
+    assert supcon(z, torch.tensor([0, 0, 1]), tau=1.0).item() == pytest.approx(
+        (expected_first + expected_second) / 2, rel=1e-6
+    )
 
 
 def test_supcon_all_singletons_is_zero_not_nan():
@@ -86,4 +88,6 @@ def test_ce_plus_scl_mixes_the_two_terms():
     scl = supcon(emb, labels, 0.3)
     assert ce_plus_scl(logits, emb, labels, lam=0.0).item() == pytest.approx(ce.item())
     assert ce_plus_scl(logits, emb, labels, lam=1.0, tau=0.3).item() == pytest.approx(scl.item())
-    assert ce_plus_scl(logits, emb, labels, lam=0.25, tau=0.3).item() == pytest.approx(0.75 * ce.item() + 0.25 * scl.item())
+    assert ce_plus_scl(logits, emb, labels, lam=0.25, tau=0.3).item() == pytest.approx(
+        0.75 * ce.item() + 0.25 * scl.item()
+    )

@@ -16,7 +16,14 @@ from minbert.train.schedule import build_scheduler, lr_factor
 class TinyClassifier(torch.nn.Module):
     def __init__(self, layers: int = 4) -> None:
         super().__init__()
-        config = EncoderConfig(vocab_size=50, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
+        config = EncoderConfig(
+            vocab_size=50,
+            hidden_size=16,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=16,
+        )
         self.encoder = Encoder(config)
         self.head = ClassificationHead(16, 3, hidden_size=8)
 
@@ -58,7 +65,11 @@ def test_no_weight_decay_on_bias_and_layernorm():
     [
         ("encoder", ["encoder."], ["head."]),
         ("embeddings", ["encoder.embeddings."], ["encoder.layers.0.", "head."]),
-        ("bottom:2", ["encoder.embeddings.", "encoder.layers.0.", "encoder.layers.1."], ["encoder.layers.2.", "encoder.pooler.", "head."]),
+        (
+            "bottom:2",
+            ["encoder.embeddings.", "encoder.layers.0.", "encoder.layers.1."],
+            ["encoder.layers.2.", "encoder.pooler.", "head."],
+        ),
         ("none", [], ["encoder.", "head."]),
     ],
 )

@@ -38,7 +38,10 @@ class ScriptedTask:
 
     def epoch_batches(self, epoch: int) -> list[ToyBatch]:
         g = torch.Generator().manual_seed(epoch)
-        return [ToyBatch(torch.randint(1, 50, (8, 6), generator=g), torch.randint(0, 3, (8,), generator=g)) for _ in range(self.batches_per_epoch)]
+        return [
+            ToyBatch(torch.randint(1, 50, (8, 6), generator=g), torch.randint(0, 3, (8,), generator=g))
+            for _ in range(self.batches_per_epoch)
+        ]
 
     def loss(self, model, batch: ToyBatch) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(model.head(model.encoder(batch.ids).pooler_output), batch.targets)

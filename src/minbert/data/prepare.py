@@ -1,8 +1,8 @@
 """From a task's data config to its examples: read the splits, make missing ones, shape the training set.
 
-    read_splits     train / dev / test from their files, or (data.split) seeded stratified parts of train
-    prepare_train   drop excluded texts, then subsample, few-shot sample, corrupt labels (all seeded)
-    read_task       all of that for one task of a run, or why the task cannot train
+read_splits     train / dev / test from their files, or (data.split) seeded stratified parts of train
+prepare_train   drop excluded texts, then subsample, few-shot sample, corrupt labels (all seeded)
+read_task       all of that for one task of a run, or why the task cannot train
 """
 
 from __future__ import annotations
@@ -37,8 +37,14 @@ def read_split(data: DataConfig, split: str, require_labels: bool = True) -> lis
     if path is None:
         return None
     return read_examples(
-        path, data.format, text_column=data.text_column, label_column=data.label_column, text_pair_column=data.text_pair_column,
-        split=split, require_labels=require_labels, skip_bad_rows=data.skip_bad_rows,
+        path,
+        data.format,
+        text_column=data.text_column,
+        label_column=data.label_column,
+        text_pair_column=data.text_pair_column,
+        split=split,
+        require_labels=require_labels,
+        skip_bad_rows=data.skip_bad_rows,
     )
 
 
@@ -50,7 +56,9 @@ def read_splits(data: DataConfig, seed: int) -> Splits:
     if data.split is None:
         return train, read_split(data, "dev"), read_split(data, "test")
     if data.dev is not None or data.test is not None:
-        raise MinbertError("data.split makes dev/test from the train file; leave data.dev and data.test unset (or drop data.split)")
+        raise MinbertError(
+            "data.split makes dev/test from the train file; leave data.dev and data.test unset (or drop data.split)"
+        )
     split_seed = data.sample_seed if data.sample_seed is not None else seed
     parts = split_examples(train, data.split, split_seed)
     log.info("data.split %s of %s (seed %s): %s examples", data.split, data.train, split_seed, [len(p) for p in parts])
@@ -79,7 +87,12 @@ def exclude_texts(examples: list[Example], data: DataConfig) -> list[Example]:
         texts = [text for e in held for text in (e.text, e.text_pair) if text is not None]
         examples, dropped = drop_overlap(examples, texts)
         shown = "; ".join(f"{e.where} {e.text!r}" for e in dropped[:3])
-        log.info("data.exclude %s: dropped %d training rows whose text it holds%s", source.path, len(dropped), f" (first: {shown})" if dropped else "")
+        log.info(
+            "data.exclude %s: dropped %d training rows whose text it holds%s",
+            source.path,
+            len(dropped),
+            f" (first: {shown})" if dropped else "",
+        )
     if not examples:
         raise MinbertError(f"data.exclude dropped every training row of {data.train}; check the exclude files")
     return examples

@@ -115,15 +115,27 @@ def read_examples(
         files = sorted(path.glob(DIRECTORY_FILES.get(format, "")) if format in DIRECTORY_FILES else [])
         if not files:
             accepted = ", ".join(f"{f} ({pattern})" for f, pattern in DIRECTORY_FILES.items())
-            raise MinbertError(f"{path}: a directory; give a file, or a directory of a format that reads one: {accepted}")
-        kwargs = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column, "split": split,
-                  "require_labels": require_labels, "skip_bad_rows": skip_bad_rows}
+            raise MinbertError(
+                f"{path}: a directory; give a file, or a directory of a format that reads one: {accepted}"
+            )
+        kwargs = {
+            "text_column": text_column,
+            "label_column": label_column,
+            "text_pair_column": text_pair_column,
+            "split": split,
+            "require_labels": require_labels,
+            "skip_bad_rows": skip_bad_rows,
+        }
         return [example for file in files for example in read_examples(file, format, **kwargs)]  # type: ignore[arg-type]
     if not path.is_file():
-        raise MinbertError(f"{path}: data file not found{'' if path.parent.is_dir() else ' (nor its folder)'}; check data.* paths")
+        raise MinbertError(
+            f"{path}: data file not found{'' if path.parent.is_dir() else ' (nor its folder)'}; check data.* paths"
+        )
     if format == "text" and require_labels:
-        raise MinbertError(f"{path}: format 'text' has no labels, and training and evaluation need them; "
-                           "choose a labelled format (see `minbert formats`)")
+        raise MinbertError(
+            f"{path}: format 'text' has no labels, and training and evaluation need them; "
+            "choose a labelled format (see `minbert formats`)"
+        )
     defaults = DEFAULT_COLUMNS[format]
     columns = Columns(
         text_column or (defaults.text if defaults else ""),
@@ -146,12 +158,20 @@ def read_examples(
     if skipped:
         log.warning("%s: skipped %d bad rows (data.skip_bad_rows); first: line %s", path, len(skipped), skipped[0])
     if not examples:
-        raise MinbertError(f"{path}: no examples read{f' for partition {split!r}' if split else ''}; is the format right?")
+        raise MinbertError(
+            f"{path}: no examples read{f' for partition {split!r}' if split else ''}; is the format right?"
+        )
     return examples
 
 
 def _check_row(
-    path: Path, line: int, text: str | None, label: str | None, pair: str | None, require_labels: bool, label_column: str
+    path: Path,
+    line: int,
+    text: str | None,
+    label: str | None,
+    pair: str | None,
+    require_labels: bool,
+    label_column: str,
 ) -> Example:
     if text is None or not text.strip():
         raise RowError("empty text; remove the row or fill it in")
@@ -161,8 +181,12 @@ def _check_row(
         label = label.strip()
     if require_labels and not label:
         where = f" (label field/column {label_column!r})" if label_column else ""
-        raise RowError(f"missing label{where}; training and evaluation rows need one: fill it in or set data.label_column")
-    return Example(text=text.strip(), label=label or None, source=str(path), line=line, text_pair=pair.strip() if pair else None)
+        raise RowError(
+            f"missing label{where}; training and evaluation rows need one: fill it in or set data.label_column"
+        )
+    return Example(
+        text=text.strip(), label=label or None, source=str(path), line=line, text_pair=pair.strip() if pair else None
+    )
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -174,7 +198,9 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 if line.strip():
                     yield number, line
     except UnicodeDecodeError as e:
-        raise MinbertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8") from None
+        raise MinbertError(
+            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8"
+        ) from None
 
 
 def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
@@ -182,8 +208,10 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise RowError(f"{number}: not valid JSON ({e.msg}); each line must be one JSON object "
-                           "(for one plain sentence per line, use format text)") from None
+            raise RowError(
+                f"{number}: not valid JSON ({e.msg}); each line must be one JSON object "
+                "(for one plain sentence per line, use format text)"
+            ) from None
         if not isinstance(row, dict):
             raise RowError(f"{number}: a JSON {type(row).__name__}, not an object")
         yield number, row
@@ -216,7 +244,9 @@ def _read_massive(path: Path, columns: Columns, split: str | None) -> Iterator[R
         yield number, _field(row, text_key, number, "text"), label, None
 
 
-def _delimited(delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL) -> Callable[[Path, Columns, str | None], Iterator[RawRow]]:
+def _delimited(
+    delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL
+) -> Callable[[Path, Columns, str | None], Iterator[RawRow]]:
     def read(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
         try:
             with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -246,11 +276,15 @@ def _delimited(delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL)
                             "check the delimiter and quoting of this row"
                         )
                     yield (
-                        number, row[text_at], row[label_at] if label_at is not None else None,
+                        number,
+                        row[text_at],
+                        row[label_at] if label_at is not None else None,
                         row[pair_at] if pair_at is not None else None,
                     )
         except UnicodeDecodeError as e:
-            raise MinbertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8") from None
+            raise MinbertError(
+                f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8"
+            ) from None
         except csv.Error as e:
             raise RowError(f"{reader.line_num}: {e}") from None
 

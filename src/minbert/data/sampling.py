@@ -1,8 +1,8 @@
 """Training-set manipulations for the few-shot and robustness protocols (Gunel et al. 2021).
 
-    few_shot_sample   N examples that follow the training set's label distribution, seeded
-    inject_label_noise  flip exactly round(fraction * N) labels to a different label, seeded
-    split_examples    train/dev/test parts of one labelled file (datasets without official splits), seeded
+few_shot_sample   N examples that follow the training set's label distribution, seeded
+inject_label_noise  flip exactly round(fraction * N) labels to a different label, seeded
+split_examples    train/dev/test parts of one labelled file (datasets without official splits), seeded
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def stratified_counts(counts: dict[str, int], n: int) -> dict[str, int]:
         for label in quota:
             quota[label] = max(1, quota[label])
     while sum(quota.values()) > n:  # the minimum-1 rule can overshoot: take from the largest quotas
-        largest = max((label for label in quota if quota[label] > 1), key=lambda label: (quota[label] - exact[label], quota[label]))
+        largest = max(
+            (label for label in quota if quota[label] > 1),
+            key=lambda label: (quota[label] - exact[label], quota[label]),
+        )
         quota[largest] -= 1
     by_remainder = sorted(counts, key=lambda label: (exact[label] - quota[label], counts[label], label), reverse=True)
     for label in by_remainder[: n - sum(quota.values())]:
@@ -68,7 +71,9 @@ def label_distribution(examples: Sequence[Example]) -> dict[str, float]:
     return {label: c / len(examples) for label, c in counts.items()}  # type: ignore[misc]
 
 
-def split_examples(examples: Sequence[Example], fractions: Sequence[float], seed: int, max_strata: int = 50) -> list[list[Example]]:
+def split_examples(
+    examples: Sequence[Example], fractions: Sequence[float], seed: int, max_strata: int = 50
+) -> list[list[Example]]:
     """Seeded parts of sizes ~fractions, stratified by label when there are few distinct labels
     (classes); many distinct labels (regression scores) are split at random. Every example lands in
     exactly one part."""

@@ -55,12 +55,16 @@ def project(vectors: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndar
         return PCA(n_components=2, random_state=seed).fit_transform(vectors)
     if method == "tsne":
         perplexity = min(30.0, max(2.0, (len(vectors) - 1) / 3))
-        return TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed).fit_transform(vectors)
+        return TSNE(
+            n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed
+        ).fit_transform(vectors)
     if method == "umap":
         try:
             import umap
         except ImportError as e:
-            raise MinbertError("--method umap needs the umap-learn package: pip install umap-learn (or use tsne / pca)") from e
+            raise MinbertError(
+                "--method umap needs the umap-learn package: pip install umap-learn (or use tsne / pca)"
+            ) from e
         return umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit_transform(vectors)
     raise MinbertError(f"unknown projection {method!r}; use one of {', '.join(METHODS)}")
 
@@ -83,9 +87,14 @@ def plot_panels(panels: Sequence[Panel], path: Path, method: str) -> Path:
     for axis, panel in zip(axes[0], panels, strict=True):
         for i, name in enumerate(names):
             mask = np.array([label == name for label in panel.labels])
-            axis.scatter(panel.points[mask, 0], panel.points[mask, 1], s=9, alpha=0.75, color=colours(i % colours.N), label=name)
+            axis.scatter(
+                panel.points[mask, 0], panel.points[mask, 1], s=9, alpha=0.75, color=colours(i % colours.N), label=name
+            )
         scores = panel.scores
-        axis.set_title(f"{panel.title}\nsilhouette {scores['silhouette']:.3f} · 5-NN accuracy {scores['knn_accuracy']:.3f}", fontsize=10)
+        axis.set_title(
+            f"{panel.title}\nsilhouette {scores['silhouette']:.3f} · 5-NN accuracy {scores['knn_accuracy']:.3f}",
+            fontsize=10,
+        )
         axis.set_xticks([])
         axis.set_yticks([])
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=2, frameon=False)
@@ -97,8 +106,15 @@ def plot_panels(panels: Sequence[Panel], path: Path, method: str) -> Path:
 
 
 def compare_models(
-    models: Sequence[str], encode: Encode, texts: Sequence[str], labels: Sequence[str], *, classes: int = 10,
-    max_points: int = 2000, method: str = "tsne", seed: int = 0,
+    models: Sequence[str],
+    encode: Encode,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    classes: int = 10,
+    max_points: int = 2000,
+    method: str = "tsne",
+    seed: int = 0,
 ) -> list[Panel]:
     """One panel per model on the same sentences: the first `classes` classes, at most `max_points`
     sentences (a seeded sample), each model's vectors from `encode(name, texts)`, with its cluster scores."""

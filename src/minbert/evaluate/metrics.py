@@ -27,7 +27,9 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict
     }
 
 
-def per_class_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict[str, dict[str, float]]:
+def per_class_report(
+    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]
+) -> dict[str, dict[str, float]]:
     """label -> precision, recall, f1-score, support (only classes present in truth or prediction)."""
     present = sorted(set(y_true) | set(y_pred))
     report = classification_report(

@@ -30,15 +30,28 @@ def plot_learning_curves(records: list[dict[str, Any]], path: Path, metric: str 
         steps = [r["step"] for r in train]
         losses = [r["loss"] for r in train]
         window = max(1, len(losses) // 50)
-        left.plot(steps, losses, color="tab:blue", alpha=0.25 if window > 1 else 1.0, linewidth=0.8, label="train loss (step)")
+        left.plot(
+            steps, losses, color="tab:blue", alpha=0.25 if window > 1 else 1.0, linewidth=0.8, label="train loss (step)"
+        )
         if window > 1:
             smoothed = _smooth(losses, window)
-            left.plot(steps[len(steps) - len(smoothed):], smoothed, color="tab:blue", label=f"train loss (mean of {window} steps)")
+            left.plot(
+                steps[len(steps) - len(smoothed) :],
+                smoothed,
+                color="tab:blue",
+                label=f"train loss (mean of {window} steps)",
+            )
     if dev:
         left.plot([r["step"] for r in dev], [r["loss"] for r in dev], "o-", color="tab:orange", label="dev loss")
         right.plot([r["step"] for r in dev], [r[metric] for r in dev], "o-", color="tab:green", label=f"dev {metric}")
         best = max(dev, key=lambda r: r[metric]) if metric != "loss" else min(dev, key=lambda r: r[metric])
-        right.annotate(f"best {best[metric]:.4f}", (best["step"], best[metric]), textcoords="offset points", xytext=(0, -15), ha="center")
+        right.annotate(
+            f"best {best[metric]:.4f}",
+            (best["step"], best[metric]),
+            textcoords="offset points",
+            xytext=(0, -15),
+            ha="center",
+        )
     left.set(xlabel="optimizer step", ylabel="loss", title="Loss")
     right.set(xlabel="optimizer step", ylabel=metric, title=f"Dev {metric}")
     for axis in (left, right):
@@ -78,7 +91,15 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, title:
     axis.set(xlabel="predicted", ylabel="true", title=title)
     if n <= 12:
         for (i, j), count in np.ndenumerate(matrix):
-            axis.text(j, i, str(count), ha="center", va="center", fontsize=9, color="white" if normalised[i, j] > 0.5 else "black")
+            axis.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if normalised[i, j] > 0.5 else "black",
+            )
     fig.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

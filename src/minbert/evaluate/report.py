@@ -55,7 +55,10 @@ def write_report(
         parts += [markdown_table(["split", *SUMMARY_METRICS], rows), ""]
     else:
         parts += [markdown_table(["task", "head", "split", "metric", "metric"], task_rows), ""]
-        parts += ["Overall = mean over tasks of accuracy or (Pearson + 1) / 2 (the CS224N score for SST + Quora + STS).", ""]
+        parts += [
+            "Overall = mean over tasks of accuracy or (Pearson + 1) / 2 (the CS224N score for SST + Quora + STS).",
+            "",
+        ]
         parts += [markdown_table(["split", "overall"], [[name, m["overall"]] for name, m in results.items()]), ""]
     parts += ["## Training", "", markdown_table(["", ""], list(training.items())), ""]
     parts += ["## Setup", "", markdown_table(["", ""], list(setup.items())), ""]
@@ -65,12 +68,20 @@ def write_report(
         where = f"{task}, {split}" if task_rows is not None else split
         confused = top_confusions(matrix, labels[task])
         if confused:
-            parts += [f"## Most frequent confusions ({where})", "", markdown_table(["true", "predicted", "count"], confused), ""]
+            parts += [
+                f"## Most frequent confusions ({where})",
+                "",
+                markdown_table(["true", "predicted", "count"], confused),
+                "",
+            ]
         scores = sorted(per_class[task].items(), key=lambda item: item[1]["f1-score"])
         parts += [
             f"## Per-class scores ({where}, worst F1 first)",
             "",
-            markdown_table(["label", "precision", "recall", "f1", "support"], [[k, v["precision"], v["recall"], v["f1-score"], int(v["support"])] for k, v in scores]),
+            markdown_table(
+                ["label", "precision", "recall", "f1", "support"],
+                [[k, v["precision"], v["recall"], v["f1-score"], int(v["support"])] for k, v in scores],
+            ),
             "",
         ]
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -42,7 +42,9 @@ def _require(module: str) -> None:
     try:
         __import__(module)
     except ImportError as e:
-        raise MinbertError(f"the ONNX backend needs {module}: pip install 'minbert[onnx]' (onnx, onnxruntime, onnxscript)") from e
+        raise MinbertError(
+            f"the ONNX backend needs {module}: pip install 'minbert[onnx]' (onnx, onnxruntime, onnxscript)"
+        ) from e
 
 
 def exportable_tasks(model: Model) -> list[str]:
@@ -57,7 +59,9 @@ class _HeadsGraph(nn.Module):
         super().__init__()
         self.model, self.tasks = model, tasks
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         shared = self.model.sentence_embedding(Batch(input_ids, attention_mask, token_type_ids))
         return tuple(self.model.heads[task](shared) for task in self.tasks)
 
@@ -70,14 +74,23 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
     model = Model.load(directory).eval()
     tasks = exportable_tasks(model)
     if not tasks:
-        raise MinbertError(f"{directory}: no head reads one sequence (bi-encoder heads and sentence encoders stay PyTorch-only)")
+        raise MinbertError(
+            f"{directory}: no head reads one sequence (bi-encoder heads and sentence encoders stay PyTorch-only)"
+        )
     skipped = [t for t in model.tasks if t not in tasks]
     if skipped:
-        log.warning("ONNX export: bi-encoder heads %s are left out (they read two sequences); use --backend torch for them", skipped)
+        log.warning(
+            "ONNX export: bi-encoder heads %s are left out (they read two sequences); use --backend torch for them",
+            skipped,
+        )
     out = directory / ONNX_DIR
     out.mkdir(exist_ok=True)
     first = "an example sentence"
-    example_inputs: list[Any] = [(first, "and a second one")] if model.spec(tasks[0]).input == "cross" else [first, "and a second, longer example"]
+    example_inputs: list[Any] = (
+        [(first, "and a second one")]
+        if model.spec(tasks[0]).input == "cross"
+        else [first, "and a second, longer example"]
+    )
     example = model.tokenizer(example_inputs)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=model.tokenizer.max_length)
     exporter_log = logging.getLogger("torch.onnx")
@@ -86,8 +99,12 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            _HeadsGraph(model, tasks), (example.input_ids, example.attention_mask, example.token_type_ids),
-            input_names=list(INPUTS), output_names=tasks, dynamo=True, verbose=False,
+            _HeadsGraph(model, tasks),
+            (example.input_ids, example.attention_mask, example.token_type_ids),
+            input_names=list(INPUTS),
+            output_names=tasks,
+            dynamo=True,
+            verbose=False,
             dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUTS},
         )
     exporter_log.setLevel(level)
@@ -140,7 +157,9 @@ class OnnxModel:
         if task not in self.specs:
             raise MinbertError(f"no task {task!r} in this model; its tasks: {', '.join(self.specs)}")
         if task not in self.outputs:
-            raise MinbertError(f"task {task!r} is a bi-encoder head, which the ONNX export leaves out; use --backend torch")
+            raise MinbertError(
+                f"task {task!r} is a bi-encoder head, which the ONNX export leaves out; use --backend torch"
+            )
         return self.specs[task]
 
     def default_task(self) -> str:
@@ -148,7 +167,9 @@ class OnnxModel:
             raise MinbertError(f"this model has several tasks ({', '.join(self.specs)}); say which (task=..., --task)")
         return next(iter(self.specs))
 
-    def raw_outputs(self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+    def raw_outputs(
+        self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False
+    ) -> torch.Tensor:
         """Raw head outputs in input order (bf16 is a PyTorch option and does not apply here)."""
         self.spec(task)
         pairs = bool(inputs) and isinstance(inputs[0], tuple)
@@ -157,17 +178,23 @@ class OnnxModel:
 
         def run(index: list[int]) -> torch.Tensor:
             batch = self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index] if pairs else None)
-            out = self.session.run([self.outputs[position]], {name: t.numpy() for name, t in batch.as_kwargs().items()})[0]
+            out = self.session.run(
+                [self.outputs[position]], {name: t.numpy() for name, t in batch.as_kwargs().items()}
+            )[0]
             return torch.from_numpy(np.asarray(out, dtype=np.float32))
 
         return in_length_order([len(ids) for ids, _ in rows], batch_size, run)
 
-    def predict(self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128) -> list[Prediction] | list[float]:
+    def predict(
+        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
+    ) -> list[Prediction] | list[float]:
         task = task or self.default_task()
         spec = self.spec(task)
         return predictions(spec, self.raw_outputs(task, check_inputs(inputs, spec.pair, task), batch_size))
 
-    def predict_proba(self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128) -> np.ndarray:
+    def predict_proba(
+        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
+    ) -> np.ndarray:
         task = task or self.default_task()
         spec = self.spec(task)
         return spec.probabilities(self.raw_outputs(task, check_inputs(inputs, spec.pair, task), batch_size)).numpy()

@@ -97,7 +97,9 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
             f"directory (config.json + model.safetensors) or '{DEFAULT_CHECKPOINT}'"
         )
     if not directory.is_dir():
-        raise MinbertError(f"{directory}: is a file, not a checkpoint directory; give the folder that holds config.json")
+        raise MinbertError(
+            f"{directory}: is a file, not a checkpoint directory; give the folder that holds config.json"
+        )
     return directory
 
 
@@ -168,7 +170,9 @@ def to_minbert_state_dict(state: dict[str, torch.Tensor], source: Path) -> tuple
     return renamed, unexpected
 
 
-def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], directory: Path, unexpected: list[str]) -> None:
+def check_state(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], directory: Path, unexpected: list[str]
+) -> None:
     """Refuse weights that do not fit the encoder `config.json` describes; warn about what is left over."""
     missing = sorted(set(expected) - set(state))
     missing_pooler = [k for k in missing if k.startswith("pooler.")]
@@ -186,7 +190,9 @@ def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor
                 f"implies {tuple(expected[key].shape)}; config.json and the weights do not belong together"
             )
     if missing_pooler:
-        warnings.warn(f"{directory}: no pooler weights in the checkpoint; the pooler is randomly initialised", stacklevel=3)
+        warnings.warn(
+            f"{directory}: no pooler weights in the checkpoint; the pooler is randomly initialised", stacklevel=3
+        )
     if unexpected:
         warnings.warn(
             f"{directory}: ignored {len(unexpected)} weights that are not part of a BERT encoder: "
@@ -234,12 +240,18 @@ def read_sentence_transformers_layout(directory: Path) -> tuple[str, bool, int |
             chosen = [key for key in ST_POOLING_KEYS if config.get(key)]
             mode = ST_POOLING_KEYS[chosen[0]] if len(chosen) == 1 else None
             if mode is None:
-                raise MinbertError(f"{config_file}: pooling {chosen or 'none'} is not supported; minbert pools by cls or mean")
+                raise MinbertError(
+                    f"{config_file}: pooling {chosen or 'none'} is not supported; minbert pools by cls or mean"
+                )
             pooling = mode
         elif kind.endswith("Normalize"):
             normalize = True
         elif not kind.endswith("Transformer"):
-            raise MinbertError(f"{modules_file}: module {kind!r} is not supported (Transformer, Pooling, Normalize are)")
+            raise MinbertError(
+                f"{modules_file}: module {kind!r} is not supported (Transformer, Pooling, Normalize are)"
+            )
     settings_file = directory / "sentence_bert_config.json"
-    max_length = json.loads(settings_file.read_text(encoding="utf-8")).get("max_seq_length") if settings_file.is_file() else None
+    max_length = (
+        json.loads(settings_file.read_text(encoding="utf-8")).get("max_seq_length") if settings_file.is_file() else None
+    )
     return pooling, normalize, max_length

@@ -85,14 +85,20 @@ class HeadSpec:
         if self.input not in ("single", "cross", "bi"):
             raise MinbertError(f"{where}: head input {self.input!r} is not single, cross or bi")
         if self.activation not in HEAD_ACTIVATIONS:
-            raise MinbertError(f"{where}: head activation {self.activation!r} is not one of {', '.join(HEAD_ACTIVATIONS)}")
+            raise MinbertError(
+                f"{where}: head activation {self.activation!r} is not one of {', '.join(HEAD_ACTIVATIONS)}"
+            )
         if self.kind == "classification":
             if self.loss not in HEAD_LOSSES["classification"]:
                 raise MinbertError(f"{where}: a classification head trains with loss ce or bce, not {self.loss}")
             if self.loss == "bce" and len(self.labels) != 2:
-                raise MinbertError(f"{where}: loss bce needs exactly 2 labels, the data has {len(self.labels)}; use loss ce")
+                raise MinbertError(
+                    f"{where}: loss bce needs exactly 2 labels, the data has {len(self.labels)}; use loss ce"
+                )
             if self.input == "bi" and self.features == "cosine":
-                raise MinbertError(f"{where}: cosine features give one score; classify pairs with features concat (or kind regression)")
+                raise MinbertError(
+                    f"{where}: cosine features give one score; classify pairs with features concat (or kind regression)"
+                )
         elif self.loss not in HEAD_LOSSES["regression"]:
             raise MinbertError(f"{where}: a regression head trains with loss mse, bce or cosent, not {self.loss}")
         if self.input != "bi" and self.features == "cosine":

@@ -52,7 +52,9 @@ def read_description(directory: Path) -> dict[str, Any]:
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MinbertError(f"{file}: not valid JSON ({e}); the model directory is damaged: save or train it again") from e
+        raise MinbertError(
+            f"{file}: not valid JSON ({e}); the model directory is damaged: save or train it again"
+        ) from e
     except OSError as e:
         raise MinbertError(f"{file}: cannot be read ({e.strerror})") from e
     if not isinstance(raw, dict):

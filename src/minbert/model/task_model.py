@@ -74,19 +74,31 @@ class Model(nn.Module):
         self.pooling = Pooling(config.pooling)
         width = encoder.config.hidden_size
         self.projection = nn.Linear(width, config.projection_size) if config.projection_size else None
-        self.heads = nn.ModuleDict({spec.name: TaskHead(spec, config.projection_size or width) for spec in config.heads})
+        self.heads = nn.ModuleDict(
+            {spec.name: TaskHead(spec, config.projection_size or width) for spec in config.heads}
+        )
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: str | Path | None, heads: Sequence[HeadSpec] = (), *, pooling: str = "cls", projection_size: int = 0,
-        normalize: bool = False, max_length: int | None = 128,
+        cls,
+        checkpoint: str | Path | None,
+        heads: Sequence[HeadSpec] = (),
+        *,
+        pooling: str = "cls",
+        projection_size: int = 0,
+        normalize: bool = False,
+        max_length: int | None = 128,
     ) -> Model:
         """New (randomly initialised) heads on a pretrained encoder."""
         encoder = Encoder.from_pretrained(checkpoint)
         tokenizer = Tokenizer.from_pretrained(checkpoint, max_length=max_length)
         config = ModelConfig(
-            heads=list(heads), pooling=pooling, projection_size=projection_size, normalize=normalize,
-            max_length=tokenizer.max_length, base_checkpoint=str(checkpoint or DEFAULT_CHECKPOINT),
+            heads=list(heads),
+            pooling=pooling,
+            projection_size=projection_size,
+            normalize=normalize,
+            max_length=tokenizer.max_length,
+            base_checkpoint=str(checkpoint or DEFAULT_CHECKPOINT),
         )
         return cls(encoder, tokenizer, config)
 
@@ -124,12 +136,16 @@ class Model(nn.Module):
 
     def spec(self, task: str) -> HeadSpec:
         if task not in self.heads:
-            raise MinbertError(f"no task {task!r} in this model; its tasks: {', '.join(self.heads) or 'none (a sentence encoder)'}")
+            raise MinbertError(
+                f"no task {task!r} in this model; its tasks: {', '.join(self.heads) or 'none (a sentence encoder)'}"
+            )
         return self.heads[task].spec  # type: ignore[return-value]
 
     def default_task(self) -> str:
         if not self.heads:
-            raise MinbertError("this model is a sentence encoder without a head: it encodes (minbert embed), it does not predict")
+            raise MinbertError(
+                "this model is a sentence encoder without a head: it encodes (minbert embed), it does not predict"
+            )
         if len(self.heads) != 1:
             raise MinbertError(f"this model has several tasks ({', '.join(self.heads)}); say which (task=..., --task)")
         return next(iter(self.heads))
@@ -151,7 +167,9 @@ class Model(nn.Module):
 
     def forward(self, task: str, first: Batch, second: Batch | None = None) -> torch.Tensor:
         """Raw head output for one task: `first` holds the sentences (or cross-encoded pairs), `second` the bi-encoder's other side."""
-        return self.heads[task](self.sentence_embedding(first), self.sentence_embedding(second) if second is not None else None)
+        return self.heads[task](
+            self.sentence_embedding(first), self.sentence_embedding(second) if second is not None else None
+        )
 
     def head_outputs(self, task: str, u: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
         """The head (after the shared projection) on pooled vectors, e.g. cached ones of a frozen encoder."""
@@ -160,7 +178,9 @@ class Model(nn.Module):
     # Inference on many inputs.
 
     @torch.no_grad()
-    def pooled_vectors(self, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+    def pooled_vectors(
+        self, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False
+    ) -> torch.Tensor:
         """Pooled vectors (float32, CPU, eval mode) of texts or cross-encoded pairs, in input order."""
         was_training = self.training
         self.eval()
@@ -169,7 +189,9 @@ class Model(nn.Module):
         device = self.device
 
         def run(index: list[int]) -> torch.Tensor:
-            batch = self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index] if pairs else None).to(device)
+            batch = self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index] if pairs else None).to(
+                device
+            )
             with autocast(device, bf16):
                 return self.pooled(batch).float().cpu()
 
@@ -180,7 +202,9 @@ class Model(nn.Module):
         return out if len(rows) else torch.empty(0, self.encoder.config.hidden_size)
 
     @torch.no_grad()
-    def raw_outputs(self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+    def raw_outputs(
+        self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False
+    ) -> torch.Tensor:
         """One task's raw head outputs for many inputs, in input order."""
         spec = self.spec(task)
         if spec.input == "bi":
@@ -192,7 +216,9 @@ class Model(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self.head_outputs(task, u.to(self.device), v.to(self.device) if v is not None else None).float().cpu()
+            return (
+                self.head_outputs(task, u.to(self.device), v.to(self.device) if v is not None else None).float().cpu()
+            )
         finally:
             self.train(was_training)
 
@@ -205,7 +231,9 @@ class Model(nn.Module):
         checked = check_inputs(inputs, spec.pair, task)
         return predictions(spec, self.raw_outputs(task, checked, batch_size))
 
-    def predict_proba(self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128) -> np.ndarray:
+    def predict_proba(
+        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
+    ) -> np.ndarray:
         """(n, classes) probabilities of a classification head, columns in the order of its labels."""
         task = task or self.default_task()
         spec = self.spec(task)
@@ -230,7 +258,9 @@ class Model(nn.Module):
         with written_whole(directory) as staging:
             self.encoder.save_pretrained(staging / "encoder")
             self.tokenizer.save_pretrained(staging / "encoder")
-            weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+            weights = {
+                k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("encoder.")
+            }
             save_file(weights, str(staging / HEADS_FILE))
             write_description(staging, asdict(self.config))
         return directory
@@ -306,7 +336,9 @@ def check_inputs(inputs: Sequence[str] | Sequence[Pair] | str, pair: bool, task:
         return check_texts(inputs)  # type: ignore[arg-type]
     checked = []
     for i, item in enumerate(inputs):
-        if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) and t.strip() for t in item)):
+        if not (
+            isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) and t.strip() for t in item)
+        ):
             raise MinbertError(f"input {i}: task {task!r} takes sentence pairs (two non-empty texts), got {item!r}")
         checked.append((item[0], item[1]))
     return checked

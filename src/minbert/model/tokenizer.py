@@ -32,10 +32,16 @@ class Batch:
     token_type_ids: torch.Tensor
 
     def to(self, device: str | torch.device) -> Batch:
-        return Batch(*(t.to(device, non_blocking=True) for t in (self.input_ids, self.attention_mask, self.token_type_ids)))
+        return Batch(
+            *(t.to(device, non_blocking=True) for t in (self.input_ids, self.attention_mask, self.token_type_ids))
+        )
 
     def as_kwargs(self) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "token_type_ids": self.token_type_ids}
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "token_type_ids": self.token_type_ids,
+        }
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -93,8 +99,11 @@ class Tokenizer:
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": self.do_lower_case,
             "model_max_length": self.max_length,
-            "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-            "cls_token": "[CLS]", "mask_token": "[MASK]",
+            "unk_token": "[UNK]",
+            "sep_token": "[SEP]",
+            "pad_token": "[PAD]",
+            "cls_token": "[CLS]",
+            "mask_token": "[MASK]",
         }
         (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 

@@ -65,7 +65,9 @@ class ServedModel:
     def __init__(self, model_dir: str | Path, backend: str = "torch") -> None:
         self.model_dir, self.backend = str(model_dir), backend
         if not is_model_directory(model_dir) and backend not in TORCH_BACKENDS:
-            raise MinbertError(f"{model_dir}: the ONNX backends serve exported minbert models; this is a plain checkpoint")
+            raise MinbertError(
+                f"{model_dir}: the ONNX backends serve exported minbert models; this is a plain checkpoint"
+            )
         self.model = load_backend(model_dir, backend)
         self._torch_model: Model | None = self.model if isinstance(self.model, Model) else None
 
@@ -75,14 +77,25 @@ class ServedModel:
         if not tasks:
             return "sentence-encoder"
         single = self.model.spec(tasks[0])
-        return "classifier" if len(tasks) == 1 and single.kind == "classification" and single.input == "single" else "multitask"
+        return (
+            "classifier"
+            if len(tasks) == 1 and single.kind == "classification" and single.input == "single"
+            else "multitask"
+        )
 
     def info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"model": self.model_dir, "kind": self.kind, "backend": self.backend, "minbert_version": __version__}
+        info: dict[str, Any] = {
+            "model": self.model_dir,
+            "kind": self.kind,
+            "backend": self.backend,
+            "minbert_version": __version__,
+        }
         if self.kind == "classifier":
             info["labels"] = list(self.model.labels)
         elif self.kind == "multitask":
-            info["tasks"] = {s.name: {"kind": s.kind, "input": s.input, "labels": s.labels} for s in self.model.config.heads}
+            info["tasks"] = {
+                s.name: {"kind": s.kind, "input": s.input, "labels": s.labels} for s in self.model.config.heads
+            }
         return info
 
     def check_task(self, request: PredictRequest) -> tuple[str, list[Any]]:
@@ -91,7 +104,7 @@ class ServedModel:
             raise HTTPException(400, "this model is a sentence encoder without a head: use POST /embed")
         if self.kind == "classifier":
             if request.task is not None or request.pairs is not None:
-                raise HTTPException(422, "this classifier takes {\"texts\": [...]} only (no task, no pairs)")
+                raise HTTPException(422, 'this classifier takes {"texts": [...]} only (no task, no pairs)')
             task, pair = self.model.default_task(), False
         else:
             try:
@@ -101,7 +114,7 @@ class ServedModel:
                 raise HTTPException(422, str(e)) from None
         inputs = request.pairs if pair else request.texts
         if inputs is None:
-            raise HTTPException(422, f"task {task!r} takes " + ("\"pairs\": [[a, b], ...]" if pair else "\"texts\": [...]"))
+            raise HTTPException(422, f"task {task!r} takes " + ('"pairs": [[a, b], ...]' if pair else '"texts": [...]'))
         return task, list(inputs)
 
     def predict(self, task: str, inputs: list[Any]) -> list[dict[str, Any]]:
@@ -117,7 +130,9 @@ def check_texts(texts: list, limits: Limits) -> None:
     if not texts:
         raise HTTPException(422, "the list is empty; send at least one text")
     if len(texts) > limits.max_texts:
-        raise HTTPException(413, f"{len(texts)} texts in one request; the limit is {limits.max_texts}: split the request")
+        raise HTTPException(
+            413, f"{len(texts)} texts in one request; the limit is {limits.max_texts}: split the request"
+        )
     for i, item in enumerate(texts):
         for text in item if isinstance(item, tuple) else (item,):
             if not text.strip():
@@ -135,7 +150,11 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: Limits = L
     def batcher(endpoint: str, task: str, normalize: bool = True) -> MicroBatcher:
         key = (endpoint, task, normalize)
         if key not in batchers:
-            run = (lambda items: served.predict(task, items)) if endpoint == "predict" else (lambda items: served.embed(items, normalize))
+            run = (
+                (lambda items: served.predict(task, items))
+                if endpoint == "predict"
+                else (lambda items: served.embed(items, normalize))
+            )
             batchers[key] = MicroBatcher(run, executor, limits.max_batch, limits.max_wait_ms)
         return batchers[key]
 
@@ -144,19 +163,28 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: Limits = L
         yield
         executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="minbert", version=__version__, description=f"Predictions and embeddings from {model_dir}", lifespan=lifespan)
+    app = FastAPI(
+        title="minbert",
+        version=__version__,
+        description=f"Predictions and embeddings from {model_dir}",
+        lifespan=lifespan,
+    )
     app.state.served, app.state.batchers, app.state.limits = served, batchers, limits
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):  # noqa: ANN001, ANN202
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
-            return JSONResponse({"detail": f"request body of {length} bytes; the limit is {limits.max_body_bytes}"}, status_code=413)
+            return JSONResponse(
+                {"detail": f"request body of {length} bytes; the limit is {limits.max_body_bytes}"}, status_code=413
+            )
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in error.errors()
+        )
         return JSONResponse({"detail": f"bad request body: {problems}"}, status_code=422)
 
     @app.get("/health")
@@ -182,9 +210,18 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: Limits = L
     return app
 
 
-def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits = Limits()) -> None:
+def serve(
+    model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits = Limits()
+) -> None:
     import uvicorn
 
     app = create_app(model_dir, backend, limits)
-    log.info("serving %s (%s, %s backend) on http://%s:%d (docs at /docs)", model_dir, app.state.served.kind, backend, host, port)
+    log.info(
+        "serving %s (%s, %s backend) on http://%s:%d (docs at /docs)",
+        model_dir,
+        app.state.served.kind,
+        backend,
+        host,
+        port,
+    )
     uvicorn.run(app, host=host, port=port, log_level="info")

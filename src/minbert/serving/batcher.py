@@ -15,7 +15,13 @@ from typing import Any
 
 
 class MicroBatcher:
-    def __init__(self, run: Callable[[list[Any]], Sequence[Any]], executor: ThreadPoolExecutor, max_batch: int = 64, max_wait_ms: float = 5.0) -> None:
+    def __init__(
+        self,
+        run: Callable[[list[Any]], Sequence[Any]],
+        executor: ThreadPoolExecutor,
+        max_batch: int = 64,
+        max_wait_ms: float = 5.0,
+    ) -> None:
         self.run, self.executor = run, executor
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.queue: asyncio.Queue[tuple[list[Any], asyncio.Future]] = asyncio.Queue()

@@ -52,7 +52,9 @@ class ContrastiveModel(nn.Module):
         self.encoder, self.pooling = encoder, pooling
         hidden = encoder.config.hidden_size
         self.projection = (
-            nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, projection_size)) if projection_size else nn.Identity()
+            nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, projection_size))
+            if projection_size
+            else nn.Identity()
         )
 
     def forward(self, batch: ContrastiveBatch) -> torch.Tensor:
@@ -64,8 +66,17 @@ class ContrastiveTask:
     """Batches of tokenised sentences (with labels for SupCon) and the contrastive loss; no dev metric."""
 
     def __init__(
-        self, tokenizer: Tokenizer, labels: LabelVocab | None, train: Sequence[Example], *, objective: str, temperature: float, batch_size: int,
-        seed: int, bucket: bool = True, views: int = 1,
+        self,
+        tokenizer: Tokenizer,
+        labels: LabelVocab | None,
+        train: Sequence[Example],
+        *,
+        objective: str,
+        temperature: float,
+        batch_size: int,
+        seed: int,
+        bucket: bool = True,
+        views: int = 1,
     ) -> None:
         """`labels` may be None for SimCSE, which needs none."""
         if objective not in ("simcse", "supcon"):
@@ -84,8 +95,14 @@ class ContrastiveTask:
         return len(self.ids)
 
     def epoch_batches(self, epoch: int) -> list[ContrastiveBatch]:
-        index_batches = bucketed_batches([len(i) for i in self.ids], self.batch_size, seed=self.seed * 1000 + epoch + 500, bucket=self.bucket)
-        return [ContrastiveBatch(self.tokenizer.pad([self.ids[i] for i in index]), self.targets[index]) for index in index_batches if len(index) > 1]
+        index_batches = bucketed_batches(
+            [len(i) for i in self.ids], self.batch_size, seed=self.seed * 1000 + epoch + 500, bucket=self.bucket
+        )
+        return [
+            ContrastiveBatch(self.tokenizer.pad([self.ids[i] for i in index]), self.targets[index])
+            for index in index_batches
+            if len(index) > 1
+        ]
 
     def loss(self, model: ContrastiveModel, batch: ContrastiveBatch) -> torch.Tensor:
         first = model(batch)

@@ -43,7 +43,9 @@ class HeadBatch:
     targets: torch.Tensor
 
     def to(self, device: torch.device) -> HeadBatch:
-        return HeadBatch(self.first.to(device), self.second.to(device) if self.second is not None else None, self.targets.to(device))
+        return HeadBatch(
+            self.first.to(device), self.second.to(device) if self.second is not None else None, self.targets.to(device)
+        )
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -58,7 +60,9 @@ class FeatureBatch:
     targets: torch.Tensor
 
     def to(self, device: torch.device) -> FeatureBatch:
-        return FeatureBatch(self.first.to(device), self.second.to(device) if self.second is not None else None, self.targets.to(device))
+        return FeatureBatch(
+            self.first.to(device), self.second.to(device) if self.second is not None else None, self.targets.to(device)
+        )
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -106,7 +110,9 @@ def targets_of(spec: HeadSpec, examples: Sequence[Example]) -> torch.Tensor:
         try:
             value = float(e.label)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise MinbertError(f"{e.where}: label {e.label!r} is not a number; task {spec.name!r} is a regression") from None
+            raise MinbertError(
+                f"{e.where}: label {e.label!r} is not a number; task {spec.name!r} is a regression"
+            ) from None
         if not low <= value <= high:
             raise MinbertError(
                 f"{e.where}: score {value:g} is outside task {spec.name!r}'s head.target_range [{low:g}, {high:g}]; "
@@ -134,28 +140,52 @@ def score_raw(spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor) -> Evalu
         predicted = spec.scores(raw)
         return Evaluation({**regression_metrics(spec.from_unit(targets).tolist(), predicted.tolist()), "loss": loss})
     y_true, y_pred = targets.long().tolist(), spec.predicted_ids(raw).tolist()
-    return Evaluation({**classification_metrics(y_true, y_pred), "loss": loss}, y_true, y_pred, spec.probabilities(raw).numpy())
+    return Evaluation(
+        {**classification_metrics(y_true, y_pred), "loss": loss}, y_true, y_pred, spec.probabilities(raw).numpy()
+    )
 
 
-def evaluate_examples(model: Model, task: str, examples: Sequence[Example], batch_size: int = 128, bf16: bool = False) -> Evaluation:
+def evaluate_examples(
+    model: Model, task: str, examples: Sequence[Example], batch_size: int = 128, bf16: bool = False
+) -> Evaluation:
     """Predict every labelled example of one task and score it."""
     spec = model.spec(task)
-    return score_raw(spec, model.raw_outputs(task, model_inputs(spec, examples), batch_size, bf16), targets_of(spec, examples))
+    return score_raw(
+        spec, model.raw_outputs(task, model_inputs(spec, examples), batch_size, bf16), targets_of(spec, examples)
+    )
 
 
 class HeadTask:
     """Training data and dev evaluation of one head; `MultitaskTask` mixes several (or holds one)."""
 
     def __init__(
-        self, spec: HeadSpec, model: Model, train: Sequence[Example], dev: Sequence[Example] | None = None, *,
-        batch_size: int = 32, eval_batch_size: int = 128, seed: int = 42, bucket: bool = True, bf16: bool = False,
-        cache_features: bool = True, scl: tuple[float, float] | None = None,
+        self,
+        spec: HeadSpec,
+        model: Model,
+        train: Sequence[Example],
+        dev: Sequence[Example] | None = None,
+        *,
+        batch_size: int = 32,
+        eval_batch_size: int = 128,
+        seed: int = 42,
+        bucket: bool = True,
+        bf16: bool = False,
+        cache_features: bool = True,
+        scl: tuple[float, float] | None = None,
     ) -> None:
         """`scl` = (lambda, temperature) adds Gunel et al.'s supervised contrastive term to a CE head's loss."""
         self.spec, self.tokenizer = spec, model.tokenizer
-        self.batch_size, self.eval_batch_size, self.seed, self.bucket, self.bf16 = batch_size, eval_batch_size, seed, bucket, bf16
+        self.batch_size, self.eval_batch_size, self.seed, self.bucket, self.bf16 = (
+            batch_size,
+            eval_batch_size,
+            seed,
+            bucket,
+            bf16,
+        )
         if scl is not None and spec.loss != "ce":
-            raise MinbertError(f"task {spec.name!r}: train.objective ce+scl needs a classification head with loss ce, not {spec.loss}")
+            raise MinbertError(
+                f"task {spec.name!r}: train.objective ce+scl needs a classification head with loss ce, not {spec.loss}"
+            )
         self.scl = scl
         self.train_targets = targets_of(spec, train)
         inputs = model_inputs(spec, train)
@@ -171,19 +201,25 @@ class HeadTask:
             self.dev_vectors = self._vectors(model, self.dev_inputs) if self.dev else None
             log.info(
                 "task %s, frozen encoder: cached %d sentence vectors in %.1f s; epochs train the head only",
-                spec.name, len(train) + len(self.dev or []), time.perf_counter() - started,
+                spec.name,
+                len(train) + len(self.dev or []),
+                time.perf_counter() - started,
             )
             return
         if spec.input == "bi":
             self.first = self.tokenizer.ids_with_types([a for a, _ in inputs])
-            self.second: list[tuple[list[int], list[int]]] | None = self.tokenizer.ids_with_types([b for _, b in inputs])
+            self.second: list[tuple[list[int], list[int]]] | None = self.tokenizer.ids_with_types(
+                [b for _, b in inputs]
+            )
         else:
             self.first, self.second = self.tokenizer.ids_with_types(inputs), None
 
     def _vectors(self, model: Model, inputs: list[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.spec.input == "bi":
-            return (model.pooled_vectors([a for a, _ in inputs], self.eval_batch_size, self.bf16),
-                    model.pooled_vectors([b for _, b in inputs], self.eval_batch_size, self.bf16))
+            return (
+                model.pooled_vectors([a for a, _ in inputs], self.eval_batch_size, self.bf16),
+                model.pooled_vectors([b for _, b in inputs], self.eval_batch_size, self.bf16),
+            )
         return model.pooled_vectors(inputs, self.eval_batch_size, self.bf16), None
 
     @property
@@ -191,7 +227,9 @@ class HeadTask:
         return len(self.train_targets)
 
     def _pad(self, rows: list[tuple[list[int], list[int]]], index: list[int]) -> Batch:
-        return self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index] if self.spec.input == "cross" else None)
+        return self.tokenizer.pad(
+            [rows[i][0] for i in index], [rows[i][1] for i in index] if self.spec.input == "cross" else None
+        )
 
     def epoch_batches(self, epoch: int) -> list[HeadBatch] | list[FeatureBatch]:
         """This epoch's batches: seeded by (seed, epoch), bucketed by (summed) length, padded to the longest."""
@@ -199,12 +237,19 @@ class HeadTask:
         if self.cached:  # vectors have no length: plain shuffled batches
             first, second = self.train_vectors
             index_batches = bucketed_batches([1] * self.num_train_examples, self.batch_size, seed=seed, bucket=False)
-            return [FeatureBatch(first[i], second[i] if second is not None else None, self.train_targets[i]) for i in index_batches]
+            return [
+                FeatureBatch(first[i], second[i] if second is not None else None, self.train_targets[i])
+                for i in index_batches
+            ]
         second_rows = self.second
         lengths = [len(ids) + (len(second_rows[i][0]) if second_rows else 0) for i, (ids, _) in enumerate(self.first)]
         index_batches = bucketed_batches(lengths, self.batch_size, seed=seed, bucket=self.bucket)
         return [
-            HeadBatch(self._pad(self.first, index), self._pad(second_rows, index) if second_rows else None, self.train_targets[index])
+            HeadBatch(
+                self._pad(self.first, index),
+                self._pad(second_rows, index) if second_rows else None,
+                self.train_targets[index],
+            )
             for index in index_batches
         ]
 

@@ -44,8 +44,15 @@ class MultitaskTask:
     `prefixed=False` (one task only) the dev metrics keep their plain names."""
 
     def __init__(
-        self, tasks: Sequence[HeadTask], *, weights: dict[str, float] | None = None, sampling: str = "proportional",
-        steps_per_epoch: int | None = None, epochs: int = 1, seed: int = 42, prefixed: bool = True,
+        self,
+        tasks: Sequence[HeadTask],
+        *,
+        weights: dict[str, float] | None = None,
+        sampling: str = "proportional",
+        steps_per_epoch: int | None = None,
+        epochs: int = 1,
+        seed: int = 42,
+        prefixed: bool = True,
     ) -> None:
         if not prefixed and len(tasks) != 1:
             raise ValueError("plain metric names need exactly one task")
@@ -56,8 +63,16 @@ class MultitaskTask:
         self.sizes = [-(-t.num_train_examples // t.batch_size) for t in tasks]  # batches per pass
         self.steps_per_epoch = steps_per_epoch or sum(self.sizes)
         if len(tasks) > 1:
-            shares = ", ".join(f"{name} {w:.2f}" for name, w in zip(self.tasks, task_weights(self.sizes, sampling, 0, epochs), strict=True))
-            log.info("multitask: %d steps per epoch, %s sampling (first-epoch shares: %s)", self.steps_per_epoch, sampling, shares)
+            shares = ", ".join(
+                f"{name} {w:.2f}"
+                for name, w in zip(self.tasks, task_weights(self.sizes, sampling, 0, epochs), strict=True)
+            )
+            log.info(
+                "multitask: %d steps per epoch, %s sampling (first-epoch shares: %s)",
+                self.steps_per_epoch,
+                sampling,
+                shares,
+            )
 
     @property
     def num_train_examples(self) -> int:
@@ -66,7 +81,9 @@ class MultitaskTask:
     def _schedule(self, epoch: int) -> list[int]:
         if len(self.sizes) == 1:
             return [0] * self.steps_per_epoch
-        return task_schedule(self.sizes, self.sampling, self.steps_per_epoch, epoch=epoch, epochs=self.epochs, seed=self.seed)
+        return task_schedule(
+            self.sizes, self.sampling, self.steps_per_epoch, epoch=epoch, epochs=self.epochs, seed=self.seed
+        )
 
     def epoch_batches(self, epoch: int) -> list[TaskBatch]:
         """This epoch's steps. A pure function of the epoch (a resumed run rebuilds it exactly): each task
@@ -97,4 +114,8 @@ class MultitaskTask:
         if not self.prefixed:
             return next(iter(per_task.values()))
         flat = {f"{name}_{metric}": value for name, metrics in per_task.items() for metric, value in metrics.items()}
-        return {**flat, "overall": overall_score(per_task), "loss": sum(m["loss"] for m in per_task.values()) / len(per_task)}
+        return {
+            **flat,
+            "overall": overall_score(per_task),
+            "loss": sum(m["loss"] for m in per_task.values()) / len(per_task),
+        }

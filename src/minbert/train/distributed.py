@@ -55,8 +55,20 @@ def finish() -> None:
 
 def launch(nproc: int, argv: Sequence[str]) -> int:
     """Re-run this command under torchrun with `nproc` local processes; returns its exit code."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "minbert", *argv]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "minbert",
+        *argv,
+    ]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc))),
+    }
     return subprocess.run(command, env=env, check=False).returncode
 
 
@@ -65,7 +77,9 @@ def shard(batch: Any, rank: int, size: int) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.tensor_split(size)[rank]
     if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
-        return dataclasses.replace(batch, **{f.name: shard(getattr(batch, f.name), rank, size) for f in dataclasses.fields(batch) if f.init})
+        return dataclasses.replace(
+            batch, **{f.name: shard(getattr(batch, f.name), rank, size) for f in dataclasses.fields(batch) if f.init}
+        )
     return batch
 
 

@@ -45,7 +45,9 @@ def supcon(embeddings: torch.Tensor, labels: torch.Tensor, tau: float = 0.1) -> 
     return per_anchor.mean()
 
 
-def ce_plus_scl(logits: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor, lam: float = 0.9, tau: float = 0.3) -> torch.Tensor:
+def ce_plus_scl(
+    logits: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor, lam: float = 0.9, tau: float = 0.3
+) -> torch.Tensor:
     """Gunel et al.'s fine-tuning objective: cross-entropy plus the supervised contrastive term."""
     return (1 - lam) * F.cross_entropy(logits.float(), labels) + lam * supcon(embeddings, labels, tau)
 

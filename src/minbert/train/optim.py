@@ -86,7 +86,9 @@ def apply_freezing(model: nn.Module, mode: str) -> None:
     elif mode.startswith("bottom:"):
         k = int(mode.split(":", 1)[1])
         if k > encoder.num_layers:
-            raise MinbertError(f"train.freeze is bottom:{k} but the encoder has {encoder.num_layers} layers; use bottom:0..{encoder.num_layers}")
+            raise MinbertError(
+                f"train.freeze is bottom:{k} but the encoder has {encoder.num_layers} layers; use bottom:0..{encoder.num_layers}"
+            )
         frozen = [encoder.embeddings, *list(encoder.layers)[:k]]
     for module in frozen:
         module.requires_grad_(False)

@@ -1,9 +1,9 @@
 """Which task each multitask step trains on.
 
-    round_robin   tasks in turn: equal steps per task, whatever their sizes
-    proportional  drawn with probability proportional to the task's number of batches
-    annealed      Stickland & Murray (2019): probability ~ size^alpha, alpha from 1 (first epoch)
-                  down to 0.2 (last): large tasks lead early, small ones catch up later
+round_robin   tasks in turn: equal steps per task, whatever their sizes
+proportional  drawn with probability proportional to the task's number of batches
+annealed      Stickland & Murray (2019): probability ~ size^alpha, alpha from 1 (first epoch)
+              down to 0.2 (last): large tasks lead early, small ones catch up later
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def task_weights(sizes: Sequence[int], mode: str, epoch: int = 0, epochs: int = 
     return [w / total for w in raw]
 
 
-def task_schedule(sizes: Sequence[int], mode: str, steps: int, *, epoch: int = 0, epochs: int = 1, seed: int = 0) -> list[int]:
+def task_schedule(
+    sizes: Sequence[int], mode: str, steps: int, *, epoch: int = 0, epochs: int = 1, seed: int = 0
+) -> list[int]:
     """The task index of each of this epoch's steps; seeded by (seed, epoch)."""
     if mode == "round_robin":
         return [step % len(sizes) for step in range(steps)]

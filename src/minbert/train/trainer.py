@@ -1,8 +1,8 @@
 """The training loop. It knows nothing about tasks: a task gives it batches, a loss and dev metrics.
 
-    for each epoch: for each batch: loss -> backward -> (every grad_accum) clip, step, schedule
-    evaluate on dev every epoch or every N steps; keep the best weights; stop early on patience
-    save a resumable checkpoint at epoch ends (or every N steps); `resume` continues from it
+for each epoch: for each batch: loss -> backward -> (every grad_accum) clip, step, schedule
+evaluate on dev every epoch or every N steps; keep the best weights; stop early on patience
+save a resumable checkpoint at epoch ends (or every N steps); `resume` continues from it
 """
 
 from __future__ import annotations
@@ -61,14 +61,30 @@ class FitResult:
 
 class Trainer:
     def __init__(
-        self, model: nn.Module, task: Task, config: TrainConfig, metrics: MetricsLog, device: torch.device, stage: str = "",
-        checkpoint_dir: Path | None = None, on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
+        self,
+        model: nn.Module,
+        task: Task,
+        config: TrainConfig,
+        metrics: MetricsLog,
+        device: torch.device,
+        stage: str = "",
+        checkpoint_dir: Path | None = None,
+        on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
         """`stage` prefixes the metrics.jsonl events of a run with several stages (e.g. 'contrastive_');
         `checkpoint_dir` (None = not resumable) holds the state that `config.resume` continues from."""
-        self.model, self.task, self.config, self.metrics, self.device, self.stage = model, task, config, metrics, device, stage
+        self.model, self.task, self.config, self.metrics, self.device, self.stage = (
+            model,
+            task,
+            config,
+            metrics,
+            device,
+            stage,
+        )
         self.checkpoint_dir = checkpoint_dir
-        self.on_evaluate = on_evaluate  # called with (step, dev metrics) after each evaluation, e.g. to prune a sweep trial
+        self.on_evaluate = (
+            on_evaluate  # called with (step, dev metrics) after each evaluation, e.g. to prune a sweep trial
+        )
         self.higher_is_better = config.metric != "loss"
 
     def fit(self) -> FitResult:
@@ -76,7 +92,9 @@ class Trainer:
         first_epoch = self.task.epoch_batches(0)
         steps_per_epoch = math.ceil(len(first_epoch) / cfg.grad_accum)
         total_steps = steps_per_epoch * cfg.epochs
-        optimizer = build_optimizer(self.model, lr=cfg.lr, head_lr=cfg.head_lr, weight_decay=cfg.weight_decay, llrd=cfg.llrd)
+        optimizer = build_optimizer(
+            self.model, lr=cfg.lr, head_lr=cfg.head_lr, weight_decay=cfg.weight_decay, llrd=cfg.llrd
+        )
         scheduler = build_scheduler(optimizer, total_steps, cfg.warmup_ratio, cfg.schedule)
         # Clip what the optimizer updates; walking every module per step is a fifth of a cached-probe epoch.
         trainable = [p for group in optimizer.param_groups for p in group["params"]]
@@ -88,13 +106,20 @@ class Trainer:
         rank, processes = world()
         parallel_loss = DataParallelLoss(self.model, self.task) if processes > 1 else None
         if processes > 1:
-            log.info("data parallel: rank %d of %d processes, each takes its share of every batch of %d", rank, processes, cfg.batch_size)
+            log.info(
+                "data parallel: rank %d of %d processes, each takes its share of every batch of %d",
+                rank,
+                processes,
+                cfg.batch_size,
+            )
         step, start_epoch, start_batch, trained_seconds = 0, 0, 0, 0.0
         resumed = load_state(self.checkpoint_path) if cfg.resume and self.checkpoint_path else None
         if resumed is not None:
             step, start_epoch, start_batch, trained_seconds = self._restore(resumed, optimizer, scheduler, result)
             first_epoch = self.task.epoch_batches(start_epoch) if start_epoch else first_epoch
-            log.info("resumed from %s: step %d, epoch %d, batch %d", self.checkpoint_path, step, start_epoch + 1, start_batch)
+            log.info(
+                "resumed from %s: step %d, epoch %d, batch %d", self.checkpoint_path, step, start_epoch + 1, start_batch
+            )
         elif cfg.eval_before:
             self._evaluate(result, step=0, epoch=0.0)
         self.last_checkpoint = time.perf_counter()
@@ -105,7 +130,13 @@ class Trainer:
             batches = first_epoch if epoch == start_epoch else self.task.epoch_batches(epoch)
             skip = start_batch if epoch == start_epoch else 0
             self.model.train()
-            bar = tqdm(total=len(batches), initial=skip, desc=f"{self.stage}epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress or rank > 0, leave=False)
+            bar = tqdm(
+                total=len(batches),
+                initial=skip,
+                desc=f"{self.stage}epoch {epoch + 1}/{cfg.epochs}",
+                disable=not cfg.progress or rank > 0,
+                leave=False,
+            )
             epoch_started, epoch_examples, running_loss = time.perf_counter(), 0, None
             loss_sum, loss_batches = 0.0, 0
             for i, batch in enumerate(batches):
@@ -130,9 +161,15 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 rate = epoch_examples / max(time.perf_counter() - epoch_started, 1e-9)
-                self.metrics.write(f"{self.stage}train", step, epoch=epoch + (i + 1) / len(batches), loss=loss_value, lr=max(lrs))
+                self.metrics.write(
+                    f"{self.stage}train", step, epoch=epoch + (i + 1) / len(batches), loss=loss_value, lr=max(lrs)
+                )
                 bar.set_postfix(loss=f"{running_loss:.4f}", lr=f"{max(lrs):.2e}", ex_s=f"{rate:.0f}")
-                if cfg.eval_every and step % cfg.eval_every == 0 and self._evaluate(result, step, epoch + (i + 1) / len(batches)):
+                if (
+                    cfg.eval_every
+                    and step % cfg.eval_every == 0
+                    and self._evaluate(result, step, epoch + (i + 1) / len(batches))
+                ):
                     break
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and i + 1 < len(batches):
                     self._checkpoint(optimizer, scheduler, result, step, epoch, i + 1, time.perf_counter() - started)
@@ -141,7 +178,14 @@ class Trainer:
             # The epoch mean, not the progress bar's moving average: that follows the last few batches and
             # swings with them (small contrastive batches), which reads like the model getting worse.
             mean_loss = loss_sum / loss_batches if loss_batches else float("nan")
-            log.info("epoch %d/%d: mean loss %.4f over %d batches, %.0f examples/s", epoch + 1, cfg.epochs, mean_loss, loss_batches, rate)
+            log.info(
+                "epoch %d/%d: mean loss %.4f over %d batches, %.0f examples/s",
+                epoch + 1,
+                cfg.epochs,
+                mean_loss,
+                loss_batches,
+                rate,
+            )
             if self.bad_evaluations_exhausted() or result.stopped_early:
                 break
             if not cfg.eval_every and self._evaluate(result, step, float(epoch + 1)):
@@ -162,27 +206,58 @@ class Trainer:
         return self.checkpoint_dir / f"{self.stage}trainer.pt" if self.checkpoint_dir else None
 
     def _checkpoint(
-        self, optimizer: torch.optim.Optimizer, scheduler: Any, result: FitResult, step: int, epoch: int, batch: int, seconds: float
+        self,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        result: FitResult,
+        step: int,
+        epoch: int,
+        batch: int,
+        seconds: float,
     ) -> None:
         """Save everything a resumed run needs, at an optimizer-step boundary (no pending gradients)."""
         path = self.checkpoint_path
-        if path is None or not is_main() or not (self.config.checkpoint_every or time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_interval_s):
+        if (
+            path is None
+            or not is_main()
+            or not (
+                self.config.checkpoint_every
+                or time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_interval_s
+            )
+        ):
             return
-        save_state(path, {
-            "model": self.model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "step": step, "epoch": epoch, "batch": batch, "seconds": seconds, "result": asdict(result),
-            "best_state": self.best_state, "bad_evaluations": self.bad_evaluations, "eval_seconds": self.eval_seconds,
-            "metrics_lines": self.metrics.lines,
-        })
+        save_state(
+            path,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "epoch": epoch,
+                "batch": batch,
+                "seconds": seconds,
+                "result": asdict(result),
+                "best_state": self.best_state,
+                "bad_evaluations": self.bad_evaluations,
+                "eval_seconds": self.eval_seconds,
+                "metrics_lines": self.metrics.lines,
+            },
+        )
         self.last_checkpoint = time.perf_counter()
 
-    def _restore(self, state: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any, result: FitResult) -> tuple[int, int, int, float]:
+    def _restore(
+        self, state: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any, result: FitResult
+    ) -> tuple[int, int, int, float]:
         self.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         for key, value in state["result"].items():
             setattr(result, key, value)
-        self.best_state, self.bad_evaluations, self.eval_seconds = state["best_state"], state["bad_evaluations"], state["eval_seconds"]
+        self.best_state, self.bad_evaluations, self.eval_seconds = (
+            state["best_state"],
+            state["bad_evaluations"],
+            state["eval_seconds"],
+        )
         self.metrics.truncate(state["metrics_lines"])
         restore_rng(state["rng"])
         return state["step"], state["epoch"], state["batch"], state["seconds"]
@@ -204,7 +279,9 @@ class Trainer:
         if self.on_evaluate is not None and step > 0:
             self.on_evaluate(step, metrics)
         log.info("dev at step %d (epoch %.2f): %s", step, epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        improved = result.best_metric is None or (value > result.best_metric if self.higher_is_better else value < result.best_metric)
+        improved = result.best_metric is None or (
+            value > result.best_metric if self.higher_is_better else value < result.best_metric
+        )
         if improved:
             result.best_metric, result.best_step, result.best_epoch = value, step, epoch
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -212,7 +289,9 @@ class Trainer:
         elif step > 0:
             self.bad_evaluations += 1
             if self.bad_evaluations_exhausted():
-                log.info("early stop: no dev %s improvement in %d evaluations", self.config.metric, self.config.patience)
+                log.info(
+                    "early stop: no dev %s improvement in %d evaluations", self.config.metric, self.config.patience
+                )
                 result.stopped_early = True
                 return True
         self.model.train()
