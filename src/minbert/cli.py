@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a killed run from output_dir/checkpoint/ (= --train.resume true)",
     )
     train.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run in output_dir (= --train.overwrite true)"
+    )
+    train.add_argument(
         "--nproc",
         type=int,
         default=1,
@@ -129,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=128)
     predict.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
     predict.add_argument("--task", help="multitask models: which task's head to use (default: the only one)")
+    predict.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="how the input bytes are decoded (default: utf-8); a line that does not decode gets an error line",
+    )
     predict.set_defaults(handler=cmd_predict)
 
     embed = commands.add_parser(
@@ -238,9 +246,13 @@ def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.train import distributed
 
     path = config_path(args)
-    config = load_config(path, [*overrides, *(["--train.resume", "true"] if args.resume else [])])
+    flags = [
+        *(["--train.resume", "true"] if args.resume else []),
+        *(["--train.overwrite", "true"] if args.overwrite else []),
+    ]
+    config = load_config(path, [*overrides, *flags])
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return distributed.launch(args.nproc, ["train", str(path), *overrides, *(["--resume"] if args.resume else [])])
+        return distributed.launch(args.nproc, ["train", str(path), *overrides, *flags])
     distributed.init_from_env(resolve_device(config.train.device).type)
     main_process = distributed.is_main()
     try:
@@ -286,29 +298,49 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    """One JSON line per input line, always: a prediction, or {"line": N, "error": ...} for a line that
+    could not be labelled (blank, undecodable, not a pair). rc 0 all labelled, 1 some not, 2 none."""
+    import codecs
+
+    from minbert.data.readers import input_lines
     from minbert.model.backends import load_backend
 
-    lines = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    try:
+        codecs.lookup(args.encoding)
+    except LookupError:
+        raise MinbertError(
+            f"--encoding {args.encoding!r} is not a known text encoding (e.g. utf-8, latin-1, cp1252)"
+        ) from None
+    stdin = getattr(sys.stdin, "buffer", None)  # bytes, decoded below by the stated --encoding
+    if args.texts:
+        raw = [os.fsencode(text) for text in args.texts]  # the argument's bytes as the shell passed them
+    else:
+        raw = list(stdin) if stdin is not None else [line.encode("utf-8", "surrogateescape") for line in sys.stdin]
+    lines = input_lines(raw, args.encoding)
     if not lines:
         raise MinbertError("no texts to label: pass them as arguments or one per line on standard input")
     model = load_backend(args.model_dir, args.backend)
     task = args.task or model.default_task()
     spec = model.spec(task)
-    inputs: list[Any] = lines
-    if spec.pair:
-        inputs = []
-        for i, line in enumerate(lines, 1):
-            first, tab, second = line.partition("\t")
-            if not tab:
-                raise MinbertError(
-                    f"input {i}: task {task!r} reads sentence pairs; give 'sentence one<TAB>sentence two'"
-                )
-            inputs.append((first, second))
-    for item, prediction in zip(inputs, model.predict(inputs, task=task, batch_size=args.batch_size), strict=True):
+    for line in lines:
+        if line.text is not None and spec.pair and "\t" not in line.text:
+            line.error = f"line {line.number}: task {task!r} reads sentence pairs; give 'sentence one<TAB>sentence two'"
+    good = [line for line in lines if line.error is None]
+    if not good:
+        raise MinbertError(str(lines[0].error))
+    inputs: list[Any] = [tuple(line.text.split("\t", 1)) if spec.pair else line.text for line in good]  # type: ignore[union-attr]
+    answers = dict(
+        zip((line.number for line in good), model.predict(inputs, task=task, batch_size=args.batch_size), strict=True)
+    )
+    for line in lines:
+        if line.error is not None:
+            print(json.dumps({"line": line.number, "error": line.error}))
+            continue
+        first, _, second = str(line.text).partition("\t")
         print_prediction(
-            {"text": item[0], "text_pair": item[1]} if spec.pair else {"text": item}, prediction, args.top_k
+            {"text": first, "text_pair": second} if spec.pair else {"text": line.text}, answers[line.number], args.top_k
         )
-    return 0
+    return 0 if len(good) == len(lines) else 1
 
 
 def print_prediction(shown: dict[str, Any], prediction: Any, top_k: int) -> None:

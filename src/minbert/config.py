@@ -132,6 +132,9 @@ class TrainConfig(Section):
     tensorboard: bool = Field(False, description="also log to TensorBoard (needs the tensorboard package)")
     progress: bool = Field(True, description="show progress bars")
     resume: bool = Field(False, description="continue from output_dir/checkpoint/ (a killed run), if there is one")
+    overwrite: bool = Field(
+        False, description="replace an earlier run in output_dir (without it, a used output_dir is an error)"
+    )
     checkpoint_every: int = Field(
         0, ge=0, description="save a resumable checkpoint every N steps (0 = at the end of each epoch)"
     )
@@ -376,9 +379,18 @@ class RunConfig(Section):
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise MinbertError(f"{path}: is a directory, not a config file; give a YAML or JSON file (see configs/)")
     if not path.is_file():
         raise MinbertError(f"{path}: config file not found; give a YAML or JSON file (see configs/)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise MinbertError(
+            f"{path}: permission denied: this user may not read the config file; fix its permissions"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise MinbertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save the config as UTF-8") from None
     try:
         loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
@@ -481,17 +493,35 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def build_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
-    """Validate a nested dict; errors name the dotted field and what was wrong."""
+def build_config(raw: dict[str, Any], source: str = "config", overridden: Sequence[str] = ()) -> RunConfig:
+    """Validate a nested dict; errors name the dotted field and what was wrong, and where the value came
+    from: `source` (the file), or the command line for the dotted fields in `overridden`."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{_field_name(err['loc'], raw)}: {err['msg'].removeprefix('Value error, ')[:1].lower()}{err['msg'].removeprefix('Value error, ')[1:]}"
-            + (" (unknown field)" if err["type"] == "extra_forbidden" else "")
-            for err in e.errors()
-        )
-        raise MinbertError(f"{source}: {problems}") from e
+        problems = []
+        for err in e.errors():
+            name = _field_name(err["loc"], raw)
+            message = err["msg"].removeprefix("Value error, ")
+            message = (
+                message[:1].lower() + message[1:] + (" (unknown field)" if err["type"] == "extra_forbidden" else "")
+            )
+            if any(name == key or name.startswith(key + ".") for key in overridden):
+                problems.append(f"--{name} (command line): {message}")
+            else:
+                problems.append(f"{source}: {name}: {message}")
+        raise MinbertError("; ".join(problems)) from e
+
+
+def _dotted(nested: dict[str, Any], prefix: str = "") -> list[str]:
+    """{'train': {'lr': 1}} -> ['train.lr']; task overrides as tasks.NAME.field."""
+    keys = []
+    for key, value in nested.items():
+        if isinstance(value, dict) and value:
+            keys += _dotted(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
 
 
 def _field_name(loc: tuple, raw: dict[str, Any]) -> str:
@@ -513,7 +543,8 @@ def _field_name(loc: tuple, raw: dict[str, Any]) -> str:
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     raw = read_config_file(path) if path is not None else {}
-    return build_config(merge(raw, parse_overrides(overrides)), source=str(path or "command line"))
+    parsed = parse_overrides(overrides)
+    return build_config(merge(raw, parsed), source=str(path or "command line"), overridden=_dotted(parsed))
 
 
 def describe_fields() -> str:

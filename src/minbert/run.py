@@ -49,6 +49,8 @@ from minbert.train.trainer import FitResult, Trainer
 
 log = logging.getLogger("minbert")
 CHECKPOINT_DIR = "checkpoint"  # output_dir/checkpoint/: the resumable training state (see train/resume.py)
+# What a run writes into its output_dir: a directory holding any of these holds an earlier run.
+RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "report.md", "train.log", "model", CHECKPOINT_DIR)
 
 
 @dataclass
@@ -227,15 +229,52 @@ def train(config: RunConfig, on_evaluate: Callable[[int, dict[str, float]], None
     if config.task == "classification" and config.data.train is None:
         raise MinbertError("no training data: set data.train (e.g. --data.train path/to/train.jsonl)")
     output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if is_main():
+        claim_output_dir(output_dir, config.train)
     if not is_main():  # other ranks of a multi-process run: warnings only, no train.log of their own
         logging.getLogger("minbert").setLevel(logging.WARNING)
     handler = _log_to_file(output_dir, append=config.train.resume and has_checkpoint(output_dir / CHECKPOINT_DIR))
     try:
         return _train(config, output_dir, on_evaluate)
+    except BaseException as e:  # train.log says why the run stopped (the console gets the error from the caller)
+        failure = ("run failed: %s: %s", (type(e).__name__, e))
+        handler.handle(logging.LogRecord("minbert", logging.ERROR, __file__, 0, failure[0], failure[1], None))
+        raise
     finally:
         logging.getLogger("minbert").removeHandler(handler)
         handler.close()
+
+
+def claim_output_dir(output_dir: Path, cfg: TrainConfig) -> None:
+    """An output_dir holding an earlier run is refused unless the run resumes it (--resume) or replaces it
+    (--overwrite); replacing first removes the earlier run's results and model, so a run that then fails
+    never leaves the old model beside the new config."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MinbertError(
+            f"{output_dir}: cannot create the output_dir ({e.strerror}); choose another --output_dir"
+        ) from None
+    earlier = [name for name in RUN_FILES if (output_dir / name).exists()]
+    if earlier and not (cfg.resume or cfg.overwrite):
+        raise MinbertError(
+            f"{output_dir}: holds an earlier run ({', '.join(earlier)}); pass --overwrite to replace it, --resume to "
+            "continue it, or choose another --output_dir"
+        )
+    if earlier and cfg.overwrite and not cfg.resume:
+        for name in earlier:
+            path = output_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for plot in output_dir.glob("*.png"):
+            plot.unlink()
+    probe = output_dir / ".minbert-write-test"
+    try:
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise MinbertError(
+            f"{output_dir}: cannot write there ({e.strerror}); fix its permissions or choose another --output_dir"
+        ) from None
 
 
 def start_run(config: RunConfig, output_dir: Path) -> torch.device:

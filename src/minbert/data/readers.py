@@ -20,7 +20,7 @@ import csv
 import json
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -146,7 +146,7 @@ def read_examples(
     examples: list[Example] = []
     skipped: list[str] = []
     try:
-        for line, text, label, pair in rows:
+        for line, text, label, pair in _readable(path, rows):
             try:
                 examples.append(_check_row(path, line, text, label, pair, require_labels, columns.label))
             except RowError as e:
@@ -244,6 +244,20 @@ def _read_massive(path: Path, columns: Columns, split: str | None) -> Iterator[R
         yield number, _field(row, text_key, number, "text"), label, None
 
 
+def _readable(path: Path, rows: Iterator[RawRow]) -> Iterator[RawRow]:
+    """The reader's rows, with the file system's refusals as one-line errors."""
+    try:
+        yield from rows
+    except PermissionError:
+        raise MinbertError(
+            f"{path}: permission denied: this user may not read the file; fix its permissions (chmod a+r)"
+        ) from None
+    except IsADirectoryError:
+        raise MinbertError(f"{path}: is a directory; give a data file (format uci also takes the directory)") from None
+    except OSError as e:
+        raise MinbertError(f"{path}: cannot be read ({e.strerror})") from None
+
+
 def _delimited(
     delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL
 ) -> Callable[[Path, Columns, str | None], Iterator[RawRow]]:
@@ -255,6 +269,9 @@ def _delimited(
                 if header is None:
                     return
                 header = [h.strip() for h in header]
+                repeated = sorted({h for h in header if h and header.count(h) > 1})
+                if repeated:
+                    raise RowError(f"1: the header names column {repeated[0]!r} twice; give every column its own name")
                 if columns.text not in header:
                     raise RowError(
                         f"1: no text column {columns.text!r} in the header ({', '.join(header)}); set data.text_column"
@@ -270,6 +287,11 @@ def _delimited(
                     number = reader.line_num
                     if not any(cell.strip() for cell in row):
                         continue
+                    if [cell.strip() for cell in row] == header:
+                        raise RowError(
+                            f"{number}: the header line repeats here (files concatenated with their headers?); "
+                            "delete this line, or the rows after it would be read with the header as a label"
+                        )
                     if len(row) != len(header):
                         raise RowError(
                             f"{number}: {len(row)} fields but the header has {len(header)}; "
@@ -347,3 +369,31 @@ def subsample(examples: list[Example], n: int | None, seed: int) -> list[Example
         return examples
     keep = sorted(random.Random(seed).sample(range(len(examples)), n))
     return [examples[i] for i in keep]
+
+
+@dataclass
+class InputLine:
+    """One line given to `minbert predict`: its text, or why it has none (the line still gets an answer)."""
+
+    number: int
+    text: str | None
+    error: str | None = None
+
+
+def input_lines(raw: Iterable[bytes], encoding: str = "utf-8") -> list[InputLine]:
+    """Decode lines (stdin, or arguments as the bytes they were) with a stated encoding. Line endings
+    (LF or CRLF) are dropped; a line that does not decode, or is blank, keeps its place with an error."""
+    lines = []
+    for number, line in enumerate(raw, 1):
+        line = line.removesuffix(b"\n").removesuffix(b"\r")
+        try:
+            text = line.decode(encoding)
+        except UnicodeDecodeError as e:
+            error = f"line {number}: not valid {encoding} ({e.reason} at byte {e.start}); re-encode the input or pass --encoding"
+            lines.append(InputLine(number, None, error))
+            continue
+        if not text.strip():
+            lines.append(InputLine(number, None, f"line {number}: empty; there is nothing to label"))
+        else:
+            lines.append(InputLine(number, text))
+    return lines

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import warnings
 from pathlib import Path
@@ -137,6 +138,10 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
             if name.endswith(".safetensors"):
                 return load_file(str(file))
             state = torch.load(file, map_location="cpu", weights_only=True)
+        except PermissionError:
+            raise MinbertError(
+                f"{file}: permission denied: this user may not read the weights; fix the file's permissions"
+            ) from None
         except Exception as e:  # safetensors and torch raise many types for damaged files
             raise MinbertError(
                 f"{file}: cannot read the weights ({type(e).__name__}: {e}); the file is truncated or "
@@ -201,12 +206,21 @@ def check_state(
         )
 
 
+def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """safetensors writes its files with mode 0600; give them the mode the user's umask asks for
+    (0644 under the usual 022), like every other file, so others who may read the model can."""
+    save_file(tensors, str(path), metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_checkpoint(state: dict[str, torch.Tensor], config: dict[str, Any], directory: str | Path) -> Path:
     """Write `config.json` + `model.safetensors` under Hugging Face names."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     hf_state = {minbert_to_hf_name(k): v.detach().to("cpu").contiguous() for k, v in state.items()}
-    save_file(hf_state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    write_safetensors(hf_state, directory / "model.safetensors", metadata={"format": "pt"})
     (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return directory
 

@@ -5,8 +5,8 @@
     heads.safetensors    everything but the encoder: projection and heads
     encoder/             the encoder in Hugging Face format (config.json, model.safetensors, tokenizer files)
 
-A model is written into a temporary sibling directory and renamed into place, so a run killed during
-the save leaves the previous model (or nothing), never a mixture; a directory whose files do not match
+A model is written into a temporary sibling directory and swapped into place in one atomic step, so a
+run killed during the save leaves the previous model or the new one, never a mixture; a directory whose files do not match
 its manifest is refused. Format 1 (minbert 0.1: `head.safetensors` for a classifier, `heads.safetensors`
 for a multitask model) still loads: `upgrade` turns its description into today's.
 """
@@ -14,10 +14,12 @@ for a multitask model) still loads: `upgrade` turns its description into today's
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,7 +112,13 @@ def check_manifest(directory: Path, raw: dict[str, Any]) -> None:
         file = directory / name
         if not file.is_file():
             raise MinbertError(f"{file}: missing; the model directory is incomplete: save or train it again")
-        if file.stat().st_size != expected["bytes"] or file_digest(file) != expected["sha256"]:
+        try:
+            digest = file_digest(file)
+        except PermissionError:
+            raise MinbertError(
+                f"{file}: permission denied: this user may not read the model's files; fix their permissions"
+            ) from None
+        if file.stat().st_size != expected["bytes"] or digest != expected["sha256"]:
             raise MinbertError(
                 f"{file}: does not match the manifest in {MODEL_FILE} (size or SHA-256); the model directory is "
                 "damaged or mixes files of two saves: save or train it again"
@@ -130,14 +138,28 @@ def written_whole(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if target.exists():
+    if not target.exists():
+        os.replace(staging, target)
+    elif exchange(staging, target):  # one atomic step: the old model until here, the new one after
+        shutil.rmtree(staging, ignore_errors=True)
+    else:  # no atomic exchange on this system: two renames, with the old model kept aside between them
         retired = target.parent / f".{target.name}.old-{os.getpid()}"
         shutil.rmtree(retired, ignore_errors=True)
         os.replace(target, retired)
         os.replace(staging, target)
         shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, target)
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE); False where that is not available."""
+    if sys.platform != "linux":
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return bool(renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0)
 
 
 def write_description(directory: Path, description: dict[str, Any]) -> None:

@@ -20,11 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from minbert.errors import MinbertError
-from minbert.model.checkpoint import DEFAULT_CHECKPOINT, read_sentence_transformers_layout, resolve_checkpoint
+from minbert.model.checkpoint import (
+    DEFAULT_CHECKPOINT,
+    read_sentence_transformers_layout,
+    resolve_checkpoint,
+    write_safetensors,
+)
 from minbert.model.encoder import Encoder
 from minbert.model.heads import HeadSpec, Pooling, TaskHead
 from minbert.model.inference import in_length_order
@@ -261,7 +266,7 @@ class Model(nn.Module):
             weights = {
                 k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("encoder.")
             }
-            save_file(weights, str(staging / HEADS_FILE))
+            write_safetensors(weights, staging / HEADS_FILE)
             write_description(staging, asdict(self.config))
         return directory
 
@@ -327,7 +332,21 @@ def check_texts(texts: Sequence[str] | str) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise MinbertError(f"text {i} is empty or not a string; predict needs non-empty texts")
+        problem = unicode_problem(text)
+        if problem:
+            raise MinbertError(f"text {i} {problem}")
     return list(texts)
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why a string cannot be tokenised (a lone surrogate, which valid JSON can carry), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (
+            f"is not valid Unicode (a lone surrogate {text[e.start]!r} at position {e.start}); send proper UTF-8 text"
+        )
+    return None
 
 
 def check_inputs(inputs: Sequence[str] | Sequence[Pair] | str, pair: bool, task: str) -> list[Any]:
@@ -337,7 +356,9 @@ def check_inputs(inputs: Sequence[str] | Sequence[Pair] | str, pair: bool, task:
     checked = []
     for i, item in enumerate(inputs):
         if not (
-            isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) and t.strip() for t in item)
+            isinstance(item, (tuple, list))
+            and len(item) == 2
+            and all(isinstance(t, str) and t.strip() and unicode_problem(t) is None for t in item)
         ):
             raise MinbertError(f"input {i}: task {task!r} takes sentence pairs (two non-empty texts), got {item!r}")
         checked.append((item[0], item[1]))

@@ -28,7 +28,7 @@ from minbert import __version__
 from minbert.errors import MinbertError
 from minbert.model.backends import TORCH_BACKENDS, load_backend
 from minbert.model.layout import is_model_directory
-from minbert.model.task_model import Model, load
+from minbert.model.task_model import Model, load, unicode_problem
 from minbert.serving.batcher import MicroBatcher
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,9 @@ def check_texts(texts: list, limits: Limits) -> None:
         for text in item if isinstance(item, tuple) else (item,):
             if not text.strip():
                 raise HTTPException(422, f"text {i} is empty; every text needs some content")
+            problem = unicode_problem(text)
+            if problem:
+                raise HTTPException(422, f"text {i} {problem}")
             if len(text) > limits.max_chars:
                 raise HTTPException(413, f"text {i} has {len(text)} characters; the limit is {limits.max_chars}")
 

@@ -3,7 +3,9 @@
 Each request puts its items on a queue and awaits a future. One worker takes the first waiting
 request, then keeps collecting until `max_batch` items or `max_wait_ms` have passed, runs the model
 once in a single worker thread (so the event loop keeps accepting requests, and the model is never
-called from two threads at once), and hands each request its own slice of the results.
+called from two threads at once), and hands each request its own slice of the results. When a
+batch fails, each of its requests is run again on its own: only the request that caused the failure
+gets the error, never the good requests that happened to share its batch.
 """
 
 from __future__ import annotations
@@ -60,10 +62,18 @@ class MicroBatcher:
             flat = [item for items, _ in group for item in items]
             try:
                 results = await loop.run_in_executor(self.executor, self.run, flat)
-            except Exception as e:  # the requests get the error; the worker keeps serving
-                for _, future in group:
+            except Exception:  # one request may have poisoned the batch: run each alone, so only it fails
+                for items, future in group:
+                    try:
+                        alone = await loop.run_in_executor(self.executor, self.run, items)
+                    except Exception as e:
+                        if not future.done():
+                            future.set_exception(e)
+                        continue
                     if not future.done():
-                        future.set_exception(e)
+                        future.set_result(list(alone))
+                    self.calls += 1
+                    self.items += len(items)
                 continue
             self.calls += 1
             self.items += len(flat)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from minbert.train.resume import load_state, restore_rng, save_state
 from minbert.train.schedule import build_scheduler
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 30.0  # a progress line this often when stderr is not a terminal
 
 
 class Task(Protocol):
@@ -134,9 +136,10 @@ class Trainer:
                 total=len(batches),
                 initial=skip,
                 desc=f"{self.stage}epoch {epoch + 1}/{cfg.epochs}",
-                disable=not cfg.progress or rank > 0,
+                disable=not cfg.progress or rank > 0 or not sys.stderr.isatty(),
                 leave=False,
             )
+            next_report = time.perf_counter() + PROGRESS_EVERY_S
             epoch_started, epoch_examples, running_loss = time.perf_counter(), 0, None
             loss_sum, loss_batches = 0.0, 0
             for i, batch in enumerate(batches):
@@ -165,6 +168,20 @@ class Trainer:
                     f"{self.stage}train", step, epoch=epoch + (i + 1) / len(batches), loss=loss_value, lr=max(lrs)
                 )
                 bar.set_postfix(loss=f"{running_loss:.4f}", lr=f"{max(lrs):.2e}", ex_s=f"{rate:.0f}")
+                if bar.disable and cfg.progress and rank == 0 and time.perf_counter() >= next_report:
+                    # stderr is a file or a pipe: plain lines now and then instead of a bar's carriage returns
+                    next_report = time.perf_counter() + PROGRESS_EVERY_S
+                    log.info(
+                        "%sepoch %d/%d: batch %d/%d, loss %.4f, lr %.2e, %.0f examples/s",
+                        self.stage,
+                        epoch + 1,
+                        cfg.epochs,
+                        i + 1,
+                        len(batches),
+                        running_loss,
+                        max(lrs),
+                        rate,
+                    )
                 if (
                     cfg.eval_every
                     and step % cfg.eval_every == 0
@@ -194,6 +211,10 @@ class Trainer:
                 self._checkpoint(optimizer, scheduler, result, step, epoch + 1, 0, time.perf_counter() - started)
         if cfg.eval_every and step % cfg.eval_every and not result.stopped_early:
             self._evaluate(result, step, float(cfg.epochs))  # the last steps were never evaluated
+        if cfg.keep_checkpoint:  # asked to keep one: the final state, however short the run was
+            self._checkpoint(
+                optimizer, scheduler, result, step, cfg.epochs, 0, time.perf_counter() - started, force=True
+            )
         result.train_seconds = time.perf_counter() - started - self.eval_seconds
         result.steps = step
         if self.best_state is not None:
@@ -214,17 +235,17 @@ class Trainer:
         epoch: int,
         batch: int,
         seconds: float,
+        force: bool = False,
     ) -> None:
-        """Save everything a resumed run needs, at an optimizer-step boundary (no pending gradients)."""
+        """Save everything a resumed run needs, at an optimizer-step boundary (no pending gradients);
+        at most every checkpoint_interval_s seconds unless `force`."""
         path = self.checkpoint_path
-        if (
-            path is None
-            or not is_main()
-            or not (
-                self.config.checkpoint_every
-                or time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_interval_s
-            )
-        ):
+        due = (
+            force
+            or self.config.checkpoint_every
+            or time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_interval_s
+        )
+        if path is None or not is_main() or not due:
             return
         save_state(
             path,
