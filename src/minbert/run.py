@@ -49,8 +49,10 @@ from minbert.train.trainer import FitResult, Trainer
 
 log = logging.getLogger("minbert")
 CHECKPOINT_DIR = "checkpoint"  # output_dir/checkpoint/: the resumable training state (see train/resume.py)
-# What a run writes into its output_dir: a directory holding any of these holds an earlier run.
-RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "report.md", "train.log", "model", CHECKPOINT_DIR)
+# What a run writes into its output_dir; the first three are an earlier run worth keeping (a finished or a
+# resumable one). A directory with only the config and logs of a run that failed is simply reused.
+RUN_FILES = ("results.json", "model", CHECKPOINT_DIR, "config.yaml", "metrics.jsonl", "report.md", "train.log")
+KEPT_RUN_FILES = RUN_FILES[:3]
 
 
 @dataclass
@@ -256,7 +258,7 @@ def claim_output_dir(output_dir: Path, cfg: TrainConfig) -> None:
             f"{output_dir}: cannot create the output_dir ({e.strerror}); choose another --output_dir"
         ) from None
     earlier = [name for name in RUN_FILES if (output_dir / name).exists()]
-    if earlier and not (cfg.resume or cfg.overwrite):
+    if any(name in KEPT_RUN_FILES for name in earlier) and not (cfg.resume or cfg.overwrite):
         raise MinbertError(
             f"{output_dir}: holds an earlier run ({', '.join(earlier)}); pass --overwrite to replace it, --resume to "
             "continue it, or choose another --output_dir"

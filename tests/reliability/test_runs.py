@@ -26,7 +26,7 @@ def test_a_used_output_dir_is_refused_unless_overwrite_or_resume(tmp_path, data_
     before = (out / "config.yaml").read_text()
     assert main(["-q", "train", config, "--output_dir", str(out), "--train.epochs", "1", "--train.lr", "3e-5"]) == 2
     err = capsys.readouterr().err
-    assert "holds an earlier run (config.yaml, metrics.jsonl, results.json, report.md, train.log, model)" in err
+    assert "holds an earlier run (results.json, model, config.yaml, metrics.jsonl, report.md, train.log)" in err
     assert "pass --overwrite to replace it" in err
     assert (out / "config.yaml").read_text() == before  # nothing was rewritten
     again = train(one_epoch(config, out, "--train.overwrite", "true", "--train.lr", "3e-5"))
@@ -45,6 +45,8 @@ def test_overwrite_removes_the_old_model_first_and_a_failure_is_logged(tmp_path,
     assert not (out / "model").exists()  # the old model is not left beside the new config
     log = (out / "train.log").read_text()
     assert "ERROR" in log and "run failed: MinbertError" in log and "missing.jsonl: data file not found" in log
+    train(one_epoch(config, out))  # only the failed run's config and log are there: reused without --overwrite
+    assert (out / "model" / "minbert.json").is_file()
 
 
 def test_keep_checkpoint_keeps_one_on_a_run_shorter_than_the_interval(tmp_path, data_dir):

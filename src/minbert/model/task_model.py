@@ -75,6 +75,10 @@ class Model(nn.Module):
 
     def __init__(self, encoder: Encoder, tokenizer: Tokenizer, config: ModelConfig) -> None:
         super().__init__()
+        if config.pooling == "pooler" and not encoder.config.has_pooler:
+            raise MinbertError(
+                f"pooling 'pooler': a {encoder.config.model_type} encoder has no pooler; use --model.pooling cls or mean"
+            )
         self.encoder, self.tokenizer, self.config = encoder, tokenizer, config
         self.pooling = Pooling(config.pooling)
         width = encoder.config.hidden_size
@@ -276,10 +280,10 @@ class Model(nn.Module):
         directory = model_directory(path)
         config, weights_file, renames = read_config(directory)
         encoder = Encoder.from_pretrained(directory / "encoder")
-        if config.max_length > encoder.config.max_position_embeddings:
+        if config.max_length > encoder.config.max_tokens:
             raise MinbertError(
                 f"{directory / 'minbert.json'}: max_length {config.max_length} is longer than the encoder's "
-                f"{encoder.config.max_position_embeddings} positions; set it to at most that"
+                f"{encoder.config.max_tokens} positions; set it to at most that"
             )
         model = cls(encoder, Tokenizer.from_pretrained(directory / "encoder", max_length=config.max_length), config)
         file = directory / weights_file

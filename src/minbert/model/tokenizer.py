@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,13 +51,34 @@ class Batch:
 class Tokenizer:
     """Sentences or sentence pairs -> `Batch` of ids, truncated to `max_length`."""
 
-    def __init__(self, backend: HFTokenizer, max_length: int = 128, do_lower_case: bool = True) -> None:
+    def __init__(
+        self,
+        backend: HFTokenizer,
+        max_length: int = 128,
+        do_lower_case: bool = True,
+        settings: dict[str, Any] | None = None,
+        special_tokens: dict[str, Any] | None = None,
+    ) -> None:
+        """`settings` / `special_tokens`: the checkpoint's tokenizer_config.json and special_tokens_map.json,
+        kept so that a saved copy (of a BPE or SentencePiece tokenizer too) reloads in transformers as it was."""
         self.backend = backend
         self.max_length = max_length
         self.do_lower_case = do_lower_case
+        self.settings, self.special_tokens = dict(settings or {}), dict(special_tokens or {})
         self.backend.no_padding()
         self.backend.enable_truncation(max_length=max_length)
-        self.pad_id = self._special_id("[PAD]", 0)
+        self.pad_id = self._pad_id()
+
+    def _pad_id(self) -> int:
+        """The family's padding token: as the checkpoint names it ([PAD] for BERT, <pad> for RoBERTa / MPNet)."""
+        named = self.settings.get("pad_token") or self.special_tokens.get("pad_token")
+        if isinstance(named, dict):
+            named = named.get("content")
+        for token in (named, "[PAD]", "<pad>"):
+            found = self.backend.token_to_id(token) if isinstance(token, str) else None
+            if found is not None:
+                return found
+        return 0
 
     def _special_id(self, token: str, default: int) -> int:
         found = self.backend.token_to_id(token)
@@ -86,15 +108,37 @@ class Tokenizer:
             )._tokenizer
         else:
             raise MinbertError(f"{directory}: no tokenizer; expected tokenizer.json or vocab.txt")
-        return cls(backend, max_length=max_length, do_lower_case=lower)
+        return cls(backend, max_length, lower, settings, _read_json(directory / "special_tokens_map.json"))
+
+    def _write_vocab(self, directory: Path) -> None:
+        vocab = sorted(self.backend.get_vocab().items(), key=lambda item: item[1])
+        (directory / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
+
+    @property
+    def wordpiece(self) -> bool:
+        return type(self.backend.model).__name__ == "WordPiece"
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write tokenizer.json, vocab.txt and tokenizer_config.json (readable by transformers too)."""
+        """Write tokenizer.json and tokenizer_config.json (+ vocab.txt for WordPiece, special_tokens_map.json
+        when the checkpoint had one): readable by transformers too."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.backend.save(str(directory / "tokenizer.json"))
-        vocab = sorted(self.backend.get_vocab().items(), key=lambda item: item[1])
-        (directory / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
+        if self.special_tokens:
+            (directory / "special_tokens_map.json").write_text(
+                json.dumps(self.special_tokens, indent=2) + "\n", encoding="utf-8"
+            )
+        if (
+            not self.settings.get("tokenizer_class", "BertTokenizer").startswith(("Bert", "DistilBert"))
+            or not self.wordpiece
+        ):
+            # another family's tokenizer (MPNet's WordPiece with <s> </s>, BPE, Unigram): its own settings, our length
+            settings = {**self.settings, "model_max_length": self.max_length}
+            (directory / "tokenizer_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+            if self.wordpiece:
+                self._write_vocab(directory)
+            return
+        self._write_vocab(directory)
         config = {
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": self.do_lower_case,
@@ -139,7 +183,10 @@ class Tokenizer:
 
 
 def _read_tokenizer_config(directory: Path) -> dict:
-    file = directory / "tokenizer_config.json"
+    return _read_json(directory / "tokenizer_config.json")
+
+
+def _read_json(file: Path) -> dict:
     if not file.is_file():
         return {}
     try:
