@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from minbert import MinbertError, load_config, train
 from minbert.model.checkpoint import resolve_checkpoint
 from minbert.train.metrics_log import read_metrics
-from tests.test_resume import head_rows
+from tests.train.test_resume import head_rows
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import yaml
 
 from minbert import MinbertError, load_config, train
 from minbert.cli import main
-from tests.test_resume import write_config
+from tests.train.test_resume import write_config
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import httpx
 
 from minbert.model.task_model import load
 from minbert.serving.batcher import MicroBatcher
-from tests.test_serve import TEXTS, model_dir, server  # noqa: F401  (fixtures)
+from tests.serving.test_app import TEXTS, model_dir, server  # noqa: F401  (fixtures)
 
 
 def test_a_lone_surrogate_among_30_good_requests_gets_422_and_they_all_get_their_answer(server, model_dir):  # noqa: F811

@@ -15,7 +15,7 @@ from minbert.model.tokenizer import Batch
 from minbert.tasks.head_task import HeadBatch
 from minbert.tasks.multitask import TaskBatch
 from minbert.train.distributed import shard
-from tests.test_resume import head_rows
+from tests.train.test_resume import head_rows
 
 
 def test_shard_splits_every_tensor_of_nested_batches():
