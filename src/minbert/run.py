@@ -41,7 +41,7 @@ from minbert.model.task_model import Model
 from minbert.runtime import resolve_device, seed_everything, set_threads
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
 from minbert.tasks.head_task import Evaluation, HeadTask, evaluate_examples, model_inputs, targets_of
-from minbert.tasks.multitask import MultitaskTask, overall_score
+from minbert.tasks.multitask import MultitaskTask, flatten
 from minbert.train.distributed import is_main
 from minbert.train.metrics_log import MetricsLog, read_metrics
 from minbert.train.optim import apply_freezing
@@ -423,14 +423,6 @@ def _train(
     write_results(output_dir, results, summary)
     write_run_report(config, cfg.metric, output_dir, specs, evaluations, results, summary)
     return RunResult(output_dir, model, results, summary)
-
-
-def flatten(per_task: dict[str, dict[str, float]], prefixed: bool) -> dict[str, float]:
-    """A multitask run's metrics as <task>_<metric> plus overall; a single task's as they are."""
-    if not prefixed:
-        return next(iter(per_task.values()))
-    flat = {f"{name}_{metric}": value for name, metrics in per_task.items() for metric, value in metrics.items()}
-    return {**flat, "overall": overall_score(per_task)}
 
 
 def fit_summary(fit: FitResult, metric: str, trainable: int, device: torch.device) -> dict[str, Any]:

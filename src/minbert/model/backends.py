@@ -24,9 +24,9 @@ from torch import nn
 
 from minbert.errors import MinbertError
 from minbert.model.heads import HeadSpec
-from minbert.model.inference import in_length_order
+from minbert.model.inference import run_in_length_order
 from minbert.model.layout import model_directory
-from minbert.model.task_model import Model, Prediction, check_inputs, load, predictions, read_config
+from minbert.model.task_model import HeadPredictions, Model, load, read_config
 from minbert.model.tokenizer import Batch, Pair, Tokenizer
 from minbert.runtime import compile_encoder
 
@@ -122,7 +122,7 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
     return files
 
 
-class OnnxModel:
+class OnnxModel(HeadPredictions):
     """A saved model's ONNX export run by ONNX Runtime: the same tokenizer, heads and `predict` as the PyTorch model."""
 
     def __init__(self, model_dir: str | Path, backend: str = "onnx", threads: int | None = None) -> None:
@@ -149,10 +149,6 @@ class OnnxModel:
     def tasks(self) -> list[str]:
         return list(self.specs)
 
-    @property
-    def labels(self) -> list[str]:
-        return self.spec(self.default_task()).labels
-
     def spec(self, task: str) -> HeadSpec:
         if task not in self.specs:
             raise MinbertError(f"no task {task!r} in this model; its tasks: {', '.join(self.specs)}")
@@ -172,32 +168,13 @@ class OnnxModel:
     ) -> torch.Tensor:
         """Raw head outputs in input order (bf16 is a PyTorch option and does not apply here)."""
         self.spec(task)
-        pairs = bool(inputs) and isinstance(inputs[0], tuple)
-        rows = self.tokenizer.ids_with_types(inputs)
-        position = self.outputs.index(task)
+        output = [task]
 
-        def run(index: list[int]) -> torch.Tensor:
-            batch = self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index] if pairs else None)
-            out = self.session.run(
-                [self.outputs[position]], {name: t.numpy() for name, t in batch.as_kwargs().items()}
-            )[0]
+        def run(batch: Batch) -> torch.Tensor:
+            out = self.session.run(output, {name: t.numpy() for name, t in batch.as_kwargs().items()})[0]
             return torch.from_numpy(np.asarray(out, dtype=np.float32))
 
-        return in_length_order([len(ids) for ids, _ in rows], batch_size, run)
-
-    def predict(
-        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
-    ) -> list[Prediction] | list[float]:
-        task = task or self.default_task()
-        spec = self.spec(task)
-        return predictions(spec, self.raw_outputs(task, check_inputs(inputs, spec.pair, task), batch_size))
-
-    def predict_proba(
-        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
-    ) -> np.ndarray:
-        task = task or self.default_task()
-        spec = self.spec(task)
-        return spec.probabilities(self.raw_outputs(task, check_inputs(inputs, spec.pair, task), batch_size)).numpy()
+        return run_in_length_order(self.tokenizer, inputs, batch_size, run)
 
 
 def load_backend(model_dir: str | Path | None, backend: str = "torch") -> Model | OnnxModel:

@@ -32,7 +32,7 @@ from minbert.model.checkpoint import (
 )
 from minbert.model.encoder import Encoder
 from minbert.model.heads import HeadSpec, Pooling, TaskHead
-from minbert.model.inference import in_length_order
+from minbert.model.inference import run_in_length_order
 from minbert.model.layout import (
     FORMAT_VERSION,
     HEADS_FILE,
@@ -70,7 +70,47 @@ class Prediction:
     probabilities: dict[str, float]
 
 
-class Model(nn.Module):
+class HeadPredictions:
+    """`predict`, `predict_proba` and `labels` from a backend's `spec`, `default_task` and `raw_outputs`: written
+    once for the PyTorch model and the ONNX export alike."""
+
+    def spec(self, task: str) -> HeadSpec:
+        raise NotImplementedError
+
+    def default_task(self) -> str:
+        raise NotImplementedError
+
+    def raw_outputs(
+        self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels of the model's only head (a classifier's classes)."""
+        return self.spec(self.default_task()).labels
+
+    def predict(
+        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
+    ) -> list[Prediction] | list[float]:
+        """Classes (label, probabilities) or scores (in the task's gold units) for sentences or (a, b) pairs."""
+        task = task or self.default_task()
+        spec = self.spec(task)
+        checked = check_inputs(inputs, spec.pair, task)
+        return predictions(spec, self.raw_outputs(task, checked, batch_size))
+
+    def predict_proba(
+        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
+    ) -> np.ndarray:
+        """(n, classes) probabilities of a classification head, columns in the order of its labels."""
+        task = task or self.default_task()
+        spec = self.spec(task)
+        if spec.kind != "classification":
+            raise MinbertError(f"task {task!r} is a regression: use predict for its scores")
+        return spec.probabilities(self.raw_outputs(task, check_inputs(inputs, spec.pair, task), batch_size)).numpy()
+
+
+class Model(HeadPredictions, nn.Module):
     """Build with `from_checkpoint` (new heads on a pretrained encoder), reload with `minbert.load(dir)`."""
 
     def __init__(self, encoder: Encoder, tokenizer: Tokenizer, config: ModelConfig) -> None:
@@ -138,11 +178,6 @@ class Model(nn.Module):
     def tasks(self) -> list[str]:
         return list(self.heads)
 
-    @property
-    def labels(self) -> list[str]:
-        """The labels of the model's only head (a classifier's classes)."""
-        return self.spec(self.default_task()).labels
-
     def spec(self, task: str) -> HeadSpec:
         if task not in self.heads:
             raise MinbertError(
@@ -191,24 +226,20 @@ class Model(nn.Module):
         self, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False
     ) -> torch.Tensor:
         """Pooled vectors (float32, CPU, eval mode) of texts or cross-encoded pairs, in input order."""
+        if not inputs:
+            return torch.empty(0, self.encoder.config.hidden_size)
         was_training = self.training
         self.eval()
-        pairs = bool(inputs) and isinstance(inputs[0], tuple)
-        rows = self.tokenizer.ids_with_types(inputs)
         device = self.device
 
-        def run(index: list[int]) -> torch.Tensor:
-            batch = self.tokenizer.pad([rows[i][0] for i in index], [rows[i][1] for i in index] if pairs else None).to(
-                device
-            )
+        def run(batch: Batch) -> torch.Tensor:
             with autocast(device, bf16):
-                return self.pooled(batch).float().cpu()
+                return self.pooled(batch.to(device)).float().cpu()
 
         try:
-            out = in_length_order([len(ids) for ids, _ in rows], batch_size, run)
+            return run_in_length_order(self.tokenizer, inputs, batch_size, run)
         finally:
             self.train(was_training)
-        return out if len(rows) else torch.empty(0, self.encoder.config.hidden_size)
 
     @torch.no_grad()
     def raw_outputs(
@@ -222,6 +253,11 @@ class Model(nn.Module):
             u, v = self.pooled_vectors(firsts, batch_size, bf16), self.pooled_vectors(seconds, batch_size, bf16)
         else:
             u, v = self.pooled_vectors(inputs, batch_size, bf16), None
+        return self.heads_on_vectors(task, u, v)
+
+    @torch.no_grad()
+    def heads_on_vectors(self, task: str, u: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
+        """`head_outputs` in eval mode on CPU pooled vectors (computed here, or cached), as float32 on CPU."""
         was_training = self.training
         self.eval()
         try:
@@ -230,25 +266,6 @@ class Model(nn.Module):
             )
         finally:
             self.train(was_training)
-
-    def predict(
-        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
-    ) -> list[Prediction] | list[float]:
-        """Classes (label, probabilities) or scores (in the task's gold units) for sentences or (a, b) pairs."""
-        task = task or self.default_task()
-        spec = self.spec(task)
-        checked = check_inputs(inputs, spec.pair, task)
-        return predictions(spec, self.raw_outputs(task, checked, batch_size))
-
-    def predict_proba(
-        self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
-    ) -> np.ndarray:
-        """(n, classes) probabilities of a classification head, columns in the order of its labels."""
-        task = task or self.default_task()
-        spec = self.spec(task)
-        if spec.kind != "classification":
-            raise MinbertError(f"task {task!r} is a regression: use predict for its scores")
-        return spec.probabilities(self.raw_outputs(task, check_inputs(inputs, spec.pair, task), batch_size)).numpy()
 
     def encode(self, texts: Sequence[str] | str, batch_size: int = 64, normalize: bool | None = None) -> np.ndarray:
         """Sentence vectors as the heads read them (after the shared projection). L2-normalised by default;

@@ -270,12 +270,7 @@ class HeadTask:
         if not self.dev:
             return None
         if self.dev_vectors is not None:
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
-                u, v = (t.to(model.device) if t is not None else None for t in self.dev_vectors)
-                raw = model.head_outputs(self.spec.name, u, v).float().cpu()  # type: ignore[arg-type]
-            model.train(was_training)
-            return score_raw(self.spec, raw, self.dev_targets).metrics
-        raw = model.raw_outputs(self.spec.name, self.dev_inputs, self.eval_batch_size, self.bf16)
+            raw = model.heads_on_vectors(self.spec.name, *self.dev_vectors)
+        else:
+            raw = model.raw_outputs(self.spec.name, self.dev_inputs, self.eval_batch_size, self.bf16)
         return score_raw(self.spec, raw, self.dev_targets).metrics

@@ -111,11 +111,15 @@ class MultitaskTask:
         per_task = {name: m for name, task in self.tasks.items() if (m := task.evaluate(model)) is not None}
         if not per_task:
             return None
-        if not self.prefixed:
-            return next(iter(per_task.values()))
-        flat = {f"{name}_{metric}": value for name, metrics in per_task.items() for metric, value in metrics.items()}
-        return {
-            **flat,
-            "overall": overall_score(per_task),
-            "loss": sum(m["loss"] for m in per_task.values()) / len(per_task),
-        }
+        flat = flatten(per_task, self.prefixed)
+        if self.prefixed:  # the mean loss over tasks, for train.metric loss
+            flat["loss"] = sum(m["loss"] for m in per_task.values()) / len(per_task)
+        return flat
+
+
+def flatten(per_task: dict[str, dict[str, float]], prefixed: bool) -> dict[str, float]:
+    """Several tasks' metrics as <task>_<metric> plus overall; a single task's (not prefixed) as they are."""
+    if not prefixed:
+        return dict(next(iter(per_task.values())))
+    flat = {f"{name}_{metric}": value for name, metrics in per_task.items() for metric, value in metrics.items()}
+    return {**flat, "overall": overall_score(per_task)}
