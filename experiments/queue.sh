@@ -15,8 +15,11 @@ case "${1:-all}" in
   pairs)
     $PY experiments/uci_table.py
     $PY experiments/multitask_table.py ;;
+  base)  # all-mpnet-base-v2 (`minbert download all-mpnet-base-v2` first), bf16 autocast
+    $PY experiments/seed003_table.py --checkpoint all-mpnet-base-v2 --bf16 --recipes sst5_frozen cfimdb_frozen
+    $PY experiments/massive_table.py --checkpoint all-mpnet-base-v2 --bf16 --recipes demo ;;
   all)
     "$0" pairs
     "$0" classification ;;
-  *) echo "usage: $0 [classification|pairs|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [classification|pairs|base|all]" >&2; exit 2 ;;
 esac

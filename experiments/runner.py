@@ -16,7 +16,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from minbert.config import RunConfig, load_config
@@ -25,7 +25,11 @@ from minbert.run import train
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results.csv"
-COLUMNS = ["experiment", "recipe", "checkpoint", "seed", "split", "metric", "value", "wall_s", "examples_per_s"]
+COLUMNS = [
+    *("experiment", "recipe", "checkpoint", "seed", "split", "metric", "value", "wall_s", "examples_per_s"),
+    *("precision", "cpu"),  # empty in rows from before these were recorded
+]
+DEFAULT_CHECKPOINT = "all-MiniLM-L6-v2"
 DATA_DIR = Path(os.environ.get("MINBERT_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -36,12 +40,31 @@ class Run:
     config: Path
     seed: int
     overrides: list[str] = field(default_factory=list)
-    checkpoint: str = "all-MiniLM-L6-v2"
+    checkpoint: str = DEFAULT_CHECKPOINT
     metrics: dict[str, str] | None = None  # results key -> results.csv metric name (default: accuracy, macro_f1)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.experiment, self.recipe, self.checkpoint, str(self.seed))
+
+    @property
+    def output_dir(self) -> Path:
+        """runs/<experiment>/<recipe>/seed<n>, with the checkpoint's name inserted for a non-default checkpoint
+        (so a base-model run never resumes from a small-model run's checkpoint)."""
+        base = HERE / "runs" / self.experiment / self.recipe
+        return (base if self.checkpoint == DEFAULT_CHECKPOINT else base / self.checkpoint) / f"seed{self.seed}"
+
+
+def cpu_name() -> str:
+    """The CPU model and its bf16 flags, recorded with every row because machines here change between sessions."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    bf16 = [flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags]
+    return f"{model} ({', '.join(bf16) or 'no bf16'})"
 
 
 class WallClock:
@@ -99,11 +122,17 @@ def append_rows(rows: Iterable[dict], path: Path = RESULTS) -> None:
         writer.writerows(rows)
 
 
-def read_rows(path: Path = RESULTS) -> list[dict]:
+def read_rows(path: Path = RESULTS, checkpoint: str | None = DEFAULT_CHECKPOINT) -> list[dict]:
+    """Rows of one checkpoint (None: all), so a table written for one checkpoint never averages in another's."""
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [row for row in csv.DictReader(handle) if checkpoint is None or row["checkpoint"] == checkpoint]
+
+
+def checkpoints_in(rows: list[dict]) -> list[str]:
+    """The checkpoints that have rows, the default first: the order of a side-by-side table."""
+    return sorted({row["checkpoint"] for row in rows}, key=lambda name: (name != DEFAULT_CHECKPOINT, name))
 
 
 def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> None:
@@ -120,7 +149,7 @@ def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> None:
 
 def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     """Train one run and return its result rows (dev and test metrics, accuracy before training)."""
-    out = HERE / "runs" / run.experiment / run.recipe / f"seed{run.seed}"
+    out = run.output_dir
     overrides = [
         "--output_dir",
         str(out),
@@ -141,6 +170,8 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     wall = round(clock.total(), 1)
     rate = result.summary["train_examples_per_second"]
     base = {
+        "precision": "bf16" if config.train.bf16 else "fp32",
+        "cpu": cpu_name(),
         "experiment": run.experiment,
         "recipe": run.recipe,
         "checkpoint": run.checkpoint,
@@ -172,7 +203,7 @@ def run_all(runs: list[Run], data_dir: Path = DATA_DIR) -> None:
     todo = [r for r in runs if r.key not in done]
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already in {RESULTS.name}; {len(todo)} to go", flush=True)
     for i, run in enumerate(todo, 1):
-        print(f"[{i}/{len(todo)}] {run.experiment} / {run.recipe} / seed {run.seed} ...", flush=True)
+        print(f"[{i}/{len(todo)}] {run.experiment} / {run.recipe} / {run.checkpoint} / seed {run.seed} ...", flush=True)
         rows = execute(run, data_dir)
         append_rows(rows)
         shown = ", ".join(f"{r['split']} {r['metric']} {r['value']}" for r in rows if "macro_f1" not in r["metric"])
@@ -199,7 +230,20 @@ def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:
     parser.add_argument("--render", action="store_true", help="only render the table from results.csv")
     parser.add_argument("--recipes", nargs="*", help="only these recipes")
     parser.add_argument("--seeds", nargs="*", type=int, help="only these seeds")
+    parser.add_argument(
+        "--checkpoint", help=f"run with this encoder instead (e.g. all-mpnet-base-v2; default {DEFAULT_CHECKPOINT})"
+    )
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (for CPUs with avx512_bf16 or AMX)")
     args = parser.parse_args()
+    if args.checkpoint or args.bf16:
+        runs = [
+            replace(
+                run,
+                checkpoint=args.checkpoint or run.checkpoint,
+                overrides=[*run.overrides, *(["--train.bf16", "true"] if args.bf16 else [])],
+            )
+            for run in runs
+        ]
     if not args.render:
         for run in runs:
             if (not args.recipes or run.recipe in args.recipes) and (not args.seeds or run.seed in args.seeds):

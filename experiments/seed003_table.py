@@ -2,6 +2,7 @@
 
     python experiments/seed003_table.py            # run what is missing, then render the table
     python experiments/seed003_table.py --render   # only render experiments/seed003_table.md
+    python experiments/seed003_table.py --checkpoint all-mpnet-base-v2 --bf16 --recipes sst5_frozen cfimdb_frozen
 
 References: the minBERT assignment's means over 10 seeds (SST-5 frozen 0.391, fine-tuned 0.515,
 CFIMDB fine-tuned 0.966) and seed 003's own CFIMDB frozen run (0.755). CFIMDB's test labels are
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import REPO, Run, main, mean_sd, read_rows, write_markdown  # noqa: E402
+from runner import DEFAULT_CHECKPOINT, REPO, Run, checkpoints_in, main, mean_sd, read_rows, write_markdown  # noqa: E402
 
 EXPERIMENT = "seed003"
 # recipe -> (config, reference dev accuracy, where the reference comes from)
@@ -31,25 +32,36 @@ EXTRA_SEEDS = {"sst5_finetune": (2,)}
 
 
 def render() -> Path:
-    rows = [r for r in read_rows() if r["experiment"] == EXPERIMENT]
+    every = [r for r in read_rows(checkpoint=None) if r["experiment"] == EXPERIMENT]
+    rows = [r for r in every if r["checkpoint"] == DEFAULT_CHECKPOINT]
     lines = [
-        "# Seed 003: frozen encoder vs full fine-tuning, all-MiniLM-L6-v2",
+        "# Seed 003: frozen encoder vs full fine-tuning, all-MiniLM-L6-v2 and all-mpnet-base-v2",
         "",
         "Pooled [CLS] -> dropout 0.3 -> linear; bs 8, up to 10 epochs, best epoch on dev (CFIMDB fine-tuning stops after 3 epochs",
         "without dev improvement: max_length 256 reviews run at ~6 examples/s). Dev accuracy (CFIMDB test labels are placeholders).",
         "",
-        "| task | mode | dev accuracy | test accuracy | reference (dev) | wall | train ex/s |",
-        "|---|---|---|---|---|---|---|",
+        "| checkpoint | task | mode | dev accuracy | test accuracy | reference (dev) | wall | train ex/s | precision, CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for recipe, (_, reference, source) in RECIPES.items():
-        mine = {(r["split"], r["metric"]): r for r in rows if r["recipe"] == recipe and r["seed"] == "1"}
+    for checkpoint, recipe in [(c, r) for c in checkpoints_in(every) for r in RECIPES]:
+        reference, source = RECIPES[recipe][1], RECIPES[recipe][2]
+        mine = {
+            (r["split"], r["metric"]): r
+            for r in every
+            if r["recipe"] == recipe and r["seed"] == "1" and r["checkpoint"] == checkpoint
+        }
+        if not mine and checkpoint != DEFAULT_CHECKPOINT:
+            continue
         dev, test = mine.get(("dev", "accuracy")), mine.get(("test", "accuracy"))
         task, mode = recipe.split("_")
         dev_text = f"{float(dev['value']):.3f}" if dev else "not run yet"
         test_text = f"{float(test['value']):.3f}" if test else "n/a"
         wall = f"{float(dev['wall_s']) / 60:.1f} min" if dev else ""
         rate = dev["examples_per_s"] if dev else ""
-        lines.append(f"| {task} | {mode} | {dev_text} | {test_text} | {reference:.3f} ({source}) | {wall} | {rate} |")
+        machine = f"{dev['precision']}, {dev['cpu']}" if dev and dev.get("cpu") else "not recorded"
+        lines.append(
+            f"| {checkpoint} | {task} | {mode} | {dev_text} | {test_text} | {reference:.3f} ({source}) | {wall} | {rate} | {machine} |"
+        )
     for recipe in EXTRA_SEEDS:
         task, mode = recipe.split("_")
         by_seed = {
