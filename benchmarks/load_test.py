@@ -1,11 +1,14 @@
-"""Load test of `minbert serve` on loopback: requests/s and latency at 1, 8 and 32 concurrent clients.
+"""Load test of `minbert serve` on loopback: requests/s and latency at 1, 8, 32 and 128 concurrent clients.
 
     python benchmarks/load_test.py [--model MODEL_DIR] [--requests 200] [--backend torch|onnx|onnx-int8]
 
 Starts `minbert serve` in a subprocess on a free loopback port, sends a bounded number of one-text
-requests (real MASSIVE test utterances) per concurrency level, and checks every answer against the
-model's own prediction: nothing lost, nothing answered wrongly. Prints a table, writes JSON.
-Without --model it serves a fresh classifier head on all-MiniLM-L6-v2 (speed does not depend on training).
+requests (real MASSIVE test utterances) per concurrency level, and checks every 200 answer against
+the model's own offline prediction; 4xx, 5xx and connection failures are counted apart. The last
+level (`--big-clients`) repeats 8 one-text clients while two more send 256-text requests without
+pause: the one-text latency there shows whether small requests wait behind large ones.
+Prints a table, writes JSON. Without --model it serves a fresh classifier head on all-MiniLM-L6-v2
+(speed does not depend on training).
 """
 
 from __future__ import annotations
@@ -34,38 +37,55 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def level(url: str, texts: list[str], expected: dict[str, str], clients: int, timeout: float) -> dict:
+async def level(
+    url: str, texts: list[str], expected: dict[str, str], clients: int, timeout: float, big_clients: int = 0
+) -> dict:
     latencies: list[float] = []
-    wrong = lost = 0
+    wrong = lost = client_errors = server_errors = big_requests = 0
     queue = list(range(len(texts)))
 
     async def client(http: httpx.AsyncClient) -> None:
-        nonlocal wrong, lost
+        nonlocal wrong, lost, client_errors, server_errors
         while queue:
             text = texts[queue.pop()]
             started = time.perf_counter()
             try:
                 response = await http.post("/predict", json={"texts": [text]})
-                label = response.json()["predictions"][0]["label"] if response.status_code == 200 else None
             except httpx.HTTPError:
-                label = None
-            latencies.append(time.perf_counter() - started)
-            if label is None:
                 lost += 1
-            elif label != expected[text]:
+                continue
+            latencies.append(time.perf_counter() - started)
+            if response.status_code >= 500:
+                server_errors += 1
+            elif response.status_code >= 400:
+                client_errors += 1
+            elif response.json()["predictions"][0]["label"] != expected[text]:
                 wrong += 1
 
-    async with httpx.AsyncClient(base_url=url, timeout=timeout) as http:
+    async def big_client(http: httpx.AsyncClient) -> None:
+        nonlocal big_requests
+        batch = (texts * (256 // len(texts) + 1))[:256]
+        while queue:
+            response = await http.post("/predict", json={"texts": batch})
+            big_requests += response.status_code == 200
+
+    limits = httpx.Limits(max_connections=clients + big_clients, max_keepalive_connections=clients + big_clients)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as http:
         started = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(client(http) for _ in range(clients))), timeout)
+        everyone = [client(http) for _ in range(clients)] + [big_client(http) for _ in range(big_clients)]
+        await asyncio.wait_for(asyncio.gather(*everyone), timeout)
         wall = time.perf_counter() - started
     latencies.sort()
     return {
         "clients": clients,
+        "big_clients": big_clients,
+        "big_requests": big_requests,
         "requests": len(texts),
         "answered": len(texts) - lost,
         "wrong": wrong,
         "lost": lost,
+        "4xx": client_errors,
+        "5xx": server_errors,
         "requests_per_s": round(len(texts) / wall, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 2),
         "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 2),
@@ -76,7 +96,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="saved model dir (default: a fresh head on all-MiniLM-L6-v2)")
     parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level (default: 200)")
-    parser.add_argument("--clients", type=int, nargs="*", default=[1, 8, 32])
+    parser.add_argument("--clients", type=int, nargs="*", default=[1, 8, 32, 128])
+    parser.add_argument("--big-clients", type=int, default=2, help="256-text clients beside 8 one-text ones (0: skip)")
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per level before giving up")
     parser.add_argument("--out", type=Path, default=HERE / "results_serve.json")
@@ -124,7 +145,7 @@ def main() -> None:
             deadline = time.time() + 120
             while True:
                 try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
@@ -135,15 +156,28 @@ def main() -> None:
                 time.sleep(0.2)
             asyncio.run(level(url, texts[:10], expected, 1, args.timeout))  # warm-up
             results = [asyncio.run(level(url, texts, expected, c, args.timeout)) for c in args.clients]
+            if args.big_clients:
+                results.append(asyncio.run(level(url, texts, expected, 8, args.timeout, args.big_clients)))
         finally:
             server.terminate()
             server.wait(timeout=30)
-    header = f"{'clients':>7} {'requests':>8} {'answered':>8} {'wrong':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+    header = (
+        f"{'clients':>11} {'requests':>8} {'answered':>8} {'wrong':>5} {'4xx':>4} {'5xx':>4} "
+        f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+    )
     lines = [f"minbert serve load test ({args.backend}, {os.cpu_count()} cores, one text per request)", header]
+    who = {
+        id(r): f"{r['clients']} + {r['big_clients']}x256" if r["big_clients"] else str(r["clients"]) for r in results
+    }
     lines += [
-        f"{r['clients']:>7} {r['requests']:>8} {r['answered']:>8} {r['wrong']:>5} {r['requests_per_s']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8}"
+        f"{who[id(r)]:>11} {r['requests']:>8} "
+        f"{r['answered']:>8} {r['wrong']:>5} {r['4xx']:>4} {r['5xx']:>4} {r['requests_per_s']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8}"
         for r in results
     ]
+    if args.big_clients:
+        lines.append(
+            f"last row: {results[-1]['big_requests']} requests of 256 texts ran beside the one-text ones (latencies: one-text only)"
+        )
     print("\n".join(lines))
     args.out.write_text(json.dumps({"backend": args.backend, "levels": results}, indent=2) + "\n")
     if args.backend == "onnx-int8":
@@ -152,8 +186,10 @@ def main() -> None:
         print(
             "onnx-int8: 'wrong' counts answers that differ from the same backend's offline batches (batch-dependent activation scales)"
         )
-    if any(r["lost"] for r in results) or (args.backend != "onnx-int8" and any(r["wrong"] for r in results)):
-        raise SystemExit("some requests were lost or answered wrongly")
+    if any(r["lost"] or r["4xx"] or r["5xx"] for r in results) or (
+        args.backend != "onnx-int8" and any(r["wrong"] for r in results)
+    ):
+        raise SystemExit("some requests were lost, refused or answered wrongly")
 
 
 if __name__ == "__main__":

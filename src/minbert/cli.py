@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve a saved model over HTTP (predict, embed, health, info)",
         description='Serve a saved model with FastAPI + uvicorn: POST /predict {"texts": [...]}, POST /embed, GET /health, '
-        "GET /info, OpenAPI docs at /docs. Concurrent requests are micro-batched into one model call. Needs minbert[serve].",
+        "GET /ready, GET /info, the OpenAPI schema at /openapi.json. Concurrent requests are micro-batched into one model "
+        "call, large requests are split so small ones do not wait behind them, and a full queue answers 503 with "
+        "Retry-After. SIGTERM finishes the requests in flight. Needs minbert[serve].",
     )
     serve.add_argument("model_dir", help="a saved model / run dir (or a plain checkpoint: /embed only)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
@@ -215,6 +217,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with (default: 5)"
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=int,
+        default=2048,
+        help="texts waiting for the model before new requests get 503 (default: 2048)",
+    )
+    serve.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection has to send a request head, and 3x that for its body (default: 10)",
+    )
+    serve.add_argument(
+        "--api-key-file",
+        help="require this file's key on every request but /health and /ready ('Authorization: Bearer KEY' or 'X-API-Key')",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="let web pages from this origin call the API (repeatable; default: none)",
     )
     serve.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     serve.set_defaults(handler=cmd_serve)
@@ -487,11 +511,39 @@ def cmd_serve(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.runtime import set_threads
 
     set_threads(args.threads)
+    for name in ("max_texts", "max_chars", "max_batch", "max_queue"):
+        if getattr(args, name) < 1:
+            raise MinbertError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
+    if args.max_queue < args.max_texts:
+        raise MinbertError(
+            f"--max-queue {args.max_queue} is below --max-texts {args.max_texts}: a full request would never fit"
+        )
+    if args.timeout <= 0:
+        raise MinbertError(f"--timeout {args.timeout}: must be more than 0 seconds")
     limits = Limits(
-        max_texts=args.max_texts, max_chars=args.max_chars, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms
+        max_texts=args.max_texts,
+        max_chars=args.max_chars,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        header_timeout_s=args.timeout,
+        body_timeout_s=3 * args.timeout,
     )
-    serve(args.model_dir, args.host, args.port, args.backend, limits)
+    serve(args.model_dir, args.host, args.port, args.backend, limits, read_api_key(args.api_key_file), args.cors_origin)
     return 0
+
+
+def read_api_key(path: str | None) -> str | None:
+    """The key in the file (surrounding whitespace removed), or a one-line error; the key itself is never printed."""
+    if path is None:
+        return None
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise MinbertError(f"--api-key-file {path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+    if not key or any(c.isspace() for c in key):
+        raise MinbertError(f"--api-key-file {path}: the file must hold one key, with no spaces inside it")
+    return key
 
 
 def cmd_download(args: argparse.Namespace, overrides: Sequence[str]) -> int:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
+from fastapi import FastAPI
 
 from minbert.model.task_model import load
 from minbert.serving.app import Limits, create_app
+from minbert.serving.server import bind, build
 from tests.helpers import classifier
 
 LABELS = ["alarm_set", "weather_query", "play_music"]
@@ -34,30 +37,51 @@ def model_dir(tmp_path_factory):
     return directory
 
 
-@pytest.fixture(scope="module")
-def server(model_dir):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(model_dir, limits=Limits(max_texts=8, max_chars=200, max_batch=64, max_wait_ms=20))
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
+@contextlib.contextmanager
+def running(app: FastAPI, **server_options: float) -> Iterator[str]:
+    """`app` served by minbert's server (timeouts, drain) on a free loopback port, in a thread."""
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    uv = build(app, sock, "127.0.0.1", log_level="warning", **server_options)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.time() + 30
     while not uv.started:
         assert time.time() < deadline, "server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    uv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
 
 
-def test_health_info_and_docs(server):
+@pytest.fixture(scope="module")
+def server(model_dir):
+    app = create_app(model_dir, limits=Limits(max_texts=8, max_chars=200, max_batch=64, max_wait_ms=20))
+    with running(app) as url:
+        yield url, app
+
+
+def test_health_ready_info_and_schema(server, model_dir):
     url, _ = server
     assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{url}/ready").json() == {"status": "ready"}  # warm: the model ran once at startup
     info = httpx.get(f"{url}/info").json()
     assert info["kind"] == "classifier" and info["labels"] == LABELS and info["minbert_version"]
     assert "/predict" in httpx.get(f"{url}/openapi.json").json()["paths"]
+    index = httpx.get(f"{url}/").json()
+    assert "POST /predict" in index["endpoints"] and "GET /ready" in index["endpoints"]
+
+
+def test_no_page_needs_the_internet_and_no_answer_reveals_host_paths(server, model_dir):
+    """/docs would load Swagger UI from a CDN (blank offline), so it is off; paths stay on the host."""
+    url, _ = server
+    assert httpx.get(f"{url}/docs").status_code == 404 and httpx.get(f"{url}/redoc").status_code == 404
+    for path in ("/", "/info", "/openapi.json"):
+        text = httpx.get(f"{url}{path}").text
+        assert str(Path(model_dir).parent) not in text and "cdn" not in text.lower().replace("needs a cdn", "")
+    assert httpx.get(f"{url}/info").json()["model"] == Path(model_dir).name
 
 
 def test_predict_and_embed_answer_like_the_model(server, model_dir):
@@ -119,3 +143,24 @@ def test_concurrent_requests_are_batched_and_none_is_lost(server, model_dir):
     assert len(answers) == 40 and all(label == expected[text] for text, label in answers)
     assert batcher.items - items_before == 40
     assert batcher.calls - calls_before < 40  # requests shared model calls
+
+
+@pytest.mark.parametrize(
+    ("arguments", "key_file", "message"),
+    [
+        (["--api-key-file", "KEY"], "", "must hold one key"),
+        (["--api-key-file", "KEY"], "two words", "must hold one key"),
+        (["--api-key-file", "missing-file"], None, "cannot read it"),
+        (["--max-queue", "4", "--max-texts", "8"], None, "a full request would never fit"),
+        (["--timeout", "0"], None, "more than 0 seconds"),
+    ],
+)
+def test_serve_options_are_checked_before_anything_loads(tmp_path, capsys, arguments, key_file, message):
+    from minbert.cli import main
+
+    if key_file is not None:
+        (tmp_path / "KEY").write_text(key_file)
+    arguments = [str(tmp_path / a) if a in ("KEY", "missing-file") else a for a in arguments]
+    assert main(["serve", str(tmp_path / "no-model"), *arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and message in error

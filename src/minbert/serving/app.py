@@ -1,18 +1,21 @@
 """The HTTP API of a saved model.
 
-    GET  /health    liveness
-    GET  /info      model, kind, labels / tasks, limits, minbert version
-    POST /predict   {"texts": [...]} (or {"pairs": [[a, b], ...], "task": NAME} for pair tasks) -> predictions
-    POST /embed     {"texts": [...]} -> sentence embeddings
-    GET  /docs      OpenAPI documentation
+    GET  /              what is served and where (the endpoints below)
+    GET  /health        liveness: the process answers
+    GET  /ready         readiness: the model is loaded and warm, and the server is not shutting down
+    GET  /info          model name, kind, labels / tasks, limits, minbert version
+    POST /predict       {"texts": [...]} (or {"pairs": [[a, b], ...], "task": NAME} for pair tasks) -> predictions
+    POST /embed         {"texts": [...]} -> sentence embeddings
+    GET  /openapi.json  the OpenAPI schema (no Swagger page: it would load its scripts from a CDN)
 
 Every bad request is a 4xx whose `detail` says what to fix (never a 500): an empty list, too many
 texts, a text too long or empty, wrong JSON types, an unknown task, a body over the size limit.
+A full queue is a 503 with Retry-After.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -21,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,8 +34,7 @@ from minbert.model.backends import TORCH_BACKENDS, load_backend
 from minbert.model.layout import is_model_directory
 from minbert.model.task_model import Model, load, unicode_problem
 from minbert.serving.batcher import MicroBatcher
-
-log = logging.getLogger(__name__)
+from minbert.serving.guards import Guards, Lifecycle
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Limits:
     max_body_bytes: int = 4_000_000
     max_batch: int = 64
     max_wait_ms: float = 5.0
+    max_queue: int = 2048  # texts waiting for the model, over all requests; beyond it: 503
+    header_timeout_s: float = 10.0  # to send a request head (also: idle keep-alive connections)
+    body_timeout_s: float = 30.0  # to send the whole body
 
 
 class PredictRequest(BaseModel):
@@ -85,7 +91,7 @@ class ServedModel:
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "model": self.model_dir,
+            "model": Path(self.model_dir).name,  # never the absolute path: it tells clients about the host
             "kind": self.kind,
             "backend": self.backend,
             "minbert_version": __version__,
@@ -144,9 +150,19 @@ def check_texts(texts: list, limits: Limits) -> None:
                 raise HTTPException(413, f"text {i} has {len(text)} characters; the limit is {limits.max_chars}")
 
 
-def create_app(model_dir: str | Path, backend: str = "torch", limits: Limits = Limits()) -> FastAPI:
-    """The app for one model; the model loads now, so a bad path fails before the server starts."""
+def create_app(
+    model_dir: str | Path,
+    backend: str = "torch",
+    limits: Limits = Limits(),
+    api_key: str | None = None,
+    cors_origins: list[str] | None = None,
+) -> FastAPI:
+    """The app for one model; the model loads now, so a bad path fails before the server starts.
+
+    `api_key`: required on every request but the probes. `cors_origins`: browsers on these origins
+    may call the API (none by default)."""
     served = ServedModel(model_dir, backend)
+    lifecycle = Lifecycle()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minbert-model")
     batchers: dict[tuple[str, str, bool], MicroBatcher] = {}
 
@@ -161,27 +177,55 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: Limits = L
             batchers[key] = MicroBatcher(run, executor, limits.max_batch, limits.max_wait_ms)
         return batchers[key]
 
+    async def submit(to: MicroBatcher, items: list[Any]) -> list[Any]:
+        """Queue the items, or 503 + Retry-After when the queue (over all batchers) is full."""
+        waiting = sum(b.queued for b in batchers.values())
+        if waiting + len(items) > limits.max_queue:
+            detail = f"{waiting} texts are waiting for the model; the queue holds {limits.max_queue}: retry shortly"
+            raise HTTPException(503, detail, {"Retry-After": "1"})
+        return await to.submit(items)
+
+    def warm_up() -> None:
+        """One call through the model before /ready says yes, so the first client does not pay for it."""
+        if served.kind == "sentence-encoder":
+            served.embed(["warm-up"])
+        else:
+            task = served.model.default_task() if served.kind == "classifier" else served.model.tasks[0]
+            spec = served.model.spec(task)
+            served.predict(task, [("warm", "up")] if spec.pair else ["warm-up"])
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
+        await asyncio.get_running_loop().run_in_executor(executor, warm_up)
+        lifecycle.ready = True
         yield
+        lifecycle.ready = False
         executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="minbert",
         version=__version__,
-        description=f"Predictions and embeddings from {model_dir}",
+        description=f"Predictions and embeddings from {Path(model_dir).name}",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.served, app.state.batchers, app.state.limits = served, batchers, limits
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):  # noqa: ANN001, ANN202
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
-            return JSONResponse(
-                {"detail": f"request body of {length} bytes; the limit is {limits.max_body_bytes}"}, status_code=413
-            )
-        return await call_next(request)
+    app.state.lifecycle, app.state.api_key = lifecycle, api_key
+    app.add_middleware(
+        Guards,
+        lifecycle=lifecycle,
+        max_body_bytes=limits.max_body_bytes,
+        body_timeout_s=limits.body_timeout_s,
+        api_key=api_key,
+    )
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "authorization", "x-api-key"],
+        )
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -190,9 +234,30 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: Limits = L
         )
         return JSONResponse({"detail": f"bad request body: {problems}"}, status_code=422)
 
+    @app.get("/")
+    async def index() -> dict[str, Any]:
+        return {
+            "model": Path(served.model_dir).name,
+            "kind": served.kind,
+            "endpoints": {
+                "GET /health": "liveness",
+                "GET /ready": "readiness (model loaded and warm)",
+                "GET /info": "labels, tasks, limits",
+                "POST /predict": '{"texts": [...]} or {"pairs": [[a, b], ...], "task": NAME}',
+                "POST /embed": '{"texts": [...]}',
+                "GET /openapi.json": "the OpenAPI schema (the Swagger page is off: it needs a CDN)",
+            },
+        }
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        if not lifecycle.ready:  # (once shutdown begins, the guards answer 503 before this)
+            return JSONResponse({"status": "warming up"}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     @app.get("/info")
     async def info() -> dict[str, Any]:
@@ -202,29 +267,28 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: Limits = L
     async def predict(request: PredictRequest) -> dict[str, Any]:
         task, inputs = served.check_task(request)
         check_texts(inputs, limits)
-        return {"predictions": await batcher("predict", task).submit(inputs)}
+        return {"predictions": await submit(batcher("predict", task), inputs)}
 
     @app.post("/embed")
     async def embed(request: EmbedRequest) -> dict[str, Any]:
         check_texts(request.texts, limits)
-        vectors = await batcher("embed", "", request.normalize).submit(request.texts)
+        vectors = await submit(batcher("embed", "", request.normalize), request.texts)
         return {"embeddings": vectors, "dimension": len(vectors[0])}
 
     return app
 
 
 def serve(
-    model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits = Limits()
+    model_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    backend: str = "torch",
+    limits: Limits = Limits(),
+    api_key: str | None = None,
+    cors_origins: list[str] | None = None,
 ) -> None:
-    import uvicorn
+    from minbert.serving.server import bind, run
 
-    app = create_app(model_dir, backend, limits)
-    log.info(
-        "serving %s (%s, %s backend) on http://%s:%d (docs at /docs)",
-        model_dir,
-        app.state.served.kind,
-        backend,
-        host,
-        port,
-    )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    sock = bind(host, port)  # before loading the model: a taken port fails at once
+    app = create_app(model_dir, backend, limits, api_key, cors_origins)
+    run(app, sock, host, header_timeout_s=limits.header_timeout_s)

@@ -1,19 +1,44 @@
-"""Dynamic micro-batching: concurrent requests share one model call.
+"""Dynamic micro-batching: concurrent requests share one model call, fairly.
 
-Each request puts its items on a queue and awaits a future. One worker takes the first waiting
-request, then keeps collecting until `max_batch` items or `max_wait_ms` have passed, runs the model
-once in a single worker thread (so the event loop keeps accepting requests, and the model is never
-called from two threads at once), and hands each request its own slice of the results. When a
-batch fails, each of its requests is run again on its own: only the request that caused the failure
-gets the error, never the good requests that happened to share its batch.
+Each request waits in line with its items and a future. One worker builds a batch of up to
+`max_batch` items from everything waiting (collecting for at most `max_wait_ms` after the first
+arrival), runs the model once in a single worker thread (so the event loop keeps accepting requests,
+and the model is never called from two threads at once), and hands each request its results when
+all its items are done.
+
+Fair shares: a batch gives every waiting request an equal share of its slots, so a 256-text request
+is split over several batches and a one-text request that arrives meanwhile rides in the next batch
+instead of waiting behind all of it (head-of-line blocking).
+
+`queued` tells how many items wait, so the server can bound its queue (503 with Retry-After when
+full) instead of letting latency grow without limit.
+
+Isolated failures: when a batch fails, each of its requests is run again on its own, so only the
+request that caused the failure gets the error, never the good requests that shared its batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass
+class Waiting:
+    """One request in line: its items, how many have been handed to batches, and its results so far."""
+
+    items: list[Any]
+    future: asyncio.Future
+    taken: int = 0
+    results: list[Any] = field(default_factory=list)
+
+    @property
+    def left(self) -> int:
+        return len(self.items) - self.taken
 
 
 class MicroBatcher:
@@ -26,59 +51,91 @@ class MicroBatcher:
     ) -> None:
         self.run, self.executor = run, executor
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
-        self.queue: asyncio.Queue[tuple[list[Any], asyncio.Future]] = asyncio.Queue()
+        self.line: deque[Waiting] = deque()
+        self.arrived = asyncio.Event()
         self.calls = 0  # model calls so far: fewer than requests when batching works
         self.items = 0
         self.worker: asyncio.Task | None = None
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for a batch (the ones in the running batch excluded)."""
+        return sum(waiting.left for waiting in self.line)
+
     async def submit(self, items: list[Any]) -> list[Any]:
         if self.worker is None or self.worker.done():
             self.worker = asyncio.create_task(self._work())
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put((items, future))
-        return await future
+        waiting = Waiting(list(items), asyncio.get_running_loop().create_future())
+        self.line.append(waiting)
+        self.arrived.set()
+        return await waiting.future
 
-    async def _collect(self) -> list[tuple[list[Any], asyncio.Future]]:
-        group = [await self.queue.get()]
-        size = len(group[0][0])
+    async def _wait_for_arrivals(self, deadline: float | None) -> bool:
+        """Wait until a request arrives (or the deadline passes: False)."""
+        self.arrived.clear()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait
-        while size < self.max_batch:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+        try:
+            await asyncio.wait_for(self.arrived.wait(), None if deadline is None else max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            return False
+        return True
+
+    async def _collect(self) -> list[tuple[Waiting, list[Any]]]:
+        """The next batch: (request, its items in this batch) with equal shares for everyone waiting."""
+        self.line = deque(w for w in self.line if not w.future.done())  # clients that went away
+        while not any(w.left for w in self.line):
+            await self._wait_for_arrivals(None)
+        deadline = asyncio.get_running_loop().time() + self.max_wait
+        while sum(w.left for w in self.line) < self.max_batch and await self._wait_for_arrivals(deadline):
+            pass
+        shares: dict[int, int] = {}
+        free = self.max_batch
+        while free:
+            hungry = [w for w in self.line if w.left - shares.get(id(w), 0) > 0]
+            if not hungry:
                 break
-            try:
-                request = await asyncio.wait_for(self.queue.get(), remaining)
-            except TimeoutError:
-                break
-            group.append(request)
-            size += len(request[0])
-        return group
+            share = max(1, free // len(hungry))
+            for w in hungry:
+                take = min(share, w.left - shares.get(id(w), 0), free)
+                shares[id(w)] = shares.get(id(w), 0) + take
+                free -= take
+                if not free:
+                    break
+        batch = []
+        for w in self.line:
+            if shares.get(id(w)):
+                batch.append((w, w.items[w.taken : w.taken + shares[id(w)]]))
+                w.taken += shares[id(w)]
+        self.line = deque(w for w in self.line if w.left)
+        return batch
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            group = await self._collect()
-            flat = [item for items, _ in group for item in items]
+            batch = await self._collect()
+            flat = [item for _, items in batch for item in items]
             try:
-                results = await loop.run_in_executor(self.executor, self.run, flat)
+                results = list(await loop.run_in_executor(self.executor, self.run, flat))
             except Exception:  # one request may have poisoned the batch: run each alone, so only it fails
-                for items, future in group:
-                    try:
-                        alone = await loop.run_in_executor(self.executor, self.run, items)
-                    except Exception as e:
-                        if not future.done():
-                            future.set_exception(e)
-                        continue
-                    if not future.done():
-                        future.set_result(list(alone))
-                    self.calls += 1
-                    self.items += len(items)
-                continue
+                results = None
             self.calls += 1
-            self.items += len(flat)
             start = 0
-            for items, future in group:
-                if not future.done():
-                    future.set_result(list(results[start : start + len(items)]))
+            for waiting, items in batch:
+                part = None if results is None else results[start : start + len(items)]
                 start += len(items)
+                if part is None and not waiting.future.done():
+                    try:
+                        part = list(await loop.run_in_executor(self.executor, self.run, items))
+                        self.calls += 1
+                    except Exception as e:
+                        waiting.future.set_exception(e)
+                        self.line = deque(w for w in self.line if w is not waiting)
+                        continue
+                if waiting.future.done():  # failed in an earlier batch, or its client went away
+                    self.line = deque(w for w in self.line if w is not waiting)
+                    continue
+                assert part is not None
+                waiting.results.extend(part)
+                self.items += len(items)
+                if len(waiting.results) == len(waiting.items):
+                    waiting.future.set_result(waiting.results)
