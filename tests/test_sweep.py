@@ -77,3 +77,26 @@ def test_sweep_config_errors_are_clear(sweep_config):
     sweep_config.write_text(yaml.safe_dump(raw))
     with pytest.raises(MinbertError, match="sweep.params is empty"):
         run_sweep(load_config(sweep_config))
+
+
+def test_an_unreachable_study_database_is_one_clear_error(sweep_config):
+    raw = yaml.safe_load(sweep_config.read_text())
+    raw["sweep"]["storage"] = "sqlite:////nonexistent-folder/sweep.db"
+    sweep_config.write_text(yaml.safe_dump(raw))
+    with pytest.raises(
+        MinbertError, match="sweep.storage sqlite:////nonexistent-folder/sweep.db: cannot open the study"
+    ):
+        run_sweep(load_config(sweep_config))
+
+
+def test_workers_sharing_a_study_get_different_sampler_seeds(sweep_config):
+    from minbert.sweep import sampler_seed
+
+    config = load_config(sweep_config)
+    assert sampler_seed(config) == 3  # a lone worker: train.seed
+    shared = load_config(sweep_config, ["--sweep.storage", "postgresql://db/x"])
+    assert {
+        sampler_seed(load_config(sweep_config, ["--sweep.storage", "postgresql://db/x", "--sweep.worker", str(i)]))
+        for i in range(3)
+    } == {3, 4, 5}
+    assert sampler_seed(shared) != 3  # unset: seeded by the process, never the shared train.seed

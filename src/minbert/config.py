@@ -299,6 +299,18 @@ class SweepConfig(Section):
         "median", description="stop trials whose dev metric is below the median of earlier trials"
     )
     keep_models: bool = Field(False, description="keep every trial's model/ (default: only the best trial's)")
+    worker: int | None = Field(
+        None,
+        ge=0,
+        description="this worker's index when several share one study (0, 1, ...): seeds its sampler with "
+        "train.seed + index, so workers differ and each is reproducible (unset with sweep.storage: seeded by process)",
+    )
+    heartbeat_s: int = Field(
+        30,
+        ge=1,
+        description="a running trial's heartbeat; a worker killed mid-trial has its trial marked failed by the next "
+        "worker after 2x this",
+    )
 
 
 class RunConfig(Section):

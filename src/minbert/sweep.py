@@ -11,6 +11,11 @@
 The search space is the config's `sweep.params` (dotted config fields). Each trial reports its dev
 metric after every evaluation; the median pruner stops trials that fall behind earlier ones.
 Running the command again adds trials to the same study.
+
+Several workers (processes or machines) share one study through a database URL: trial numbers,
+parameters, intermediate values (so pruning decisions) come from it. A running trial beats a
+heartbeat; a worker killed mid-trial stops beating, and the next worker to start a trial marks
+that one failed. A worker only ever deletes the models of finished trials, never a running one's.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import csv
 import difflib
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -77,6 +83,44 @@ def trial_config(config: RunConfig, params: dict[str, Any], output_dir: Path) ->
     return build_config(raw, source=f"sweep trial {output_dir.name}")
 
 
+def sampler_seed(config: RunConfig) -> int:
+    """train.seed for a lone worker; workers sharing a study must not share a seed, or they would all
+    propose the same parameters (the random start-up trials first)."""
+    sweep = config.sweep
+    if sweep.worker is not None:
+        return config.train.seed + sweep.worker
+    if sweep.storage is None:  # the study file in output_dir: one worker
+        return config.train.seed
+    seed = config.train.seed + os.getpid()
+    log.warning(
+        "sweep.storage is shared and sweep.worker is unset: this worker's sampler is seeded from its process id (%d); "
+        "give each worker --sweep.worker 0, 1, ... for reproducible proposals",
+        seed,
+    )
+    return seed
+
+
+def open_storage(url: str, heartbeat_s: int, attempts: int = 5) -> Any:
+    """The study database, or a one-line error. Workers that start together on an empty database race to
+    create Optuna's tables (one gets a duplicate-key error): the loser retries and finds them made."""
+    optuna = _optuna()
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s)
+        except ModuleNotFoundError as e:
+            raise MinbertError(
+                f"sweep.storage {url}: its database driver {e.name!r} is not installed "
+                "(PostgreSQL: pip install 'psycopg[binary]')"
+            ) from None
+        except Exception as e:  # SQLAlchemy's errors: a bad URL, a refused connection, a missing database, the race
+            if attempt + 1 < attempts:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise MinbertError(f"sweep.storage {url}: cannot open the study database ({reason})") from None
+    raise AssertionError("unreachable")
+
+
 def run_sweep(config: RunConfig, trials: int | None = None) -> SweepResult:
 
     optuna = _optuna()
@@ -94,11 +138,10 @@ def run_sweep(config: RunConfig, trials: int | None = None) -> SweepResult:
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     metric = selection_metric(config)
-    storage = sweep.storage or f"sqlite:///{(output_dir / 'sweep.db').resolve()}"
+    storage = open_storage(sweep.storage or f"sqlite:///{(output_dir / 'sweep.db').resolve()}", sweep.heartbeat_s)
+    seed = sampler_seed(config)
     sampler = (
-        optuna.samplers.TPESampler(seed=config.train.seed)
-        if sweep.sampler == "tpe"
-        else optuna.samplers.RandomSampler(seed=config.train.seed)
+        optuna.samplers.TPESampler(seed=seed) if sweep.sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed)
     )
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if sweep.pruner == "median" else optuna.pruners.NopPruner()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -135,9 +178,9 @@ def run_sweep(config: RunConfig, trials: int | None = None) -> SweepResult:
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = study.best_trial if finished else None
     if best is not None and not sweep.keep_models:
-        for trial in study.trials:
+        for trial in study.trials:  # another worker's running trial may be about to become the best: leave it
             model_dir = output_dir / f"trial_{trial.number:03d}" / "model"
-            if trial.number != best.number and model_dir.is_dir():
+            if trial.state.is_finished() and trial.number != best.number and model_dir.is_dir():
                 shutil.rmtree(model_dir)
     write_sweep_report(study, output_dir, metric, sweep.direction)
     return SweepResult(output_dir, best.value if best else None, best.params if best else {}, len(study.trials))
