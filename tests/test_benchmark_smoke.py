@@ -27,15 +27,19 @@ def test_benchmark_smoke(tmp_path, data_dir):
     print(done.stdout)
     rows = (
         "train/transformers",
+        "train/transformers-bf16",
         "train/minbert",
         "train/minbert-hf-init",
         "infer/transformers-sorted",
         "infer/sentence-transformers",
+        "infer/sentence-transformers-bf16",
+        "infer/transformers-sorted-bf16",
         "infer/minbert-unbucketed",
         "infer/minbert-bf16",
         "infer/minbert-compiled",
         "infer/minbert-onnx-int8",
-        "machine limit",
+        "GEMM share",
+        "machine: ",
         "padding at batch 64",
         "frozen-encoder probe epoch",
     )
@@ -44,3 +48,4 @@ def test_benchmark_smoke(tmp_path, data_dir):
     results = json.loads(out.read_text())["results"]
     assert 1.0 <= results["padding"]["length_sorted"] <= results["padding"]["input_order"]
     assert results["train/minbert"]["examples_per_s"] > 0 and 0 <= results["train/minbert"]["dev_accuracy"] <= 1
+    assert results["train/minbert"]["gflops"] > 0 and results["infer/transformers"]["gflops"] > 0

@@ -313,6 +313,25 @@ class SweepConfig(Section):
     )
 
 
+class DistillConfig(Section):
+    """Knowledge distillation: train against a saved minbert model's outputs as well as the labels."""
+
+    teacher: Path | None = Field(
+        None, description="the teacher: a saved minbert model or run directory with heads of the same names"
+    )
+    alpha: float = Field(
+        0.5, ge=0.0, le=1.0, description="loss = (1-alpha) * task loss + alpha * distillation loss (0: labels only)"
+    )
+    temperature: float = Field(
+        2.0, gt=0.0, description="softens both softmaxes for the KL term (scaled by T^2); regression heads use MSE"
+    )
+    data: list[Path] = Field(
+        default_factory=list,
+        description="extra unlabelled texts the teacher labels (single-task runs; any reader format, labels ignored)",
+    )
+    format: str | None = Field(None, description="the format of distill.data (default: data.format)")
+
+
 class RunConfig(Section):
     task: Literal["classification", "multitask"] = Field(
         "classification",
@@ -328,6 +347,7 @@ class RunConfig(Section):
     )
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
 
     @field_validator("tasks")
     @classmethod
@@ -365,6 +385,19 @@ class RunConfig(Section):
             raise ValueError(
                 f"contrastive.{sorted(stage.changed())[0]} is set but contrastive.objective is none, "
                 "so there is no contrastive stage to read it; set contrastive.objective (simcse | supcon) or remove it"
+            )
+        if self.distill.teacher is None and self.distill.changed():
+            raise ValueError(
+                f"distill.{sorted(self.distill.changed())[0]} is set but distill.teacher is not, so nothing is distilled; "
+                "set distill.teacher to a saved minbert model (or remove it)"
+            )
+        if self.distill.data and self.distill.alpha == 0:
+            raise ValueError(
+                "distill.data texts are learnt from the teacher alone, and distill.alpha is 0 (labels only)"
+            )
+        if self.distill.data and self.task == "multitask":
+            raise ValueError(
+                "distill.data adds unlabelled texts to the single-task run's head; a multitask run distils on each task's own train data"
             )
         scl_fields = sorted({"scl_lambda", "scl_temperature"} & self.train.changed())
         if self.train.objective != "ce+scl" and scl_fields:

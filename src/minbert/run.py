@@ -29,7 +29,7 @@ import torch
 
 from minbert.config import RunConfig, TaskConfig, TrainConfig
 from minbert.data.labels import LabelVocab
-from minbert.data.prepare import TaskData, read_task
+from minbert.data.prepare import TaskData, read_task, read_unlabelled
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
 from minbert.evaluate.metrics import confusion, per_class_report
@@ -40,6 +40,7 @@ from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
 from minbert.runtime import resolve_device, seed_everything, set_threads
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
+from minbert.tasks.distillation import Distillation
 from minbert.tasks.head_task import Evaluation, HeadTask, evaluate_examples, model_inputs, targets_of
 from minbert.tasks.multitask import MultitaskTask, flatten
 from minbert.train.distributed import is_main
@@ -315,6 +316,13 @@ def _train(
     device = start_run(config, output_dir)
     tasks, data, skipped = read_tasks(config, cfg.seed)
     specs = [head_spec(t, data[t.name].all_train) for t in tasks]
+    distill = (
+        Distillation.load(config.distill.teacher, config.distill.alpha, config.distill.temperature)
+        if config.distill.teacher is not None
+        else None
+    )
+    if distill is not None:  # the student predicts the teacher's classes, also those its own train rows lack
+        specs = [distill.adopt_labels(spec) for spec in specs]
     for spec in specs:  # fail now, before loading the model, on rows the head cannot read or labels it does not know
         for part in (data[spec.name].train, data[spec.name].dev, data[spec.name].test):
             if part:
@@ -352,6 +360,16 @@ def _train(
             raise MinbertError(
                 "train.objective ce+scl adds a contrastive term to cross-entropy heads, and no head has loss ce"
             )
+        unlabelled = (
+            read_unlabelled(
+                config.distill.data,
+                config.distill.format,
+                config.data,
+                [*(data[specs[0].name].dev or []), *(data[specs[0].name].test or [])],
+            )
+            if config.distill.data
+            else []
+        )
         head_tasks = [
             HeadTask(
                 spec,
@@ -365,6 +383,8 @@ def _train(
                 bf16=cfg.bf16,
                 cache_features=cfg.cache_features,
                 scl=scl if spec.loss == "ce" else None,
+                distill=distill,
+                unlabelled=unlabelled,
             )
             for spec in specs
         ]
@@ -416,6 +436,12 @@ def _train(
         summary["tasks"] = ", ".join(s.name for s in specs)
         summary["skipped_tasks"] = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "none"
     summary["train_examples"] = mixed.num_train_examples
+    if config.distill.teacher is not None:
+        summary["distilled_from"] = (
+            f"{config.distill.teacher} (alpha {config.distill.alpha:g}, T {config.distill.temperature:g}"
+            + (f", {len(unlabelled)} unlabelled texts" if unlabelled else "")
+            + ")"
+        )
     if not multitask:
         summary["labels"] = len(specs[0].labels)
     summary[f"dev_{before_metric}_before_training"] = before.get(before_metric) if before else None

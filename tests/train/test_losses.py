@@ -91,3 +91,34 @@ def test_ce_plus_scl_mixes_the_two_terms():
     assert ce_plus_scl(logits, emb, labels, lam=0.25, tau=0.3).item() == pytest.approx(
         0.75 * ce.item() + 0.25 * scl.item()
     )
+
+
+def test_distillation_loss_is_zero_on_the_teacher_and_grows_away_from_it():
+    from minbert.train.losses import distillation_loss
+
+    torch.manual_seed(0)
+    teacher = torch.randn(8, 5)
+    for kind in ("ce", "bce", "mse"):
+        same = distillation_loss(teacher.clone(), teacher, kind, 2.0)
+        near = distillation_loss(teacher + 0.1 * torch.randn(8, 5), teacher, kind, 2.0)
+        far = distillation_loss(torch.randn(8, 5), teacher, kind, 2.0)
+        if kind == "bce":  # BCE against soft targets bottoms out at their entropy, not at 0
+            entropy = torch.nn.functional.binary_cross_entropy(torch.sigmoid(teacher / 2), torch.sigmoid(teacher / 2))
+            assert same.item() == pytest.approx(4 * entropy.item(), rel=1e-5)
+        else:
+            assert same.item() == pytest.approx(0.0, abs=1e-6)
+        assert same < near < far, kind
+
+
+def test_distillation_kl_is_scaled_by_t_squared_so_gradients_keep_their_size():
+    """Hinton et al.: the soft-target gradient shrinks as 1/T^2; multiplying by T^2 keeps it about constant."""
+    from minbert.train.losses import distillation_loss
+
+    torch.manual_seed(1)
+    teacher, start = torch.randn(16, 10), torch.randn(16, 10)
+    norms = []
+    for temperature in (4.0, 16.0):
+        student = start.clone().requires_grad_(True)
+        distillation_loss(student, teacher, "ce", temperature).backward()
+        norms.append(student.grad.norm().item())
+    assert norms[0] == pytest.approx(norms[1], rel=0.1)  # without the T^2 factor: 16x apart

@@ -107,3 +107,23 @@ def read_task(task: TaskConfig, seed: int, optional: bool = False) -> TaskData |
         return f"train file {task.data.train} not found"
     train, dev, test = read_splits(task.data, seed)
     return TaskData(prepare_train(train, task.data, seed), dev, test, train)
+
+
+def read_unlabelled(
+    paths: list[Path], format: str | None, data: DataConfig, held_out: list[Example] | None
+) -> list[Example]:
+    """distill.data: extra texts (labels ignored) for the teacher to label. Texts that occur in the run's
+    dev or test files (or in data.exclude) are dropped and counted, so no evaluation text is trained on."""
+    format = format or data.format
+    column = data.text_column if format == data.format else None
+    examples = [
+        Example(e.text, None, e.source, e.line, e.text_pair)
+        for path in paths
+        for e in read_examples(path, format, text_column=column, require_labels=False)
+    ]
+    if not examples:
+        raise MinbertError(f"distill.data {', '.join(map(str, paths))}: no texts in it")
+    if held_out:
+        examples, dropped = drop_overlap(examples, [e.text for e in held_out])
+        log.info("distill.data: dropped %d texts that are in the dev or test files", len(dropped))
+    return exclude_texts(examples, data) if data.exclude else examples

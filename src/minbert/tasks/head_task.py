@@ -9,6 +9,10 @@ range, is an error naming its file and line.
 With a frozen encoder (eval mode, no dropout) a sentence's pooled vector never changes, so the task
 encodes train and dev once and every epoch trains the projection and head on the cached vectors: a
 frozen-probe epoch costs a few matrix products instead of a full encoder pass.
+
+With a teacher (`Distillation`) every training row also carries the teacher's output, and the loss
+is (1-alpha) * the head's loss on the labelled rows + alpha * the distillation loss on all rows;
+unlabelled rows (texts only the teacher labels) take part in the second term only.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from minbert.evaluate.metrics import classification_metrics, regression_metrics
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
 from minbert.model.tokenizer import Batch
-from minbert.train.losses import ce_plus_scl, cosent
+from minbert.tasks.distillation import Distillation
+from minbert.train.losses import ce_plus_scl, cosent, distillation_loss
 
 
 @dataclass
@@ -41,10 +46,15 @@ class HeadBatch:
     first: Batch
     second: Batch | None
     targets: torch.Tensor
+    teacher: torch.Tensor | None = None  # the teacher's raw outputs (distillation)
+    labelled: torch.Tensor | None = None  # which rows have a label (distillation with unlabelled texts)
 
     def to(self, device: torch.device) -> HeadBatch:
         return HeadBatch(
-            self.first.to(device), self.second.to(device) if self.second is not None else None, self.targets.to(device)
+            self.first.to(device),
+            self.second.to(device) if self.second is not None else None,
+            self.targets.to(device),
+            *moved(device, self.teacher, self.labelled),
         )
 
     def __len__(self) -> int:
@@ -58,14 +68,23 @@ class FeatureBatch:
     first: torch.Tensor
     second: torch.Tensor | None
     targets: torch.Tensor
+    teacher: torch.Tensor | None = None
+    labelled: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> FeatureBatch:
         return FeatureBatch(
-            self.first.to(device), self.second.to(device) if self.second is not None else None, self.targets.to(device)
+            self.first.to(device),
+            self.second.to(device) if self.second is not None else None,
+            self.targets.to(device),
+            *moved(device, self.teacher, self.labelled),
         )
 
     def __len__(self) -> int:
         return len(self.targets)
+
+
+def moved(device: torch.device, *tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
+    return [t.to(device) if t is not None else None for t in tensors]
 
 
 @dataclass
@@ -172,8 +191,11 @@ class HeadTask:
         bf16: bool = False,
         cache_features: bool = True,
         scl: tuple[float, float] | None = None,
+        distill: Distillation | None = None,
+        unlabelled: Sequence[Example] = (),
     ) -> None:
-        """`scl` = (lambda, temperature) adds Gunel et al.'s supervised contrastive term to a CE head's loss."""
+        """`scl` = (lambda, temperature) adds Gunel et al.'s supervised contrastive term to a CE head's loss;
+        `distill` adds a teacher's soft targets, also for the `unlabelled` texts."""
         self.spec, self.tokenizer = spec, model.tokenizer
         self.batch_size, self.eval_batch_size, self.seed, self.bucket, self.bf16 = (
             batch_size,
@@ -186,9 +208,22 @@ class HeadTask:
             raise MinbertError(
                 f"task {spec.name!r}: train.objective ce+scl needs a classification head with loss ce, not {spec.loss}"
             )
-        self.scl = scl
+        self.scl, self.distill = scl, distill
+        if unlabelled and distill is None:
+            raise MinbertError(f"task {spec.name!r}: unlabelled training texts need a teacher to label them")
         self.train_targets = targets_of(spec, train)
         inputs = model_inputs(spec, train)
+        self.labelled: torch.Tensor | None = None
+        self.teacher_outputs: torch.Tensor | None = None
+        if unlabelled:
+            inputs += model_inputs(spec, unlabelled)
+            placeholder = torch.zeros(len(unlabelled), *self.train_targets.shape[1:], dtype=self.train_targets.dtype)
+            self.train_targets = torch.cat([self.train_targets, placeholder])
+            self.labelled = torch.cat(
+                [torch.ones(len(train), dtype=torch.bool), torch.zeros(len(unlabelled), dtype=torch.bool)]
+            )
+        if distill is not None:
+            self.teacher_outputs = distill.outputs(spec, inputs, eval_batch_size, bf16)
         self.dev = list(dev) if dev else None
         if self.dev:
             self.dev_inputs = model_inputs(spec, self.dev)
@@ -238,7 +273,9 @@ class HeadTask:
             first, second = self.train_vectors
             index_batches = bucketed_batches([1] * self.num_train_examples, self.batch_size, seed=seed, bucket=False)
             return [
-                FeatureBatch(first[i], second[i] if second is not None else None, self.train_targets[i])
+                FeatureBatch(
+                    first[i], second[i] if second is not None else None, self.train_targets[i], *self._extras(i)
+                )
                 for i in index_batches
             ]
         second_rows = self.second
@@ -249,9 +286,17 @@ class HeadTask:
                 self._pad(self.first, index),
                 self._pad(second_rows, index) if second_rows else None,
                 self.train_targets[index],
+                *self._extras(index),
             )
             for index in index_batches
         ]
+
+    def _extras(self, index: list[int]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The batch's rows of the teacher's outputs and of the labelled mask (None without distillation)."""
+        return (
+            self.teacher_outputs[index] if self.teacher_outputs is not None else None,
+            self.labelled[index] if self.labelled is not None else None,
+        )
 
     def loss(self, model: Model, batch: HeadBatch | FeatureBatch) -> torch.Tensor:
         name = self.spec.name
@@ -262,9 +307,24 @@ class HeadTask:
             u = model.sentence_embedding(batch.first)
             v = model.sentence_embedding(batch.second) if batch.second is not None else None
         raw = model.heads[name](u, v).float()
+        if self.distill is None or batch.teacher is None:
+            return self._task_loss(raw, u, batch.targets)
+        kind = self.spec.loss if self.spec.kind == "classification" else "mse"
+        soft = distillation_loss(raw, batch.teacher, kind, self.distill.temperature)
+        alpha = self.distill.alpha
+        rows = batch.labelled
+        if rows is not None and not bool(rows.any()):  # only unlabelled texts in this batch: no task term
+            return alpha * soft
+        if rows is not None:
+            hard = self._task_loss(raw[rows], u[rows], batch.targets[rows])
+        else:
+            hard = self._task_loss(raw, u, batch.targets)
+        return (1 - alpha) * hard + alpha * soft
+
+    def _task_loss(self, raw: torch.Tensor, u: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.scl is not None:
-            return ce_plus_scl(raw, u, batch.targets, *self.scl)
-        return head_loss(self.spec, raw, batch.targets)
+            return ce_plus_scl(raw, u, targets, *self.scl)
+        return head_loss(self.spec, raw, targets)
 
     def evaluate(self, model: Model) -> dict[str, float] | None:
         if not self.dev:

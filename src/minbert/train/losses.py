@@ -62,3 +62,24 @@ def cosent(scores: torch.Tensor, targets: torch.Tensor, scale: float = 20.0) -> 
     ranked = targets[:, None] > targets[None, :]
     terms = differences[ranked]
     return torch.logsumexp(torch.cat([terms.new_zeros(1), terms]), dim=0)
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, loss: str, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s soft-target loss: T^2 * KL(teacher || student) on softmaxes at temperature T for
+    softmax heads, T^2 * BCE against the teacher's sigmoids at T for sigmoid heads, and MSE to the teacher's
+    outputs for regression heads. The T^2 keeps the gradient scale independent of T."""
+    t = temperature
+    if loss == "ce":
+        return (
+            t
+            * t
+            * F.kl_div(
+                F.log_softmax(student / t, dim=-1),
+                F.log_softmax(teacher / t, dim=-1),
+                reduction="batchmean",
+                log_target=True,
+            )
+        )
+    if loss == "bce":
+        return t * t * F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher / t))
+    return F.mse_loss(student, teacher)
