@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
     evaluate.add_argument("--out", type=Path, help="also write the metrics JSON here")
     evaluate.add_argument("--task", help="multitask models: which task's head to score (default: the only one)")
+    evaluate.add_argument(
+        "--oos-data",
+        type=Path,
+        help="out-of-scope texts (same --format; labels ignored): adds in_scope_accuracy, oos_recall, oos_precision, "
+        "oos_f1, oos_auroc, oos_aupr, fpr_at_95_tpr for a model with oos rejection",
+    )
     evaluate.set_defaults(handler=cmd_eval)
 
     predict = commands.add_parser(
@@ -323,6 +329,7 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
         batch_size=args.batch_size,
         backend=args.backend,
         task=args.task,
+        oos_data=args.oos_data,
     )
     text = json.dumps(metrics, indent=2)
     if args.out:
@@ -391,6 +398,11 @@ def print_prediction(shown: dict[str, Any], prediction: Any, top_k: int) -> None
                 "label": prediction.label,
                 "probability": round(prediction.probability, 6),
                 "top": [[k, round(v, 6)] for k, v in top],
+                **(
+                    {"oos_score": round(prediction.oos_score, 6), "oos_threshold": round(prediction.oos_threshold, 6)}
+                    if prediction.oos_score is not None
+                    else {}
+                ),
             }
         )
     )

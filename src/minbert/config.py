@@ -70,6 +70,22 @@ class DataConfig(Section):
         None,
         description="no dev/test files: split train (stratified, seeded by sample_seed) into train/dev/test fractions, e.g. [0.8, 0.1, 0.1]",
     )
+    oos_dev: list[Path] = Field(
+        default_factory=list,
+        description="out-of-scope dev texts (this format; labels ignored): the oos threshold is chosen on them",
+    )
+    oos_test: list[Path] = Field(
+        default_factory=list, description="out-of-scope test texts: the run reports OOS recall, precision, F1, AUROC"
+    )
+    oos_train: list[Path] = Field(
+        default_factory=list,
+        description="out-of-scope training texts, trained as one extra class named oos.label (the 'oos as a class' baseline)",
+    )
+
+    @field_validator("oos_dev", "oos_test", "oos_train", mode="before")
+    @classmethod
+    def _one_file_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | Path) else value
 
     @field_validator("split")
     @classmethod
@@ -332,6 +348,21 @@ class DistillConfig(Section):
     format: str | None = Field(None, description="the format of distill.data (default: data.format)")
 
 
+class OosConfig(Section):
+    """Out-of-scope rejection: inputs whose in-scope score is below a threshold chosen on dev get oos.label."""
+
+    method: Literal["none", "msp", "energy"] = Field(
+        "none", description="msp (max softmax probability) | energy (T * logsumexp of the logits) | none"
+    )
+    label: str = Field("oos", description="the label a rejected input gets (also the extra class of data.oos_train)")
+    in_scope_recall: float = Field(
+        0.95, gt=0.0, le=1.0, description="without data.oos_dev: keep this share of the in-scope dev inputs"
+    )
+    max_accuracy_drop: float = Field(
+        0.01, ge=0.0, le=1.0, description="with data.oos_dev: best OOS F1 losing at most this in-scope dev accuracy"
+    )
+
+
 class RunConfig(Section):
     task: Literal["classification", "multitask"] = Field(
         "classification",
@@ -348,6 +379,10 @@ class RunConfig(Section):
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
+    oos: OosConfig = Field(default_factory=OosConfig)
+    calibration: Literal["none", "temperature"] = Field(
+        "none", description="temperature: fit one softmax temperature on dev (NLL) and apply it to probabilities"
+    )
 
     @field_validator("tasks")
     @classmethod
@@ -385,6 +420,20 @@ class RunConfig(Section):
             raise ValueError(
                 f"contrastive.{sorted(stage.changed())[0]} is set but contrastive.objective is none, "
                 "so there is no contrastive stage to read it; set contrastive.objective (simcse | supcon) or remove it"
+            )
+        if self.oos.method == "none" and self.oos.changed() - {"label"}:
+            raise ValueError(
+                f"oos.{sorted(self.oos.changed() - {'label'})[0]} is set but oos.method is none; set oos.method (msp | energy)"
+            )
+        if (self.data.oos_dev or self.data.oos_test) and self.oos.method == "none":
+            raise ValueError(
+                "data.oos_dev / data.oos_test are read by out-of-scope rejection; set oos.method (msp | energy)"
+            )
+        if (self.oos.method != "none" or self.calibration != "none") and self.task == "multitask":
+            raise ValueError("oos.method and calibration apply to a single-task classifier (not yet to multitask runs)")
+        if self.oos.method != "none" and self.data.oos_train:
+            raise ValueError(
+                "data.oos_train trains out-of-scope as a class; oos.method rejects by a threshold: choose one of the two"
             )
         if self.distill.teacher is None and self.distill.changed():
             raise ValueError(

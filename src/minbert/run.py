@@ -29,7 +29,7 @@ import torch
 
 from minbert.config import RunConfig, TaskConfig, TrainConfig
 from minbert.data.labels import LabelVocab
-from minbert.data.prepare import TaskData, read_task, read_unlabelled
+from minbert.data.prepare import TaskData, read_oos, read_task, read_unlabelled
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
 from minbert.evaluate.metrics import confusion, per_class_report
@@ -43,6 +43,7 @@ from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
 from minbert.tasks.distillation import Distillation
 from minbert.tasks.head_task import Evaluation, HeadTask, evaluate_examples, model_inputs, targets_of
 from minbert.tasks.multitask import MultitaskTask, flatten
+from minbert.tasks.posthoc import calibrate, oos_evaluation, set_oos_threshold
 from minbert.train.distributed import is_main
 from minbert.train.metrics_log import MetricsLog, read_metrics
 from minbert.train.optim import apply_freezing
@@ -315,6 +316,13 @@ def _train(
     cfg = config.train.model_copy(update={"metric": selection_metric(config)})
     device = start_run(config, output_dir)
     tasks, data, skipped = read_tasks(config, cfg.seed)
+    if config.data.oos_train:  # the "oos as a class" baseline: one more class to train
+        extra = read_oos(config.data.oos_train, config.data, "oos_train", config.oos.label)
+        main = data[tasks[0].name]
+        data[tasks[0].name] = main._replace(train=[*main.train, *extra], all_train=[*main.all_train, *extra])
+        log.info("data.oos_train: %d out-of-scope texts trained as class %r", len(extra), config.oos.label)
+    oos_dev = read_oos(config.data.oos_dev, config.data, "oos_dev") if config.data.oos_dev else []
+    oos_test = read_oos(config.data.oos_test, config.data, "oos_test") if config.data.oos_test else []
     specs = [head_spec(t, data[t.name].all_train) for t in tasks]
     distill = (
         Distillation.load(config.distill.teacher, config.distill.alpha, config.distill.temperature)
@@ -410,6 +418,27 @@ def _train(
             model.to(device).eval()
         if not is_main():  # multi-process training: rank 0 evaluates, saves and reports
             return RunResult(output_dir, model, {}, {})
+        posthoc: dict[str, Any] = {}
+        if config.calibration != "none" or config.oos.method != "none":
+            dev = data[specs[0].name].dev
+            if not dev:
+                raise MinbertError("calibration and oos.method are fitted on dev: set data.dev (or data.split)")
+            model.eval()
+            if config.calibration == "temperature":
+                posthoc |= calibrate(model, specs[0], dev, cfg.eval_batch_size, cfg.bf16)
+            if config.oos.method != "none":
+                posthoc |= set_oos_threshold(
+                    model,
+                    specs[0],
+                    config.oos.method,
+                    config.oos.label,
+                    dev,
+                    oos_dev,
+                    config.oos.in_scope_recall,
+                    config.oos.max_accuracy_drop,
+                    cfg.eval_batch_size,
+                    cfg.bf16,
+                )
         evaluations: dict[str, dict[str, Evaluation]] = {}
         results: dict[str, dict[str, float]] = {}
         for split_index, split in ((1, "dev"), (2, "test")):
@@ -423,6 +452,11 @@ def _train(
                 continue
             evaluations[split] = per_task
             results[split] = flatten({name: e.metrics for name, e in per_task.items()}, multitask)
+            if split == "test" and oos_test:
+                results[split] |= oos_evaluation(model, specs[0], data[specs[0].name].test or [], oos_test)
+            if split == "dev" and posthoc:
+                fitted = {k: v for k, v in posthoc.items() if k.startswith("dev_") and not k.startswith("dev_ece")}
+                results[split] |= {k.removeprefix("dev_"): v for k, v in fitted.items()}
             metrics_log.write(f"final_{split}", fit.steps, seconds=time.perf_counter() - started, **results[split])
     finally:
         metrics_log.close()
@@ -436,6 +470,9 @@ def _train(
         summary["tasks"] = ", ".join(s.name for s in specs)
         summary["skipped_tasks"] = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "none"
     summary["train_examples"] = mixed.num_train_examples
+    summary |= {k: v for k, v in posthoc.items() if not k.startswith("dev_")}
+    if "dev_ece_before_calibration" in posthoc:
+        summary["dev_ece_before_calibration"] = posthoc["dev_ece_before_calibration"]
     if config.distill.teacher is not None:
         summary["distilled_from"] = (
             f"{config.distill.teacher} (alpha {config.distill.alpha:g}, T {config.distill.temperature:g}"

@@ -15,6 +15,7 @@ from minbert.evaluate.metrics import regression_metrics
 from minbert.model.backends import load_backend
 from minbert.model.task_model import Model
 from minbert.tasks.head_task import model_inputs, score_raw, targets_of
+from minbert.tasks.posthoc import oos_evaluation
 
 
 def evaluate(
@@ -27,9 +28,11 @@ def evaluate(
     batch_size: int = 128,
     backend: str = "torch",
     task: str | None = None,
+    oos_data: str | Path | None = None,
 ) -> dict[str, float]:
     """Score a saved model's head (PyTorch or its ONNX export) on a labelled file; or, for a sentence
-    encoder (any checkpoint, no head), the cosine similarity of the pairs' embeddings against the gold score."""
+    encoder (any checkpoint, no head), the cosine similarity of the pairs' embeddings against the gold score.
+    With `oos_data`, out-of-scope texts: the head's rejection (its saved method and threshold) is scored too."""
     model = load_backend(model_dir, backend)
     examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
     if isinstance(model, Model) and not model.tasks:
@@ -38,7 +41,16 @@ def evaluate(
         return {**cosine_scores(model, examples, data, batch_size), "examples": len(examples)}
     spec = model.spec(task or model.default_task())
     raw = model.raw_outputs(spec.name, model_inputs(spec, examples), batch_size)
-    return {**score_raw(spec, raw, targets_of(spec, examples)).metrics, "examples": len(examples)}
+    metrics = {**score_raw(spec, raw, targets_of(spec, examples)).metrics, "examples": len(examples)}
+    if oos_data is not None:
+        if spec.oos_method == "none":
+            raise MinbertError(
+                f"{model_dir}: --oos-data scores out-of-scope rejection, and this model has none (train with oos.method)"
+            )
+        split = "oos_test" if format == "clinc150" else None
+        oos = read_examples(oos_data, format, text_column=text_column, split=split, require_labels=False)
+        metrics |= {**oos_evaluation(model, spec, examples, oos, batch_size), "oos_examples": len(oos)}
+    return metrics
 
 
 def compare_backends(

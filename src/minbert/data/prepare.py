@@ -127,3 +127,14 @@ def read_unlabelled(
         examples, dropped = drop_overlap(examples, [e.text for e in held_out])
         log.info("distill.data: dropped %d texts that are in the dev or test files", len(dropped))
     return exclude_texts(examples, data) if data.exclude else examples
+
+
+def read_oos(paths: list[Path], data: DataConfig, role: str, label: str | None = None) -> list[Example]:
+    """Out-of-scope texts (data.oos_dev / oos_test / oos_train) in the run's format, labels replaced by `label`
+    (None for rejection, where they are never scored as classes). A clinc150 file gives its split of that role."""
+    split = role if data.format == "clinc150" else None
+    return [
+        Example(e.text, label, e.source, e.line, e.text_pair)
+        for path in paths
+        for e in read_examples(path, data.format, text_column=data.text_column, split=split, require_labels=False)
+    ]

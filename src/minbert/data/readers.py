@@ -75,6 +75,7 @@ DEFAULT_COLUMNS: dict[str, Columns | None] = {
     "quora": Columns("sentence1", "is_duplicate", "sentence2"),
     "sts": Columns("sentence1", "similarity", "sentence2"),
     "stsb": None,
+    "clinc150": None,
     "text": None,
 }
 FORMATS = tuple(DEFAULT_COLUMNS)
@@ -90,6 +91,8 @@ FORMAT_HELP = {
     "quora": "CS224N Quora csv (pairs): tab-separated, header, sentence1, sentence2, is_duplicate",
     "sts": "CS224N STS csv (pairs): tab-separated, header, sentence1, sentence2, similarity (0-5)",
     "stsb": "official STS Benchmark csv (pairs): genre, file, year, id, score, sentence1, sentence2, no header",
+    "clinc150": "CLINC150 data_full.json: one JSON object of splits (train, val, test, oos_train, oos_val, oos_test); "
+    "the split follows the file's role (data.dev reads val, data.oos_dev oos_val, eval --oos-data oos_test)",
     "text": "plain text: one text per line, no header, no labels (for embed)",
 }
 
@@ -244,6 +247,35 @@ def _read_massive(path: Path, columns: Columns, split: str | None) -> Iterator[R
         yield number, _field(row, text_key, number, "text"), label, None
 
 
+CLINC150_SPLITS = {
+    "train": "train",
+    "dev": "val",
+    "validation": "val",
+    "test": "test",
+    "oos_train": "oos_train",
+    "oos_dev": "oos_val",
+    "oos_test": "oos_test",
+}
+
+
+def _read_clinc150(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
+    """The release's one JSON object of splits, each a list of [text, intent]; rows are numbered within the split."""
+    key = CLINC150_SPLITS.get(split or "train", split or "train")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise RowError(
+            f"{e.lineno}: not valid JSON ({e.msg}); format clinc150 reads the release's data_full.json"
+        ) from None
+    if not isinstance(data, dict) or key not in data:
+        found = ", ".join(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise RowError(f"1: no split {key!r} in this file (it has {found}); format clinc150 reads data_full.json")
+    for number, row in enumerate(data[key], 1):
+        if not (isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row)):
+            raise RowError(f"{number}: row {number} of split {key!r} is not a [text, intent] pair")
+        yield number, row[0], row[1], None
+
+
 def _readable(path: Path, rows: Iterator[RawRow]) -> Iterator[RawRow]:
     """The reader's rows, with the file system's refusals as one-line errors."""
     try:
@@ -355,6 +387,7 @@ ROW_READERS: dict[str, Callable[[Path, Columns, str | None], Iterator[RawRow]]] 
     "quora": _delimited("\t"),
     "sts": _delimited("\t"),
     "stsb": _read_stsb,
+    "clinc150": _read_clinc150,
     "text": _read_text,
 }
 

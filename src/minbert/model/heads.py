@@ -24,6 +24,7 @@ from minbert.model.encoder import EncoderOutput
 POOLING_MODES = ("cls", "mean", "pooler")
 HEAD_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 HEAD_LOSSES = {"classification": ("ce", "bce"), "regression": ("mse", "bce", "cosent")}
+OOS_METHODS = ("none", "msp", "energy")
 
 
 class Pooling(nn.Module):
@@ -81,6 +82,10 @@ class HeadSpec:
     activation: str = "relu"
     dropout: float = 0.1
     target_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    temperature: float = 1.0  # calibration: logits / T before the softmax (fitted on dev)
+    oos_method: str = "none"  # out-of-scope rejection: msp | energy (scores from the logits)
+    oos_threshold: float | None = None  # reject when the in-scope score is below it (chosen on dev)
+    oos_label: str = "oos"
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
@@ -107,6 +112,12 @@ class HeadSpec:
             raise MinbertError(f"{where}: a regression head trains with loss mse, bce or cosent, not {self.loss}")
         if self.input != "bi" and self.features == "cosine":
             raise MinbertError(f"{where}: features cosine needs input bi (two separately encoded sentences)")
+        if self.oos_method not in OOS_METHODS:
+            raise MinbertError(f"{where}: oos method {self.oos_method!r} is not one of {', '.join(OOS_METHODS)}")
+        if self.oos_method != "none" and (self.kind, self.loss) != ("classification", "ce"):
+            raise MinbertError(f"{where}: out-of-scope rejection needs a classification head with loss ce")
+        if self.temperature <= 0:
+            raise MinbertError(f"{where}: temperature {self.temperature} must be above 0")
 
     @property
     def pair(self) -> bool:
@@ -130,10 +141,27 @@ class HeadSpec:
         return self.from_unit(torch.sigmoid(raw) if self.loss == "bce" else raw)
 
     def probabilities(self, raw: torch.Tensor) -> torch.Tensor:
-        """A classification head's class probabilities: softmax (CE), or [1 - sigmoid, sigmoid] (BCE)."""
+        """A classification head's class probabilities: softmax (CE), or [1 - sigmoid, sigmoid] (BCE), of the
+        logits divided by the calibration temperature."""
         if self.loss == "bce":
             raw = torch.stack([torch.zeros_like(raw), raw], dim=-1)  # softmax([0, z]) = [1 - sigmoid z, sigmoid z]
-        return torch.softmax(raw.float(), dim=-1)
+        return torch.softmax(raw.float() / self.temperature, dim=-1)
+
+    def in_scope_scores(self, raw: torch.Tensor, method: str | None = None) -> torch.Tensor:
+        """How in-scope each input looks (higher: more): the max softmax probability (Hendrycks & Gimpel 2017), or
+        the negative energy T * logsumexp(logits / T) (Liu et al. 2020), both at the calibration temperature."""
+        method = method or self.oos_method
+        if method == "msp":
+            return self.probabilities(raw).max(-1).values
+        if method == "energy":
+            return self.temperature * torch.logsumexp(raw.float() / self.temperature, dim=-1)
+        raise MinbertError(f"task {self.name!r}: no out-of-scope method (oos.method is {method!r})")
+
+    def rejected(self, raw: torch.Tensor) -> torch.Tensor | None:
+        """Which inputs the head rejects as out-of-scope (None when it does not reject)."""
+        if self.oos_method == "none" or self.oos_threshold is None:
+            return None
+        return self.in_scope_scores(raw) < self.oos_threshold
 
     def predicted_ids(self, raw: torch.Tensor) -> torch.Tensor:
         return (raw > 0).long() if self.loss == "bce" else raw.argmax(-1)

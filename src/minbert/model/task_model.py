@@ -65,9 +65,11 @@ class ModelConfig:
 
 @dataclass
 class Prediction:
-    label: str
-    probability: float
+    label: str  # the top class, or the head's oos label when it rejects the input
+    probability: float  # the top class's probability
     probabilities: dict[str, float]
+    oos_score: float | None = None  # with out-of-scope rejection: the in-scope score and the threshold under which
+    oos_threshold: float | None = None  # the input is rejected
 
 
 class HeadPredictions:
@@ -336,13 +338,17 @@ def predictions(spec: HeadSpec, raw: torch.Tensor) -> list[Prediction] | list[fl
     if spec.kind == "regression":
         return [float(x) for x in spec.scores(raw.float())]
     probabilities = spec.probabilities(raw).numpy()
+    rejected = spec.rejected(raw)
+    scores = spec.in_scope_scores(raw).tolist() if rejected is not None else [None] * len(probabilities)
     return [
         Prediction(
-            label=spec.labels[int(row.argmax())],
+            label=spec.oos_label if rejected is not None and rejected[i] else spec.labels[int(row.argmax())],
             probability=float(row.max()),
             probabilities={label: float(p) for label, p in zip(spec.labels, row, strict=True)},
+            oos_score=scores[i],
+            oos_threshold=spec.oos_threshold if rejected is not None else None,
         )
-        for row in probabilities
+        for i, row in enumerate(probabilities)
     ]
 
 

@@ -124,7 +124,10 @@ class ServedModel:
         return task, list(inputs)
 
     def predict(self, task: str, inputs: list[Any]) -> list[dict[str, Any]]:
-        return [{"score": p} if isinstance(p, float) else asdict(p) for p in self.model.predict(inputs, task=task)]
+        return [
+            {"score": p} if isinstance(p, float) else {k: v for k, v in asdict(p).items() if v is not None}
+            for p in self.model.predict(inputs, task=task)
+        ]
 
     def embed(self, texts: list[str], normalize: bool = True) -> list[list[float]]:
         if self._torch_model is None:  # ONNX serves the heads; embeddings come from the PyTorch weights

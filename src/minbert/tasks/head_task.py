@@ -31,6 +31,7 @@ from minbert.data.batching import bucketed_batches
 from minbert.data.labels import LabelVocab
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
+from minbert.evaluate.calibration import expected_calibration_error, negative_log_likelihood
 from minbert.evaluate.metrics import classification_metrics, regression_metrics
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
@@ -159,8 +160,17 @@ def score_raw(spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor) -> Evalu
         predicted = spec.scores(raw)
         return Evaluation({**regression_metrics(spec.from_unit(targets).tolist(), predicted.tolist()), "loss": loss})
     y_true, y_pred = targets.long().tolist(), spec.predicted_ids(raw).tolist()
+    probabilities = spec.probabilities(raw).numpy()
+    calibration = (
+        {
+            "ece": expected_calibration_error(probabilities, targets.long().numpy()),
+            "nll": negative_log_likelihood(probabilities, targets.long().numpy()),
+        }
+        if spec.loss == "ce"
+        else {}
+    )
     return Evaluation(
-        {**classification_metrics(y_true, y_pred), "loss": loss}, y_true, y_pred, spec.probabilities(raw).numpy()
+        {**classification_metrics(y_true, y_pred), "loss": loss, **calibration}, y_true, y_pred, probabilities
     )
 
 

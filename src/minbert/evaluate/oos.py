@@ -1,0 +1,66 @@
+"""Out-of-scope detection: how well an in-scope score separates known intents from everything else.
+
+Scores are "higher = more in-scope" (max softmax probability, negative energy); an input is
+rejected when its score is below the threshold. `choose_threshold` picks the threshold on dev;
+`oos_metrics` reports the paper-style numbers (CLINC150, Larson et al. 2019) for a threshold and
+the threshold-free ones (AUROC, AUPR and FPR at 95 % TPR, out-of-scope as the positive class).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+
+def oos_metrics(
+    in_scores: np.ndarray, in_correct: np.ndarray, oos_scores: np.ndarray, threshold: float | None
+) -> dict[str, float]:
+    """in_correct: whether the top class of each in-scope input is its gold label."""
+    truth = np.concatenate([np.zeros(len(in_scores)), np.ones(len(oos_scores))])  # 1 = out-of-scope
+    suspicion = -np.concatenate([in_scores, oos_scores])  # higher = more out-of-scope
+    fpr, tpr, _ = roc_curve(truth, suspicion)
+    metrics = {
+        "oos_auroc": float(roc_auc_score(truth, suspicion)),
+        "oos_aupr": float(average_precision_score(truth, suspicion)),
+        "fpr_at_95_tpr": float(fpr[np.searchsorted(tpr, 0.95)]),
+        "in_scope_accuracy_without_rejection": float(in_correct.mean()),
+    }
+    return metrics | (at_threshold(in_scores, in_correct, oos_scores, threshold) if threshold is not None else {})
+
+
+def at_threshold(in_scores: np.ndarray, in_correct: np.ndarray, oos_scores: np.ndarray, threshold: float) -> dict:
+    """In-scope accuracy (a rejected in-scope input counts as wrong) and OOS recall / precision / F1."""
+    kept = in_scores >= threshold
+    caught = oos_scores < threshold
+    flagged = (~kept).sum() + caught.sum()
+    recall = float(caught.mean()) if len(oos_scores) else 0.0
+    precision = float(caught.sum() / flagged) if flagged else 0.0
+    return {
+        "in_scope_accuracy": float((in_correct & kept).mean()),
+        "oos_recall": recall,
+        "oos_precision": precision,
+        "oos_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+    }
+
+
+def choose_threshold(
+    in_scores: np.ndarray,
+    in_correct: np.ndarray,
+    oos_scores: np.ndarray | None,
+    in_scope_recall: float = 0.95,
+    max_accuracy_drop: float = 0.01,
+) -> float:
+    """With out-of-scope dev texts: the threshold of best OOS F1 among those that cost at most
+    `max_accuracy_drop` of in-scope accuracy (rejected in-scope inputs count as wrong). Without them:
+    the threshold that keeps `in_scope_recall` of the in-scope dev inputs."""
+    if oos_scores is None or len(oos_scores) == 0:
+        return float(np.quantile(in_scores, 1.0 - in_scope_recall))
+    floor = in_correct.mean() - max_accuracy_drop
+    best, best_f1 = float(in_scores.min()), -1.0
+    for threshold in np.unique(np.concatenate([in_scores, oos_scores])):
+        if (in_correct & (in_scores >= threshold)).mean() < floor:
+            break  # the accuracy only falls as the threshold rises
+        f1 = at_threshold(in_scores, in_correct, oos_scores, float(threshold))["oos_f1"]
+        if f1 > best_f1:
+            best, best_f1 = float(threshold), f1
+    return best

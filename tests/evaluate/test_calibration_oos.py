@@ -1,0 +1,71 @@
+"""Calibration (ECE, NLL, the temperature fit) and out-of-scope scores, thresholds and metrics, by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from minbert.evaluate.calibration import expected_calibration_error, fit_temperature, negative_log_likelihood
+from minbert.evaluate.oos import choose_threshold, oos_metrics
+from minbert.model.heads import HeadSpec
+
+
+def test_ece_by_hand():
+    # bin (0.6, 0.667]: confidences 0.65, 0.62, one right -> |0.5 - 0.635|; bin (0.933, 1]: 0.95, right -> |1 - 0.95|
+    probabilities = np.array([[0.65, 0.35], [0.38, 0.62], [0.95, 0.05]])
+    targets = np.array([0, 0, 0])
+    expected = (2 / 3) * abs(0.5 - 0.635) + (1 / 3) * abs(1 - 0.95)
+    assert expected_calibration_error(probabilities, targets) == pytest.approx(expected)
+    assert negative_log_likelihood(probabilities, targets) == pytest.approx(
+        -(math.log(0.65) + math.log(0.38) + math.log(0.95)) / 3
+    )
+
+
+def test_the_fitted_temperature_minimises_dev_nll_and_undoes_overconfidence():
+    torch.manual_seed(0)
+    true_logits = torch.randn(2000, 5) * 2
+    targets = torch.distributions.Categorical(logits=true_logits).sample()
+    overconfident = 3.0 * true_logits  # a model 3x too sure of itself
+    fitted = fit_temperature(overconfident, targets)
+    assert fitted == pytest.approx(3.0, rel=0.1)
+    grid = torch.linspace(0.5, 6, 221)
+    nll = [torch.nn.functional.cross_entropy(overconfident / t, targets).item() for t in grid]
+    assert fitted == pytest.approx(grid[int(np.argmin(nll))].item(), abs=0.03)  # the brute-force minimum
+
+
+def test_msp_and_energy_scores_by_hand_at_the_calibration_temperature():
+    raw = torch.tensor([[2.0, 0.0, 0.0], [0.5, 0.4, 0.3]])
+    spec = HeadSpec("main", labels=["a", "b", "c"], temperature=2.0)
+    msp = spec.in_scope_scores(raw, "msp")
+    assert msp[0].item() == pytest.approx(math.exp(1) / (math.exp(1) + 2))
+    energy = spec.in_scope_scores(raw, "energy")
+    assert energy[1].item() == pytest.approx(2 * math.log(math.exp(0.25) + math.exp(0.2) + math.exp(0.15)))
+    spec.oos_method, spec.oos_threshold = "msp", 0.5
+    assert spec.rejected(raw).tolist() == [False, True]
+
+
+def test_threshold_without_oos_dev_keeps_the_stated_share_of_in_scope_dev():
+    in_scores = np.linspace(0.01, 1.0, 100)
+    threshold = choose_threshold(in_scores, np.ones(100, dtype=bool), None, in_scope_recall=0.9)
+    assert (in_scores >= threshold).mean() == pytest.approx(0.9, abs=0.011)
+
+
+def test_threshold_with_oos_dev_is_best_f1_within_the_accuracy_budget():
+    # in-scope scores 0.5..0.95 (all correct), out-of-scope 0.1..0.55: every OOS text below 0.5 is caught for free;
+    # catching the two at 0.55 and 0.5 would reject in-scope texts and cost more than the 10-point budget allows
+    in_scores = np.array([0.5, 0.55, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.95, 0.95])
+    oos_scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.55])
+    correct = np.ones(10, dtype=bool)
+    strict = choose_threshold(in_scores, correct, oos_scores, max_accuracy_drop=0.0)
+    assert strict == pytest.approx(0.5)  # nothing in-scope rejected: 4 of 6 caught
+    loose = choose_threshold(in_scores, correct, oos_scores, max_accuracy_drop=0.1)
+    assert loose == pytest.approx(0.55)  # one in-scope rejected, 5 of 6 caught: F1 5/6 beats 4/5
+    metrics = oos_metrics(in_scores, correct, oos_scores, loose)
+    assert metrics["in_scope_accuracy"] == pytest.approx(0.9) and metrics["oos_recall"] == pytest.approx(5 / 6)
+    assert metrics["oos_precision"] == pytest.approx(5 / 6)
+    truth = np.r_[np.zeros(10), np.ones(6)]
+    assert metrics["oos_auroc"] == pytest.approx(roc_auc_score(truth, -np.r_[in_scores, oos_scores]))

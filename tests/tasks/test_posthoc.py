@@ -1,0 +1,128 @@
+"""Calibration and out-of-scope rejection end to end on a real CLINC150 slice: train, save, reload, every backend."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import yaml
+
+from minbert import MinbertError, load_config, train
+from minbert.cli import main
+from minbert.model.backends import export_onnx, load_backend
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clinc(tmp_path_factory, data_dir):
+    """10 intents of CLINC150 (100 train, 20 dev, 30 test each) and its out-of-scope val/test, as jsonl."""
+    folder = tmp_path_factory.mktemp("clinc")
+    full = json.loads((data_dir / "clinc150" / "data_full.json").read_text())
+    intents = sorted({label for _, label in full["train"]})[:10]
+    for name, split in [
+        ("train", "train"),
+        ("dev", "val"),
+        ("test", "test"),
+        ("oos_dev", "oos_val"),
+        ("oos_test", "oos_test"),
+        ("oos_train", "oos_train"),
+    ]:
+        rows = [r for r in full[split] if r[1] in intents or split.startswith("oos")][:1000]
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    return folder
+
+
+def config(clinc, out, **sections) -> str:
+    data = {f: str(clinc / f"{f}.jsonl") for f in ("train", "dev", "test")} | sections.pop("data", {})
+    raw = {
+        "output_dir": str(out),
+        "data": data,
+        "model": {"max_length": 32, "hidden_size": 0},
+        "train": {"freeze": "encoder", "epochs": 30, "lr": 3e-3, "progress": False, "seed": 2},
+        **sections,
+    }
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def rejecting(clinc, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "msp"
+    data = {"oos_dev": [str(clinc / "oos_dev.jsonl")], "oos_test": [str(clinc / "oos_test.jsonl")]}
+    return train(load_config(config(clinc, out, data=data, oos={"method": "msp"}, calibration="temperature")))
+
+
+def test_a_calibrated_rejecting_run_reports_and_saves_everything(rejecting):
+    test, summary = rejecting.results["test"], rejecting.summary
+    assert {"oos_auroc", "oos_aupr", "fpr_at_95_tpr", "in_scope_accuracy", "oos_recall", "oos_f1", "ece", "nll"} <= set(
+        test
+    )
+    assert test["oos_auroc"] > 0.85 and test["in_scope_accuracy"] > 0.85
+    assert summary["temperature"] != 1.0 and summary["oos_method"] == "msp"
+    assert rejecting.results["dev"]["ece"] <= summary["dev_ece_before_calibration"]
+    saved = json.loads((rejecting.output_dir / "model" / "minbert.json").read_text())["heads"][0]
+    assert saved["oos_method"] == "msp" and saved["oos_threshold"] == summary["oos_threshold"]
+
+
+def test_torch_and_onnx_reject_the_same_texts_and_eval_reports_the_same(rejecting, clinc, capsys):
+    texts = [json.loads(line)["text"] for line in (clinc / "oos_test.jsonl").read_text().splitlines()[:60]]
+    texts += [json.loads(line)["text"] for line in (clinc / "test.jsonl").read_text().splitlines()[:60]]
+    model_dir = rejecting.output_dir / "model"
+    export_onnx(model_dir)
+    answers = {b: load_backend(model_dir, b).predict(texts) for b in ("torch", "onnx")}
+    assert [p.label for p in answers["torch"]] == [p.label for p in answers["onnx"]]
+    assert any(p.label == "oos" for p in answers["torch"]) and any(p.label != "oos" for p in answers["torch"])
+    rejected = [p for p in answers["torch"] if p.label == "oos"]
+    assert all(p.oos_score < p.oos_threshold for p in rejected)
+    arguments = [
+        "eval",
+        str(rejecting.output_dir),
+        "--data",
+        str(clinc / "test.jsonl"),
+        "--oos-data",
+        str(clinc / "oos_test.jsonl"),
+    ]
+    assert main([*arguments, "--backend", "onnx"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["oos_auroc"] == pytest.approx(rejecting.results["test"]["oos_auroc"], abs=1e-3)
+    assert metrics["oos_recall"] == pytest.approx(rejecting.results["test"]["oos_recall"], abs=0.01)
+
+
+def test_serve_answers_out_of_scope(rejecting):
+    from minbert.serving.app import create_app
+    from tests.serving.test_app import running
+
+    with running(create_app(rejecting.output_dir)) as url:
+        answer = httpx.post(f"{url}/predict", json={"texts": ["what is the meaning of life", "what is my balance"]})
+    predictions = answer.json()["predictions"]
+    assert all({"oos_score", "oos_threshold"} <= set(p) for p in predictions)
+    assert [p["label"] == "oos" for p in predictions] == [p["oos_score"] < p["oos_threshold"] for p in predictions]
+
+
+def test_oos_as_a_class_and_energy_without_oos_dev(clinc, tmp_path):
+    extra = train(load_config(config(clinc, tmp_path / "class", data={"oos_train": str(clinc / "oos_train.jsonl")})))
+    assert extra.summary["labels"] == 11 and "oos" in extra.model.labels
+    energy = train(load_config(config(clinc, tmp_path / "energy", oos={"method": "energy", "in_scope_recall": 0.9})))
+    assert energy.summary["oos_method"] == "energy"
+    kept = sum(
+        p.label != "oos"
+        for p in energy.model.predict([json.loads(x)["text"] for x in (clinc / "dev.jsonl").read_text().splitlines()])
+    )
+    assert kept / 200 == pytest.approx(0.9, abs=0.02)  # the dev share the threshold was chosen to keep
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"oos": {"in_scope_recall": 0.9}}, "oos.in_scope_recall is set but oos.method is none"),
+        ({"data": {"oos_dev": "x.jsonl"}}, "data.oos_dev / data.oos_test are read by out-of-scope rejection"),
+        ({"oos": {"method": "msp"}, "data": {"oos_train": "x.jsonl"}}, "choose one of the two"),
+        ({"oos": {"method": "mahalanobis"}}, "oos.method"),
+    ],
+)
+def test_oos_config_errors(clinc, tmp_path, sections, message):
+    with pytest.raises(MinbertError, match=message):
+        load_config(config(clinc, tmp_path / "bad", **sections))
