@@ -137,14 +137,21 @@ def checkpoints_in(rows: list[dict]) -> list[str]:
 
 def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> None:
     """Configs name ../shared/data; point every data path (splits and exclusions, of every task) at data_dir instead."""
+
+    def moved(path: Path) -> Path:
+        return data_dir / str(path).split("shared/data/", 1)[1] if "shared/data/" in str(path) else path
+
     for data in [config.data, *(task.data for task in config.tasks)]:
         for holder, name in [
             *((data, split) for split in ("train", "dev", "test")),
             *((source, "path") for source in data.exclude),
         ]:
             path = getattr(holder, name)
-            if path is not None and "shared/data/" in str(path):
-                setattr(holder, name, data_dir / str(path).split("shared/data/", 1)[1])
+            if path is not None:
+                setattr(holder, name, moved(path))
+        for name in ("oos_dev", "oos_test", "oos_train"):
+            setattr(data, name, [moved(path) for path in getattr(data, name)])
+    config.distill.data = [moved(path) for path in config.distill.data]
 
 
 def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:

@@ -425,9 +425,13 @@ class RunConfig(Section):
             raise ValueError(
                 f"oos.{sorted(self.oos.changed() - {'label'})[0]} is set but oos.method is none; set oos.method (msp | energy)"
             )
-        if (self.data.oos_dev or self.data.oos_test) and self.oos.method == "none":
+        if self.data.oos_dev and self.oos.method == "none":
             raise ValueError(
-                "data.oos_dev / data.oos_test are read by out-of-scope rejection; set oos.method (msp | energy)"
+                "data.oos_dev is read by out-of-scope rejection (its threshold); set oos.method (msp | energy)"
+            )
+        if self.data.oos_test and self.oos.method == "none" and not self.data.oos_train:
+            raise ValueError(
+                "data.oos_test is scored by out-of-scope rejection (oos.method) or by an oos class (data.oos_train); set one"
             )
         if (self.oos.method != "none" or self.calibration != "none") and self.task == "multitask":
             raise ValueError("oos.method and calibration apply to a single-task classifier (not yet to multitask runs)")

@@ -453,7 +453,13 @@ def _train(
             evaluations[split] = per_task
             results[split] = flatten({name: e.metrics for name, e in per_task.items()}, multitask)
             if split == "test" and oos_test:
-                results[split] |= oos_evaluation(model, specs[0], data[specs[0].name].test or [], oos_test)
+                results[split] |= oos_evaluation(
+                    model,
+                    specs[0],
+                    data[specs[0].name].test or [],
+                    oos_test,
+                    oos_class=config.oos.label if config.data.oos_train else None,
+                )
             if split == "dev" and posthoc:
                 fitted = {k: v for k, v in posthoc.items() if k.startswith("dev_") and not k.startswith("dev_ece")}
                 results[split] |= {k.removeprefix("dev_"): v for k, v in fitted.items()}

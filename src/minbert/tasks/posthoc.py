@@ -75,11 +75,33 @@ def set_oos_threshold(
 
 
 def oos_evaluation(
-    model: Any, spec: HeadSpec, test: Sequence[Example], oos_test: Sequence[Example], batch_size: int = 128
+    model: Any,
+    spec: HeadSpec,
+    test: Sequence[Example],
+    oos_test: Sequence[Example],
+    batch_size: int = 128,
+    oos_class: str | None = None,
 ) -> dict[str, float]:
-    """OOS metrics of a head (with its saved method and threshold) on in-scope and out-of-scope texts; any backend."""
+    """OOS metrics on in-scope and out-of-scope texts, any backend: of the head's saved method and threshold, or,
+    with `oos_class` (out-of-scope trained as a class), of predicting that class (score: 1 - its probability)."""
     raw = model.raw_outputs(spec.name, model_inputs(spec, test), batch_size).float()
-    in_correct = (spec.predicted_ids(raw) == targets_of(spec, test)).numpy()
-    in_scores = spec.in_scope_scores(raw).numpy()
     oos_raw = model.raw_outputs(spec.name, model_inputs(spec, oos_test), batch_size).float()
-    return oos_metrics(in_scores, in_correct, spec.in_scope_scores(oos_raw).numpy(), spec.oos_threshold)
+    in_correct = (spec.predicted_ids(raw) == targets_of(spec, test)).numpy()
+    if oos_class is None:
+        return oos_metrics(
+            spec.in_scope_scores(raw).numpy(), in_correct, spec.in_scope_scores(oos_raw).numpy(), spec.oos_threshold
+        )
+    column = spec.labels.index(oos_class)
+    in_scores = (1 - spec.probabilities(raw)[:, column]).numpy()
+    oos_scores = (1 - spec.probabilities(oos_raw)[:, column]).numpy()
+    caught = spec.predicted_ids(oos_raw) == column
+    flagged = int(caught.sum()) + int((spec.predicted_ids(raw) == column).sum())
+    recall = float(caught.float().mean())
+    precision = float(caught.sum()) / flagged if flagged else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return oos_metrics(in_scores, in_correct, oos_scores, None) | {
+        "in_scope_accuracy": float(in_correct.mean()),
+        "oos_recall": recall,
+        "oos_precision": precision,
+        "oos_f1": f1,
+    }
