@@ -128,6 +128,11 @@ class TrainConfig(Section):
     reinit_top: int = Field(0, ge=0, description="re-initialise the top K encoder layers before training")
     eval_every: int = Field(0, ge=0, description="evaluate every N optimizer steps (0 = once per epoch)")
     objective: Literal["ce", "ce+scl"] = Field("ce", description="cross-entropy, or (1-l)*CE + l*SCL (Gunel et al.)")
+    class_weights: Literal["none", "balanced"] | dict[str, float] = Field(
+        "none",
+        description="weigh each class in CE / BCE: none, balanced (n / (classes x count), as scikit-learn), "
+        "or {label: weight} (others 1; single-task runs)",
+    )
     scl_lambda: float = Field(0.9, ge=0.0, le=1.0, description="l, the weight of the supervised contrastive term")
     scl_temperature: float = Field(0.3, gt=0.0, description="temperature of the supervised contrastive term")
     metric: Literal["accuracy", "macro_f1", "loss", "overall"] = Field(
@@ -451,6 +456,10 @@ class RunConfig(Section):
         if self.distill.data and self.task == "multitask":
             raise ValueError(
                 "distill.data adds unlabelled texts to the single-task run's head; a multitask run distils on each task's own train data"
+            )
+        if isinstance(self.train.class_weights, dict) and self.task == "multitask":
+            raise ValueError(
+                "train.class_weights {label: weight} names one head's labels; a multitask run takes none or balanced"
             )
         scl_fields = sorted({"scl_lambda", "scl_temperature"} & self.train.changed())
         if self.train.objective != "ce+scl" and scl_fields:

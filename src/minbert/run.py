@@ -393,6 +393,7 @@ def _train(
                 scl=scl if spec.loss == "ce" else None,
                 distill=distill,
                 unlabelled=unlabelled,
+                weights=cfg.class_weights,
             )
             for spec in specs
         ]

@@ -142,9 +142,33 @@ def targets_of(spec: HeadSpec, examples: Sequence[Example]) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float)
 
 
-def head_loss(spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def class_weights(spec: HeadSpec, targets: torch.Tensor, asked: str | dict[str, float]) -> torch.Tensor | None:
+    """Per-class loss weights of a classification head: balanced (n / (classes x count of the class), scikit-learn's
+    rule; a class absent from train gets 1) or given by label (others 1); None for none."""
+    if asked == "none" or spec.kind != "classification":
+        return None
+    if isinstance(asked, dict):
+        unknown = sorted(set(asked) - set(spec.labels))
+        if unknown:
+            raise MinbertError(
+                f"train.class_weights: {', '.join(map(repr, unknown))} is not a label of task {spec.name!r} "
+                f"(its labels: {', '.join(spec.labels[:8])}{', ...' if len(spec.labels) > 8 else ''})"
+            )
+        if any(w <= 0 for w in asked.values()):
+            raise MinbertError("train.class_weights: every weight must be above 0")
+        return torch.tensor([float(asked.get(label, 1.0)) for label in spec.labels])
+    counts = torch.bincount(targets.long(), minlength=len(spec.labels)).float()
+    return torch.where(counts > 0, len(targets) / (len(spec.labels) * counts.clamp(min=1)), torch.ones_like(counts))
+
+
+def head_loss(
+    spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The head's training loss; `weights` (per class) weigh CE by the gold class and BCE's positives by w1 / w0."""
     if spec.loss == "ce":
-        return F.cross_entropy(raw, targets)
+        return F.cross_entropy(raw, targets, weight=weights)
+    if spec.loss == "bce" and spec.kind == "classification" and weights is not None:
+        return weights[0] * F.binary_cross_entropy_with_logits(raw, targets.float(), pos_weight=weights[1] / weights[0])
     if spec.loss == "bce":
         return F.binary_cross_entropy_with_logits(raw, targets.float())
     if spec.loss == "mse":
@@ -203,6 +227,7 @@ class HeadTask:
         scl: tuple[float, float] | None = None,
         distill: Distillation | None = None,
         unlabelled: Sequence[Example] = (),
+        weights: str | dict[str, float] = "none",
     ) -> None:
         """`scl` = (lambda, temperature) adds Gunel et al.'s supervised contrastive term to a CE head's loss;
         `distill` adds a teacher's soft targets, also for the `unlabelled` texts."""
@@ -222,6 +247,9 @@ class HeadTask:
         if unlabelled and distill is None:
             raise MinbertError(f"task {spec.name!r}: unlabelled training texts need a teacher to label them")
         self.train_targets = targets_of(spec, train)
+        self.weights = class_weights(spec, self.train_targets, weights)
+        if self.weights is not None and scl is not None:
+            raise MinbertError("train.class_weights weigh plain CE; train.objective ce+scl does not take them")
         inputs = model_inputs(spec, train)
         self.labelled: torch.Tensor | None = None
         self.teacher_outputs: torch.Tensor | None = None
@@ -334,7 +362,8 @@ class HeadTask:
     def _task_loss(self, raw: torch.Tensor, u: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.scl is not None:
             return ce_plus_scl(raw, u, targets, *self.scl)
-        return head_loss(self.spec, raw, targets)
+        weights = self.weights.to(raw.device) if self.weights is not None else None
+        return head_loss(self.spec, raw, targets, weights)
 
     def evaluate(self, model: Model) -> dict[str, float] | None:
         if not self.dev:
