@@ -26,6 +26,7 @@ LAYERS = {
     "minbert.train": 3,
     "minbert.run": 4,
     "minbert.scoring": 4,
+    "minbert.card": 4,
     "minbert.sweep": 4,
     "minbert.cli": 5,
     "minbert.serving": 5,

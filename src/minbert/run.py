@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from minbert.card import write_card
 from minbert.config import RunConfig, TaskConfig, TrainConfig
 from minbert.data.labels import LabelVocab
 from minbert.data.prepare import TaskData, read_oos, read_task, read_unlabelled
@@ -38,7 +39,7 @@ from minbert.evaluate.report import HEADLINE, write_report
 from minbert.model.encoder import Encoder, count_parameters
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
-from minbert.runtime import resolve_device, seed_everything, set_threads
+from minbert.runtime import cpu_description, resolve_device, seed_everything, set_threads
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
 from minbert.tasks.distillation import Distillation
 from minbert.tasks.head_task import Evaluation, HeadTask, evaluate_examples, model_inputs, targets_of
@@ -53,7 +54,10 @@ log = logging.getLogger("minbert")
 CHECKPOINT_DIR = "checkpoint"  # output_dir/checkpoint/: the resumable training state (see train/resume.py)
 # What a run writes into its output_dir; the first three are an earlier run worth keeping (a finished or a
 # resumable one). A directory with only the config and logs of a run that failed is simply reused.
-RUN_FILES = ("results.json", "model", CHECKPOINT_DIR, "config.yaml", "metrics.jsonl", "report.md", "train.log")
+RUN_FILES = (
+    *("results.json", "model", CHECKPOINT_DIR, "config.yaml", "metrics.jsonl", "report.md", "train.log"),
+    "per_class.json",
+)
 KEPT_RUN_FILES = RUN_FILES[:3]
 
 
@@ -477,6 +481,10 @@ def _train(
         summary["tasks"] = ", ".join(s.name for s in specs)
         summary["skipped_tasks"] = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "none"
     summary["train_examples"] = mixed.num_train_examples
+    for split_index, split in ((1, "dev"), (2, "test")):
+        rows = sum(len(data[s.name][split_index] or []) for s in specs)
+        if rows:
+            summary[f"{split}_examples"] = rows
     summary |= {k: v for k, v in posthoc.items() if not k.startswith("dev_")}
     if "dev_ece_before_calibration" in posthoc:
         summary["dev_ece_before_calibration"] = posthoc["dev_ece_before_calibration"]
@@ -492,6 +500,7 @@ def _train(
     summary.update(fit_summary(fit, cfg.metric, trainable, device))
     write_results(output_dir, results, summary)
     write_run_report(config, cfg.metric, output_dir, specs, evaluations, results, summary)
+    write_card(output_dir)
     return RunResult(output_dir, model, results, summary)
 
 
@@ -507,6 +516,7 @@ def fit_summary(fit: FitResult, metric: str, trainable: int, device: torch.devic
         "train_examples_per_second": round(fit.examples_per_second, 1),
         "trainable_parameters": trainable,
         "device": str(device),
+        "cpu": cpu_description(),
     }
 
 
@@ -554,6 +564,10 @@ def write_run_report(
             else (f"confusion_{split}.png", f"Confusion matrix ({split})")
         )
         plots[caption] = plot_confusion(matrices[spec.name], spec.labels, output_dir / file, caption).name
+    if per_class:  # for the model card, which is rebuilt from the run's files alone
+        (output_dir / "per_class.json").write_text(
+            json.dumps({"split": split, "heads": per_class}, indent=2) + "\n", encoding="utf-8"
+        )
     cfg = config.train
     trained = {s.name for s in specs}
     setup: dict[str, Any] = {"checkpoint": config.model.checkpoint}
