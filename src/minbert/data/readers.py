@@ -262,7 +262,9 @@ def _read_clinc150(path: Path, columns: Columns, split: str | None) -> Iterator[
     """The release's one JSON object of splits, each a list of [text, intent]; rows are numbered within the split."""
     key = CLINC150_SPLITS.get(split or "train", split or "train")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise MinbertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8") from None
     except json.JSONDecodeError as e:
         raise RowError(
             f"{e.lineno}: not valid JSON ({e.msg}); format clinc150 reads the release's data_full.json"
