@@ -26,7 +26,10 @@ def test_a_used_output_dir_is_refused_unless_overwrite_or_resume(tmp_path, data_
     before = (out / "config.yaml").read_text()
     assert main(["-q", "train", config, "--output_dir", str(out), "--train.epochs", "1", "--train.lr", "3e-5"]) == 2
     err = capsys.readouterr().err
-    assert "holds an earlier run (results.json, model, config.yaml, metrics.jsonl, report.md, train.log, per_class.json)" in err
+    assert (
+        "holds an earlier run (results.json, model, config.yaml, metrics.jsonl, report.md, train.log, per_class.json)"
+        in err
+    )
     assert "pass --overwrite to replace it" in err
     assert (out / "config.yaml").read_text() == before  # nothing was rewritten
     again = train(one_epoch(config, out, "--train.overwrite", "true", "--train.lr", "3e-5"))

@@ -214,6 +214,7 @@ def test_an_api_key_guards_everything_but_the_probes_and_is_never_logged(model_d
         )
         assert httpx.post(f"{url}/predict", json=body, headers={"x-api-key": "s3cret-key"}).status_code == 200
         assert httpx.get(f"{url}/health").status_code == 200 and httpx.get(f"{url}/ready").status_code == 200
+        assert httpx.get(f"{url}/").status_code == 200  # the page holds no data; its script sends the key
         preflight = httpx.options(
             f"{url}/predict",
             headers={"origin": "http://app.example", "access-control-request-method": "POST"},

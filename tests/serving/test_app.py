@@ -70,8 +70,18 @@ def test_health_ready_info_and_schema(server, model_dir):
     info = httpx.get(f"{url}/info").json()
     assert info["kind"] == "classifier" and info["labels"] == LABELS and info["minbert_version"]
     assert "/predict" in httpx.get(f"{url}/openapi.json").json()["paths"]
-    index = httpx.get(f"{url}/").json()
-    assert "POST /predict" in index["endpoints"] and "GET /ready" in index["endpoints"]
+    assert "POST /predict" in info["endpoints"] and "GET /ready" in info["endpoints"]
+
+
+def test_the_page_is_self_contained_and_uses_the_api(server):
+    """The page at / loads nothing from elsewhere (no CDN, no external script, style, font or image)."""
+    url, _ = server
+    page = httpx.get(f"{url}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "<script src" not in html and "<link" not in html and "http://" not in html and "https://" not in html
+    for call in ('fetch("info"', 'url = "predict"', 'url = "embed"', '"x-api-key"', "oos_threshold"):
+        assert call in html
 
 
 def test_no_page_needs_the_internet_and_no_answer_reveals_host_paths(server, model_dir):

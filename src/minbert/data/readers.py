@@ -264,7 +264,9 @@ def _read_clinc150(path: Path, columns: Columns, split: str | None) -> Iterator[
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as e:
-        raise MinbertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8") from None
+        raise MinbertError(
+            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8"
+        ) from None
     except json.JSONDecodeError as e:
         raise RowError(
             f"{e.lineno}: not valid JSON ({e.msg}); format clinc150 reads the release's data_full.json"

@@ -1,9 +1,9 @@
 """The HTTP API of a saved model.
 
-    GET  /              what is served and where (the endpoints below)
+    GET  /              a page to try the model in a browser (self-contained: no CDN)
     GET  /health        liveness: the process answers
     GET  /ready         readiness: the model is loaded and warm, and the server is not shutting down
-    GET  /info          model name, kind, labels / tasks, limits, minbert version
+    GET  /info          model name, kind, labels / tasks, limits, the endpoints, minbert version
     POST /predict       {"texts": [...]} (or {"pairs": [[a, b], ...], "task": NAME} for pair tasks) -> predictions
     POST /embed         {"texts": [...]} -> sentence embeddings
     GET  /openapi.json  the OpenAPI schema (no Swagger page: it would load its scripts from a CDN)
@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from minbert import __version__
@@ -35,6 +35,7 @@ from minbert.model.layout import is_model_directory
 from minbert.model.task_model import Model, load, unicode_problem
 from minbert.serving.batcher import MicroBatcher
 from minbert.serving.guards import Guards, Lifecycle
+from minbert.serving.page import PAGE
 
 
 @dataclass(frozen=True)
@@ -237,20 +238,19 @@ def create_app(
         )
         return JSONResponse({"detail": f"bad request body: {problems}"}, status_code=422)
 
-    @app.get("/")
-    async def index() -> dict[str, Any]:
-        return {
-            "model": Path(served.model_dir).name,
-            "kind": served.kind,
-            "endpoints": {
-                "GET /health": "liveness",
-                "GET /ready": "readiness (model loaded and warm)",
-                "GET /info": "labels, tasks, limits",
-                "POST /predict": '{"texts": [...]} or {"pairs": [[a, b], ...], "task": NAME}',
-                "POST /embed": '{"texts": [...]}',
-                "GET /openapi.json": "the OpenAPI schema (the Swagger page is off: it needs a CDN)",
-            },
-        }
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return PAGE
+
+    endpoints = {
+        "GET /": "a page to try the model",
+        "GET /health": "liveness",
+        "GET /ready": "readiness (model loaded and warm)",
+        "GET /info": "labels, tasks, limits",
+        "POST /predict": '{"texts": [...]} or {"pairs": [[a, b], ...], "task": NAME}',
+        "POST /embed": '{"texts": [...]}',
+        "GET /openapi.json": "the OpenAPI schema (the Swagger page is off: it needs a CDN)",
+    }
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -264,7 +264,7 @@ def create_app(
 
     @app.get("/info")
     async def info() -> dict[str, Any]:
-        return {**served.info(), "limits": asdict(limits)}
+        return {**served.info(), "limits": asdict(limits), "endpoints": endpoints}
 
     @app.post("/predict")
     async def predict(request: PredictRequest) -> dict[str, Any]:

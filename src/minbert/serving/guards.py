@@ -3,7 +3,7 @@
 - draining: once shutdown has begun, every new request but /health gets 503 + `Connection: close`
   (never a reset);
 - the API key, when the server has one (`Authorization: Bearer KEY` or `X-API-Key: KEY`; the liveness
-  and readiness probes stay open), compared in constant time and never logged;
+  and readiness probes and the page at / stay open), compared in constant time and never logged;
 - the body size limit, enforced while the body streams in (chunked uploads have no Content-Length),
   so an oversize upload is refused after `max_body_bytes`, not after reading all of it;
 - the body deadline: a body that trickles in slower than `body_timeout_s` in all gets 408.
@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-OPEN_PATHS = frozenset({"/health", "/ready"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/"})  # probes, and the page (it holds no data; its script sends the key)
 CLOSE = {"Connection": "close"}
 
 
