@@ -193,11 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="export a saved classifier to ONNX (optionally int8), for `--backend onnx|onnx-int8`",
-        description="Export a saved classifier to ONNX (model/onnx/model.onnx) and, with --int8, a dynamically "
-        "int8-quantised copy. With --data, report the accuracy of each backend on that labelled file.",
+        help="export a saved model to ONNX (optionally int8) or to a transformers directory",
+        description="--to onnx (the default): write model/onnx/model.onnx and, with --int8, a dynamically int8-quantised "
+        "copy, for `--backend onnx|onnx-int8`; with --data, report each backend's accuracy on that labelled file. "
+        "--to transformers --out DIR: a *ForSequenceClassification directory that transformers.pipeline loads "
+        "(the model must have trained the family's own head; the error says which config does).",
     )
     export.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
+    export.add_argument("--to", choices=("onnx", "transformers"), default="onnx", help="the format (default: onnx)")
+    export.add_argument("--out", type=Path, help="--to transformers: the new directory to write")
     export.add_argument("--int8", action="store_true", help="also write the dynamic int8 quantisation")
     add_data_arguments(export, required=False)
     export.set_defaults(handler=cmd_export)
@@ -504,6 +508,17 @@ def cmd_export(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.model.backends import export_onnx
     from minbert.scoring import compare_backends
 
+    if args.to == "transformers":
+        from minbert.model.hf_export import export_transformers
+
+        if args.out is None:
+            raise MinbertError("--to transformers needs --out DIR (a new directory for the transformers model)")
+        if args.int8 or args.data:
+            raise MinbertError("--int8 and --data belong to --to onnx")
+        print(export_transformers(args.model_dir, args.out))
+        return 0
+    if args.out is not None:
+        raise MinbertError("--out is for --to transformers; the ONNX export goes into the model's onnx/ folder")
     files = export_onnx(args.model_dir, int8=args.int8)
     for backend, file in files.items():
         print(f"{backend:<10} {file} ({file.stat().st_size / 1e6:.1f} MB)")
