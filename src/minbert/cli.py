@@ -197,11 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="--to onnx (the default): write model/onnx/model.onnx and, with --int8, a dynamically int8-quantised "
         "copy, for `--backend onnx|onnx-int8`; with --data, report each backend's accuracy on that labelled file. "
         "--to transformers --out DIR: a *ForSequenceClassification directory that transformers.pipeline loads "
-        "(the model must have trained the family's own head; the error says which config does).",
+        "(the model must have trained the family's own head; the error says which config does). "
+        "--to sentence-transformers --out DIR: the sentence encoder (pooling, projection, normalisation) in "
+        "sentence-transformers' layout; MODEL_DIR may also be a plain checkpoint such as all-MiniLM-L6-v2.",
     )
-    export.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
-    export.add_argument("--to", choices=("onnx", "transformers"), default="onnx", help="the format (default: onnx)")
-    export.add_argument("--out", type=Path, help="--to transformers: the new directory to write")
+    export.add_argument("model_dir", help="a saved model, or a training run's output_dir")
+    export.add_argument(
+        "--to",
+        choices=("onnx", "transformers", "sentence-transformers"),
+        default="onnx",
+        help="the format (default: onnx)",
+    )
+    export.add_argument(
+        "--out", type=Path, help="--to transformers / sentence-transformers: the new directory to write"
+    )
     export.add_argument("--int8", action="store_true", help="also write the dynamic int8 quantisation")
     add_data_arguments(export, required=False)
     export.set_defaults(handler=cmd_export)
@@ -508,17 +517,19 @@ def cmd_export(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.model.backends import export_onnx
     from minbert.scoring import compare_backends
 
-    if args.to == "transformers":
+    if args.to != "onnx":
         from minbert.model.hf_export import export_transformers
+        from minbert.model.st_export import export_sentence_transformers
 
         if args.out is None:
-            raise MinbertError("--to transformers needs --out DIR (a new directory for the transformers model)")
+            raise MinbertError(f"--to {args.to} needs --out DIR (a new directory for the exported model)")
         if args.int8 or args.data:
             raise MinbertError("--int8 and --data belong to --to onnx")
-        print(export_transformers(args.model_dir, args.out))
+        exporter = export_transformers if args.to == "transformers" else export_sentence_transformers
+        print(exporter(args.model_dir, args.out))
         return 0
     if args.out is not None:
-        raise MinbertError("--out is for --to transformers; the ONNX export goes into the model's onnx/ folder")
+        raise MinbertError("--out is for --to transformers / sentence-transformers; ONNX goes into the model's onnx/")
     files = export_onnx(args.model_dir, int8=args.int8)
     for backend, file in files.items():
         print(f"{backend:<10} {file} ({file.stat().st_size / 1e6:.1f} MB)")
