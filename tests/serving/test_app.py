@@ -174,3 +174,22 @@ def test_serve_options_are_checked_before_anything_loads(tmp_path, capsys, argum
     assert main(["serve", str(tmp_path / "no-model"), *arguments]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and message in error
+
+
+def test_metrics_count_requests_batches_and_refusals_in_the_prometheus_format(server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url, _ = server
+    httpx.post(f"{url}/predict", json={"texts": TEXTS[:3]})
+    httpx.post(f"{url}/predict", json={"texts": []})  # a 422
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)}
+    requests = {
+        (s.labels["endpoint"], s.labels["status"]): s.value
+        for s in families["minbert_requests"].samples
+        if s.name.endswith("_total")
+    }
+    assert requests[("/predict", "200")] >= 1 and requests[("/predict", "422")] >= 1
+    batches = {s.name: s.value for s in families["minbert_batch_texts"].samples}
+    assert batches["minbert_batch_texts_count"] >= 1 and batches["minbert_batch_texts_sum"] >= 3
+    assert families["minbert_queue_texts"].samples[0].value == 0
+    assert any(s.labels.get("endpoint") == "/predict" for s in families["minbert_request_seconds"].samples)

@@ -97,7 +97,13 @@ def test_serve_answers_out_of_scope(rejecting):
 
     with running(create_app(rejecting.output_dir)) as url:
         answer = httpx.post(f"{url}/predict", json={"texts": ["what is the meaning of life", "what is my balance"]})
+        metrics = httpx.get(f"{url}/metrics").text
     predictions = answer.json()["predictions"]
+    rejected = sum(p["label"] == "oos" for p in predictions)
+    counted = [
+        line for line in metrics.splitlines() if line.startswith('minbert_rejections_total{reason="out_of_scope"}')
+    ]
+    assert (float(counted[0].split()[-1]) if counted else 0.0) == rejected
     assert all({"oos_score", "oos_threshold"} <= set(p) for p in predictions)
     assert [p["label"] == "oos" for p in predictions] == [p["oos_score"] < p["oos_threshold"] for p in predictions]
 

@@ -6,6 +6,7 @@
     GET  /info          model name, kind, labels / tasks, limits, the endpoints, minbert version
     POST /predict       {"texts": [...]} (or {"pairs": [[a, b], ...], "task": NAME} for pair tasks) -> predictions
     POST /embed         {"texts": [...]} -> sentence embeddings
+    GET  /metrics       Prometheus text format: requests, latency, batch sizes, queue, rejections
     GET  /openapi.json  the OpenAPI schema (no Swagger page: it would load its scripts from a CDN)
 
 Every bad request is a 4xx whose `detail` says what to fix (never a 500): an empty list, too many
@@ -25,7 +26,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from minbert import __version__
@@ -35,6 +36,7 @@ from minbert.model.layout import is_model_directory
 from minbert.model.task_model import Model, load, unicode_problem
 from minbert.serving.batcher import MicroBatcher
 from minbert.serving.guards import Guards, Lifecycle
+from minbert.serving.metrics import Measured, ServerMetrics
 from minbert.serving.page import PAGE
 
 
@@ -167,8 +169,9 @@ def create_app(
     may call the API (none by default)."""
     served = ServedModel(model_dir, backend)
     lifecycle = Lifecycle()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minbert-model")
     batchers: dict[tuple[str, str, bool], MicroBatcher] = {}
+    metrics = ServerMetrics(lambda: sum(b.queued for b in batchers.values()))
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minbert-model")
 
     def batcher(endpoint: str, task: str, normalize: bool = True) -> MicroBatcher:
         key = (endpoint, task, normalize)
@@ -178,13 +181,16 @@ def create_app(
                 if endpoint == "predict"
                 else (lambda items: served.embed(items, normalize))
             )
-            batchers[key] = MicroBatcher(run, executor, limits.max_batch, limits.max_wait_ms)
+            batchers[key] = MicroBatcher(
+                run, executor, limits.max_batch, limits.max_wait_ms, on_batch=metrics.batch_texts.observe
+            )
         return batchers[key]
 
     async def submit(to: MicroBatcher, items: list[Any]) -> list[Any]:
         """Queue the items, or 503 + Retry-After when the queue (over all batchers) is full."""
         waiting = sum(b.queued for b in batchers.values())
         if waiting + len(items) > limits.max_queue:
+            metrics.rejections.labels("queue_full").inc()
             detail = f"{waiting} texts are waiting for the model; the queue holds {limits.max_queue}: retry shortly"
             raise HTTPException(503, detail, {"Retry-After": "1"})
         return await to.submit(items)
@@ -223,6 +229,8 @@ def create_app(
         body_timeout_s=limits.body_timeout_s,
         api_key=api_key,
     )
+    app.add_middleware(Measured, metrics=metrics)  # outermost but CORS: it sees the guards' refusals too
+    app.state.metrics = metrics
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -249,6 +257,7 @@ def create_app(
         "GET /info": "labels, tasks, limits",
         "POST /predict": '{"texts": [...]} or {"pairs": [[a, b], ...], "task": NAME}',
         "POST /embed": '{"texts": [...]}',
+        "GET /metrics": "Prometheus metrics",
         "GET /openapi.json": "the OpenAPI schema (the Swagger page is off: it needs a CDN)",
     }
 
@@ -270,7 +279,15 @@ def create_app(
     async def predict(request: PredictRequest) -> dict[str, Any]:
         task, inputs = served.check_task(request)
         check_texts(inputs, limits)
-        return {"predictions": await submit(batcher("predict", task), inputs)}
+        predictions = await submit(batcher("predict", task), inputs)
+        rejected = sum(1 for p in predictions if "oos_threshold" in p and p["oos_score"] < p["oos_threshold"])
+        if rejected:
+            metrics.rejections.labels("out_of_scope").inc(rejected)
+        return {"predictions": predictions}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
 
     @app.post("/embed")
     async def embed(request: EmbedRequest) -> dict[str, Any]:

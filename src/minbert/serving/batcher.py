@@ -48,8 +48,10 @@ class MicroBatcher:
         executor: ThreadPoolExecutor,
         max_batch: int = 64,
         max_wait_ms: float = 5.0,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
-        self.run, self.executor = run, executor
+        """`on_batch(texts)` is told the size of every batch the model runs (the server's metrics)."""
+        self.run, self.executor, self.on_batch = run, executor, on_batch
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.line: deque[Waiting] = deque()
         self.arrived = asyncio.Event()
@@ -114,6 +116,8 @@ class MicroBatcher:
         while True:
             batch = await self._collect()
             flat = [item for _, items in batch for item in items]
+            if self.on_batch is not None:
+                self.on_batch(len(flat))
             try:
                 results = list(await loop.run_in_executor(self.executor, self.run, flat))
             except Exception:  # one request may have poisoned the batch: run each alone, so only it fails
