@@ -17,6 +17,12 @@ from tests.helpers import classifier
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def own_home(tmp_path, monkeypatch):
+    """Teacher outputs are kept under MINBERT_HOME: each test gets its own, so none reads another's (or the user's)."""
+    monkeypatch.setenv("MINBERT_HOME", str(tmp_path / "minbert-home"))
+
+
 @pytest.fixture(scope="module")
 def massive(tmp_path_factory, data_dir):
     """train (300 rows), dev (80), a pool of 300 further train rows, and 20 dev rows mixed into that pool."""
@@ -132,7 +138,6 @@ def test_distill_config_errors_name_the_field(tmp_path, massive, sections, messa
 def test_the_teachers_outputs_are_computed_once_for_every_student_of_the_same_data(
     massive, teacher, tmp_path, monkeypatch, caplog
 ):
-    monkeypatch.setenv("MINBERT_HOME", str(tmp_path / "home"))
     sections = {"distill": {"teacher": str(teacher)}}
     with caplog.at_level("INFO"):
         first = train(load_config(config(massive, tmp_path / "first", **sections), ["--train.epochs", "2"]))
@@ -142,7 +147,7 @@ def test_the_teachers_outputs_are_computed_once_for_every_student_of_the_same_da
             load_config(config(massive, tmp_path / "second", **sections), ["--train.epochs", "2", "--train.seed", "9"])
         )
     assert "the teacher's outputs for 300 rows read from" in caplog.text and "labelled 300" not in caplog.text
-    assert len(list((tmp_path / "home" / "teacher_outputs").glob("*.safetensors"))) == 1
+    assert len(list((tmp_path / "minbert-home" / "teacher_outputs").glob("*.safetensors"))) == 1
     assert first.results["dev"]["accuracy"] > 0 and second.results["dev"]["accuracy"] > 0
 
 
