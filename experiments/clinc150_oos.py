@@ -74,6 +74,8 @@ def render() -> Path:
         "In-scope accuracy on test (4,500; a rejected in-scope query counts as wrong), OOS recall / precision / F1 on",
         "oos_test (1,000), AUROC of the in-scope score (out-of-scope positive), ECE on test. The oos-as-a-class row",
         "scores its 151st class: in-scope accuracy is plain accuracy over the 150 intents' test queries.",
+        "Every number in % (AUROC 97.04 = 0.9704). One run seed each; msp and energy share the same trained model",
+        "(same config and seed: their accuracy without rejection is the same to the last digit).",
         "",
         "| checkpoint | method | in-scope acc. | acc. without rejection | OOS recall | OOS precision | OOS F1 | AUROC | FPR@95TPR | ECE | paper (BERT-base) in-scope / recall | wall |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
