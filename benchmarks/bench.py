@@ -438,15 +438,9 @@ BF16_FLAGS = {True: "yes", False: "no, bf16 is emulated"}
 
 
 def cpu_facts() -> str:
-    """CPU model and its bf16/AMX flags: machines here change between sessions, so every result carries them."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "CPU unknown"
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    wanted = [flag for flag in ("avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni") if flag in flags]
-    return f"{model}, {os.cpu_count()} cores, flags {' '.join(wanted) or 'none of avx512/amx'}"
+    from minbert.runtime import cpu_description
+
+    return cpu_description(("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"))
 
 
 def ratio(a: float, b: float) -> str:

@@ -28,12 +28,13 @@ from runner import (  # noqa: E402
     REPO,
     Run,
     append_rows,
-    cpu_name,
     main,
     mean_sd,
     read_rows,
     write_markdown,
 )
+
+from minbert.runtime import cpu_description  # noqa: E402
 
 EXPERIMENT = "massive_distill"
 TEACHER = HERE / "runs" / "massive_seed000" / "demo" / "all-mpnet-base-v2" / "seed1"
@@ -91,7 +92,7 @@ def inference_rows(experiment: str, recipe: str, checkpoint: str, seed: int, mod
         rates["onnx-int8"] = len(texts) / (time.perf_counter() - started)
         int8_accuracy = evaluate(copy, test, "massive", backend="onnx-int8")["accuracy"]
     base = {"experiment": experiment, "recipe": recipe, "checkpoint": checkpoint, "seed": seed, "split": "test"}
-    base |= {"wall_s": "", "examples_per_s": "", "precision": "fp32 / int8", "cpu": cpu_name()}
+    base |= {"wall_s": "", "examples_per_s": "", "precision": "fp32 / int8", "cpu": cpu_description()}
     return [
         {**base, "metric": "sentences_per_s_torch", "value": round(rates["torch"], 1)},
         {**base, "metric": "sentences_per_s_onnx_int8", "value": round(rates["onnx-int8"], 1)},

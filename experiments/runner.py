@@ -21,6 +21,7 @@ from pathlib import Path
 
 from minbert.config import RunConfig, load_config
 from minbert.run import train
+from minbert.runtime import cpu_description
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -53,18 +54,6 @@ class Run:
         (so a base-model run never resumes from a small-model run's checkpoint)."""
         base = HERE / "runs" / self.experiment / self.recipe
         return (base if self.checkpoint == DEFAULT_CHECKPOINT else base / self.checkpoint) / f"seed{self.seed}"
-
-
-def cpu_name() -> str:
-    """The CPU model and its bf16 flags, recorded with every row because machines here change between sessions."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    bf16 = [flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags]
-    return f"{model} ({', '.join(bf16) or 'no bf16'})"
 
 
 class WallClock:
@@ -178,7 +167,7 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     rate = result.summary["train_examples_per_second"]
     base = {
         "precision": "bf16" if config.train.bf16 else "fp32",
-        "cpu": cpu_name(),
+        "cpu": cpu_description(),
         "experiment": run.experiment,
         "recipe": run.recipe,
         "checkpoint": run.checkpoint,

@@ -47,20 +47,20 @@ def cpu_has_native_bf16() -> bool | None:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def cpu_description() -> str:
-    """'AMD EPYC, 2 cores, avx512_bf16': the CPU model and its bf16 instructions, recorded with every result
+def cpu_description(flags: tuple[str, ...] = ("amx_bf16", "avx512_bf16")) -> str:
+    """'AMD EPYC, 2 cores, avx512_bf16': the CPU model and which of `flags` it has, recorded with every result
     because the machines a run may land on differ."""
-    model, flags = "unknown CPU", list[str]()
+    model, present = "unknown CPU", list[str]()
     try:
         for line in CPUINFO.read_text(errors="replace").splitlines():
             if line.startswith("model name") and model == "unknown CPU":
                 model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = line.split(":", 1)[1].split()
+            elif line.startswith("flags") and not present:
+                present = line.split(":", 1)[1].split()
     except OSError:
         pass
-    bf16 = [flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags]
-    return f"{model}, {os.cpu_count()} cores, {' '.join(bf16) or 'no bf16 instructions'}"
+    found = [flag for flag in flags if flag in present]
+    return f"{model}, {os.cpu_count()} cores, {' '.join(found) or 'none of ' + '/'.join(flags)}"
 
 
 @functools.cache
