@@ -70,8 +70,9 @@ def render() -> Path:
             return [float(r["value"]) for r in mine if r["split"] == split and r["metric"] == metric]
 
         done = sorted({r["seed"] for r in mine})
-        walls = sorted({(r["seed"], float(r["wall_s"])) for r in mine})
-        rates = sorted({(r["seed"], float(r["examples_per_s"])) for r in mine})
+        trained = [r for r in mine if r["wall_s"]]  # (inference rows of the distillation table have no wall time)
+        walls = sorted({(r["seed"], float(r["wall_s"])) for r in trained})
+        rates = sorted({(r["seed"], float(r["examples_per_s"])) for r in trained})
         wall = f"{statistics.mean(w for _, w in walls) / 60:.1f} min" if walls else ""
         rate = f"{statistics.mean(x for _, x in rates):.0f}" if rates else ""
         machine = "; ".join(sorted({f"{r['precision']}, {r['cpu']}" for r in mine if r.get("cpu")})) or "not recorded"
