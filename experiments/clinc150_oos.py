@@ -49,8 +49,6 @@ RECIPES = {
             "none",
             "--data.oos_dev",
             "[]",
-            "--data.oos_test",
-            "[]",
             "--data.oos_train",
             CLINC,
         ],
