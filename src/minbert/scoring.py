@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from minbert.data.prepare import read_texts
 from minbert.data.readers import Example, read_examples
 from minbert.errors import MinbertError
 from minbert.evaluate.metrics import regression_metrics
@@ -47,8 +48,7 @@ def evaluate(
             raise MinbertError(
                 f"{model_dir}: --oos-data scores out-of-scope rejection, and this model has none (train with oos.method)"
             )
-        split = "oos_test" if format == "clinc150" else None
-        oos = read_examples(oos_data, format, text_column=text_column, split=split, require_labels=False)
+        oos = read_texts([Path(oos_data)], format, text_column=text_column, role="oos_test")
         metrics |= {**oos_evaluation(model, spec, examples, oos, batch_size), "oos_examples": len(oos)}
     return metrics
 

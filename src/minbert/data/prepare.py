@@ -115,12 +115,7 @@ def read_unlabelled(
     """distill.data: extra texts (labels ignored) for the teacher to label. Texts that occur in the run's
     dev or test files (or in data.exclude) are dropped and counted, so no evaluation text is trained on."""
     format = format or data.format
-    column = data.text_column if format == data.format else None
-    examples = [
-        Example(e.text, None, e.source, e.line, e.text_pair)
-        for path in paths
-        for e in read_examples(path, format, text_column=column, require_labels=False)
-    ]
+    examples = read_texts(paths, format, text_column=data.text_column if format == data.format else None)
     if not examples:
         raise MinbertError(f"distill.data {', '.join(map(str, paths))}: no texts in it")
     if held_out:
@@ -132,9 +127,17 @@ def read_unlabelled(
 def read_oos(paths: list[Path], data: DataConfig, role: str, label: str | None = None) -> list[Example]:
     """Out-of-scope texts (data.oos_dev / oos_test / oos_train) in the run's format, labels replaced by `label`
     (None for rejection, where they are never scored as classes). A clinc150 file gives its split of that role."""
-    split = role if data.format == "clinc150" else None
+    return read_texts(paths, data.format, text_column=data.text_column, role=role, label=label)
+
+
+def read_texts(
+    paths: list[Path], format: str, *, text_column: str | None = None, role: str | None = None, label: str | None = None
+) -> list[Example]:
+    """The texts of files whose labels do not count, each given `label` (None: unlabelled). `role` picks a
+    clinc150 file's split (oos_dev reads oos_val, ...); other formats hold one split per file."""
+    split = role if format == "clinc150" else None
     return [
         Example(e.text, label, e.source, e.line, e.text_pair)
         for path in paths
-        for e in read_examples(path, data.format, text_column=data.text_column, split=split, require_labels=False)
+        for e in read_examples(path, format, text_column=text_column, split=split, require_labels=False)
     ]

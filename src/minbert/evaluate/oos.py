@@ -29,14 +29,18 @@ def oos_metrics(
 
 
 def at_threshold(in_scores: np.ndarray, in_correct: np.ndarray, oos_scores: np.ndarray, threshold: float) -> dict:
-    """In-scope accuracy (a rejected in-scope input counts as wrong) and OOS recall / precision / F1."""
-    kept = in_scores >= threshold
-    caught = oos_scores < threshold
-    flagged = (~kept).sum() + caught.sum()
-    recall = float(caught.mean()) if len(oos_scores) else 0.0
-    precision = float(caught.sum() / flagged) if flagged else 0.0
+    """`rejection_metrics` of rejecting every input whose in-scope score is below `threshold`."""
+    return rejection_metrics(in_correct, in_scores < threshold, oos_scores < threshold)
+
+
+def rejection_metrics(in_correct: np.ndarray, in_rejected: np.ndarray, oos_caught: np.ndarray) -> dict:
+    """In-scope accuracy (a rejected in-scope input counts as wrong) and OOS recall / precision / F1, from which
+    inputs were flagged out-of-scope (by a threshold, or by predicting an oos class)."""
+    flagged = in_rejected.sum() + oos_caught.sum()
+    recall = float(oos_caught.mean()) if len(oos_caught) else 0.0
+    precision = float(oos_caught.sum() / flagged) if flagged else 0.0
     return {
-        "in_scope_accuracy": float((in_correct & kept).mean()),
+        "in_scope_accuracy": float((in_correct & ~in_rejected).mean()),
         "oos_recall": recall,
         "oos_precision": precision,
         "oos_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,

@@ -120,10 +120,7 @@ def export_transformers(model_dir: str | Path, out: str | Path) -> Path:
     model = load(model_dir)
     layout, task = check_exportable(model)
     spec = model.spec(task)
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise MinbertError(f"--out {out}: not empty; give a new directory")
-    out.mkdir(parents=True, exist_ok=True)
+    out = new_directory(out)
     model_type = model.encoder.config.model_type
     state = {
         layout.prefix + minbert_to_hf_name(name, model_type): tensor.detach().contiguous()
@@ -146,15 +143,8 @@ def export_transformers(model_dir: str | Path, out: str | Path) -> Path:
     }
     if model_type == "distilbert":
         config["seq_classif_dropout"] = spec.dropout
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    encoder_dir = model_directory(model_dir) / "encoder"
-    for name in TOKENIZER_FILES:
-        if (encoder_dir / name).is_file():
-            shutil.copy2(encoder_dir / name, out / name)
-    tokenizer_config = out / "tokenizer_config.json"
-    settings = json.loads(tokenizer_config.read_text()) if tokenizer_config.is_file() else {}
-    settings["model_max_length"] = model.config.max_length  # minbert truncates there; so will the pipeline
-    tokenizer_config.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "config.json", config)
+    copy_tokenizer(model_directory(model_dir) / "encoder", out, model.config.max_length)
     if spec.oos_method != "none":
         log.warning(
             "--to transformers: the out-of-scope rejection (%s, threshold %.4f) is not part of that format; the "
@@ -163,3 +153,28 @@ def export_transformers(model_dir: str | Path, out: str | Path) -> Path:
             spec.oos_threshold or 0.0,
         )
     return out
+
+
+def new_directory(out: str | Path) -> Path:
+    """The export's target: a new (or empty) directory, made now."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise MinbertError(f"--out {out}: not empty; give a new directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def copy_tokenizer(source: Path, out: Path, max_length: int) -> None:
+    """The tokenizer files beside the exported weights, with model_max_length at minbert's truncation, so
+    the other library cuts texts where minbert does."""
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, out / name)
+    tokenizer_config = out / "tokenizer_config.json"
+    settings = json.loads(tokenizer_config.read_text()) if tokenizer_config.is_file() else {}
+    write_json(tokenizer_config, settings | {"model_max_length": max_length})
+
+
+def write_json(path: Path, value: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")

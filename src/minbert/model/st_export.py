@@ -12,13 +12,11 @@ them). BERT's pooler is not a sentence-transformers pooling mode, so a model poo
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 from minbert.errors import MinbertError
 from minbert.model.checkpoint import resolve_checkpoint, write_safetensors
-from minbert.model.hf_export import TOKENIZER_FILES
+from minbert.model.hf_export import copy_tokenizer, new_directory, write_json
 from minbert.model.layout import is_model_directory, model_directory
 from minbert.model.task_model import load
 
@@ -30,18 +28,11 @@ def export_sentence_transformers(source: str | Path, out: str | Path) -> Path:
             f"--to sentence-transformers: pooling {model.config.pooling!r} is not one of sentence-transformers' "
             "modes; train with --model.pooling cls or mean to export"
         )
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise MinbertError(f"--out {out}: not empty; give a new directory")
+    out = new_directory(out)
     model.encoder.save_pretrained(out)
     tokenizer_dir = model_directory(source) / "encoder" if is_model_directory(source) else resolve_checkpoint(source)
-    for name in TOKENIZER_FILES:
-        if (Path(tokenizer_dir) / name).is_file():
-            shutil.copy2(Path(tokenizer_dir) / name, out / name)
     length = model.config.max_length
-    tokenizer_config = out / "tokenizer_config.json"
-    settings = json.loads(tokenizer_config.read_text()) if tokenizer_config.is_file() else {}
-    write_json(tokenizer_config, settings | {"model_max_length": length})
+    copy_tokenizer(Path(tokenizer_dir), out, length)
     write_json(out / "sentence_bert_config.json", {"max_seq_length": length, "do_lower_case": False})
     width = model.encoder.config.hidden_size
     modules = [
@@ -88,8 +79,3 @@ def export_sentence_transformers(source: str | Path, out: str | Path) -> Path:
     write_json(out / "modules.json", modules)
     write_json(out / "config_sentence_transformers.json", {"similarity_fn_name": "cosine", "prompts": {}})
     return out
-
-
-def write_json(path: Path, value: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")

@@ -16,7 +16,7 @@ import torch
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
 from minbert.evaluate.calibration import expected_calibration_error, fit_temperature
-from minbert.evaluate.oos import choose_threshold, oos_metrics
+from minbert.evaluate.oos import choose_threshold, oos_metrics, rejection_metrics
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
 from minbert.tasks.head_task import model_inputs, targets_of
@@ -28,7 +28,7 @@ def calibrate(model: Model, spec: HeadSpec, dev: Sequence[Example], batch_size: 
     """Fit the softmax temperature on dev (NLL) and set it on the head; returns ECE before and after."""
     if spec.kind != "classification" or spec.loss != "ce":
         raise MinbertError(f"task {spec.name!r}: calibration: temperature needs a classification head with loss ce")
-    raw = model.raw_outputs(spec.name, model_inputs(spec, dev), batch_size, bf16).float()
+    raw = raw_outputs(model, spec, dev, batch_size, bf16)
     targets = targets_of(spec, dev)
     before = expected_calibration_error(spec.probabilities(raw).numpy(), targets.numpy())
     spec.temperature = fit_temperature(raw, targets)
@@ -37,7 +37,10 @@ def calibrate(model: Model, spec: HeadSpec, dev: Sequence[Example], batch_size: 
     return {"temperature": spec.temperature, "dev_ece_before_calibration": before, "dev_ece": after}
 
 
-def scores(model: Model, spec: HeadSpec, texts: Sequence[Example], batch_size: int, bf16: bool) -> torch.Tensor:
+def raw_outputs(
+    model: Any, spec: HeadSpec, texts: Sequence[Example], batch_size: int, bf16: bool = False
+) -> torch.Tensor:
+    """The head's raw outputs for labelled (or out-of-scope) examples, on any backend."""
     return model.raw_outputs(spec.name, model_inputs(spec, texts), batch_size, bf16).float()
 
 
@@ -59,10 +62,11 @@ def set_oos_threshold(
             f"oos.label {label!r} is one of the trained classes; set another label, or train it as a class with data.oos_train"
         )
     spec.oos_method, spec.oos_label = method, label
-    raw = scores(model, spec, dev, batch_size, bf16)
+    raw = raw_outputs(model, spec, dev, batch_size, bf16)
     in_scores = spec.in_scope_scores(raw).numpy()
     in_correct = (spec.predicted_ids(raw) == targets_of(spec, dev)).numpy()
-    oos_scores = spec.in_scope_scores(scores(model, spec, oos_dev, batch_size, bf16)).numpy() if oos_dev else None
+    oos_raw = raw_outputs(model, spec, oos_dev, batch_size, bf16) if oos_dev else None
+    oos_scores = spec.in_scope_scores(oos_raw).numpy() if oos_raw is not None else None
     spec.oos_threshold = choose_threshold(in_scores, in_correct, oos_scores, in_scope_recall, max_accuracy_drop)
     chosen = "best dev OOS F1" if oos_scores is not None else f"keeping {in_scope_recall:.0%} of in-scope dev"
     log.info("out-of-scope: %s threshold %.4f (%s)", method, spec.oos_threshold, chosen)
@@ -84,8 +88,7 @@ def oos_evaluation(
 ) -> dict[str, float]:
     """OOS metrics on in-scope and out-of-scope texts, any backend: of the head's saved method and threshold, or,
     with `oos_class` (out-of-scope trained as a class), of predicting that class (score: 1 - its probability)."""
-    raw = model.raw_outputs(spec.name, model_inputs(spec, test), batch_size).float()
-    oos_raw = model.raw_outputs(spec.name, model_inputs(spec, oos_test), batch_size).float()
+    raw, oos_raw = raw_outputs(model, spec, test, batch_size), raw_outputs(model, spec, oos_test, batch_size)
     in_correct = (spec.predicted_ids(raw) == targets_of(spec, test)).numpy()
     if oos_class is None:
         return oos_metrics(
@@ -94,14 +97,7 @@ def oos_evaluation(
     column = spec.labels.index(oos_class)
     in_scores = (1 - spec.probabilities(raw)[:, column]).numpy()
     oos_scores = (1 - spec.probabilities(oos_raw)[:, column]).numpy()
-    caught = spec.predicted_ids(oos_raw) == column
-    flagged = int(caught.sum()) + int((spec.predicted_ids(raw) == column).sum())
-    recall = float(caught.float().mean())
-    precision = float(caught.sum()) / flagged if flagged else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return oos_metrics(in_scores, in_correct, oos_scores, None) | {
-        "in_scope_accuracy": float(in_correct.mean()),
-        "oos_recall": recall,
-        "oos_precision": precision,
-        "oos_f1": f1,
-    }
+    flagged = rejection_metrics(
+        in_correct, (spec.predicted_ids(raw) == column).numpy(), (spec.predicted_ids(oos_raw) == column).numpy()
+    )
+    return oos_metrics(in_scores, in_correct, oos_scores, None) | flagged
