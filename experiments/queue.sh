@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+BASE="--checkpoint all-mpnet-base-v2 --bf16"
 case "${1:-all}" in
   classification)
     $PY experiments/massive_table.py
@@ -15,11 +16,18 @@ case "${1:-all}" in
   pairs)
     $PY experiments/uci_table.py
     $PY experiments/multitask_table.py ;;
-  base)  # all-mpnet-base-v2 (`minbert download all-mpnet-base-v2` first), bf16 autocast
-    $PY experiments/seed003_table.py --checkpoint all-mpnet-base-v2 --bf16 --recipes sst5_frozen cfimdb_frozen
-    $PY experiments/massive_table.py --checkpoint all-mpnet-base-v2 --bf16 --recipes demo ;;
+  base)  # all-mpnet-base-v2 (`minbert download all-mpnet-base-v2` first), bf16 autocast: both lines
+    "$0" base-single
+    "$0" base-pairs ;;
+  base-single)  # seed 000 and seed 003 with the base model (about 6 h on one core)
+    $PY experiments/seed003_table.py $BASE --recipes sst5_frozen cfimdb_frozen sst5_finetune cfimdb_finetune
+    $PY experiments/massive_table.py $BASE --recipes demo
+    $PY experiments/massive_contrastive.py $BASE --recipes supcon_probe_mean --seeds 1 ;;
+  base-pairs)  # seed 002 and seed 004 with the base model (about 5 h on one core)
+    $PY experiments/multitask_table.py $BASE --recipes multitask --seeds 1
+    $PY experiments/uci_table.py $BASE --seeds 1 --recipes tuned_head1e-3 tuned_head1e-3_split{1,2,3,5,6} ;;
   all)
     "$0" pairs
     "$0" classification ;;
-  *) echo "usage: $0 [classification|pairs|base|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [classification|pairs|base|base-single|base-pairs|all]" >&2; exit 2 ;;
 esac
