@@ -26,8 +26,15 @@ case "${1:-all}" in
   base-pairs)  # seed 002 and seed 004 with the base model (about 5 h on one core)
     $PY experiments/multitask_table.py $BASE --recipes multitask --seeds 1
     $PY experiments/uci_table.py $BASE --seeds 1 --recipes tuned_head1e-3 tuned_head1e-3_split{1,2,3,5,6} ;;
+  oos)  # out-of-scope, calibration and multi-label (CLINC150, MASSIVE, GoEmotions) with MiniLM, then the base model
+    $PY experiments/clinc150_oos.py
+    $PY experiments/calibration.py
+    $PY experiments/goemotions.py
+    $PY experiments/clinc150_oos.py $BASE
+    $PY experiments/calibration.py $BASE
+    $PY experiments/goemotions.py $BASE ;;
   all)
     "$0" pairs
     "$0" classification ;;
-  *) echo "usage: $0 [classification|pairs|base|base-single|base-pairs|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [classification|pairs|base|base-single|base-pairs|oos|all]" >&2; exit 2 ;;
 esac

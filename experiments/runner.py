@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from minbert.config import RunConfig, load_config
-from minbert.run import train
+from minbert.run import RunResult, refit, train
 from minbert.runtime import cpu_description
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +43,7 @@ class Run:
     overrides: list[str] = field(default_factory=list)
     checkpoint: str = DEFAULT_CHECKPOINT
     metrics: dict[str, str] | None = None  # results key -> results.csv metric name (default: accuracy, macro_f1)
+    refit_of: Run | None = None  # no training: refit this run's trained model's post-hoc steps (`minbert refit`)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -144,7 +145,17 @@ def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> None:
 
 
 def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
-    """Train one run and return its result rows (dev and test metrics, accuracy before training)."""
+    """Train one run (or refit another run's model) and return its result rows (dev and test metrics, accuracy
+    before training). A refit whose source model is gone (run directories are not committed) trains it first."""
+    if run.refit_of is not None:
+        source = run.refit_of
+        if not (source.output_dir / "model" / "minbert.json").is_file():
+            print(f"    {source.recipe}'s trained model is not in {source.output_dir}: training it first", flush=True)
+            execute(replace(source, overrides=[*source.overrides, "--train.overwrite", "true"]), data_dir)
+        refit_overrides = ["--output_dir", str(run.output_dir), "--train.overwrite", "true", *run.overrides]
+        with WallClock(run.output_dir / "wall_s.json") as clock:
+            result = refit(source.output_dir, refit_overrides)
+        return result_rows(run, load_config(run.output_dir / "config.yaml"), result, round(clock.total(), 1))
     out = run.output_dir
     overrides = [
         "--output_dir",
@@ -163,7 +174,10 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     rehome(config, data_dir)
     with WallClock(out / "wall_s.json") as clock:
         result = train(config)
-    wall = round(clock.total(), 1)
+    return result_rows(run, config, result, round(clock.total(), 1))
+
+
+def result_rows(run: Run, config: RunConfig, result: RunResult, wall: float) -> list[dict]:
     rate = result.summary["train_examples_per_second"]
     base = {
         "precision": "bf16" if config.train.bf16 else "fp32",
@@ -220,6 +234,16 @@ def write_markdown(name: str, lines: list[str]) -> Path:
     return out
 
 
+def retarget(run: Run, checkpoint: str | None, bf16: bool) -> Run:
+    """The run (and the run it refits) with another checkpoint and/or bf16 autocast."""
+    return replace(
+        run,
+        checkpoint=checkpoint or run.checkpoint,
+        overrides=[*run.overrides, *(["--train.bf16", "true"] if bf16 and run.refit_of is None else [])],
+        refit_of=retarget(run.refit_of, checkpoint, bf16) if run.refit_of is not None else None,
+    )
+
+
 def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:
     """The command line shared by the experiment scripts: run what is missing, re-render after each run."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,14 +256,7 @@ def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (for CPUs with avx512_bf16 or AMX)")
     args = parser.parse_args()
     if args.checkpoint or args.bf16:
-        runs = [
-            replace(
-                run,
-                checkpoint=args.checkpoint or run.checkpoint,
-                overrides=[*run.overrides, *(["--train.bf16", "true"] if args.bf16 else [])],
-            )
-            for run in runs
-        ]
+        runs = [retarget(run, args.checkpoint, args.bf16) for run in runs]
     if not args.render:
         for run in runs:
             if (not args.recipes or run.recipe in args.recipes) and (not args.seeds or run.seed in args.seeds):

@@ -136,8 +136,10 @@ def what_it_does(heads: list[dict], base: str, description: dict) -> list[str]:
             shown = ", ".join(f"`{label}`" for label in labels[:60]) + (
                 f", ... ({len(labels)} in all)" if len(labels) > 60 else ""
             )
+            kind = "tags" if head.get("multilabel") else "classifies"
+            what = "any subset of" if head.get("multilabel") else "one of"
             lines.append(
-                f"- {name}classifies {'sentence pairs' if head['input'] != 'single' else 'texts'} into {len(labels)} labels: {shown}"
+                f"- {name}{kind} {'sentence pairs' if head['input'] != 'single' else 'texts'} with {what} {len(labels)} labels: {shown}"
             )
         else:
             low, high = head.get("target_range", [0, 1])
@@ -212,13 +214,20 @@ def oos_and_calibration(heads: list[dict], summary: dict) -> list[str]:
                 f"- out-of-scope rejection: `{head['oos_method']}` score below {head['oos_threshold']:.4f} -> label "
                 f"`{head['oos_label']}` (threshold chosen on dev)"
             )
+        if head.get("multilabel") and head.get("thresholds"):
+            low, high = min(head["thresholds"]), max(head["thresholds"])
+            lines.append(
+                "- multi-label: a label is given when its sigmoid probability reaches its threshold "
+                + (f"({low:.2f} for every label" if low == high else f"({low:.2f} to {high:.2f}, one per label")
+                + ", tuned on dev for macro-F1)"
+            )
         if head.get("temperature", 1.0) != 1.0:
             before = summary.get("dev_ece_before_calibration")
             lines.append(
                 f"- calibrated: softmax temperature {head['temperature']:.3f} fitted on dev"
                 + (f" (dev ECE before: {before:.4f})" if before is not None else "")
             )
-    return ["## Out-of-scope and calibration", "", *lines, ""] if lines else []
+    return ["## Out-of-scope, calibration and thresholds", "", *lines, ""] if lines else []
 
 
 def limitations(config: dict, description: dict, heads: list[dict]) -> list[str]:
@@ -229,11 +238,11 @@ def limitations(config: dict, description: dict, heads: list[dict]) -> list[str]
         "texts from other domains, languages or styles get confident-looking but unreliable answers.",
         f"- Texts longer than {description.get('max_length')} tokens are truncated: only their beginning is read.",
     ]
-    if any(h["kind"] == "classification" for h in heads) and not any(
+    if any(h["kind"] == "classification" and not h.get("multilabel") for h in heads) and not any(
         h.get("oos_method", "none") != "none" for h in heads
     ):
         lines.append("- It always answers with one of its labels: it has no out-of-scope rejection (see `oos.method`).")
-    if not any(h.get("temperature", 1.0) != 1.0 for h in heads):
+    if not any(h.get("temperature", 1.0) != 1.0 or h.get("multilabel") for h in heads):
         lines.append("- Its probabilities are not calibrated (see `calibration: temperature` and the ECE above).")
     return [*lines, ""]
 

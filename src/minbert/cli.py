@@ -262,6 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     serve.set_defaults(handler=cmd_serve)
 
+    refit = commands.add_parser(
+        "refit",
+        help="fit a trained run's post-hoc steps anew (calibration, out-of-scope, label thresholds) into a new run",
+        description="Load RUN's trained model, clear its post-hoc steps, fit them again as the overrides say, evaluate "
+        "dev and test (and data.oos_test), and write everything as a new run in --output_dir (config, results, report, "
+        "model, card); RUN itself is not touched. Only post-hoc settings may change: calibration, oos.*, data.oos_dev, "
+        "data.oos_test, model.multilabel_threshold (tasks.NAME.head.multilabel_threshold). For example: "
+        "minbert refit runs/clinc --oos.method knn --output_dir runs/clinc_knn",
+    )
+    refit.add_argument("run_dir", type=Path, help="a finished training run's output_dir")
+    refit.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output_dir")
+    refit.set_defaults(handler=cmd_refit)
+
     card = commands.add_parser(
         "card",
         help="(re)write a training run's model card (model/README.md) from its files",
@@ -410,7 +423,8 @@ def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 
 def print_prediction(shown: dict[str, Any], prediction: Any, top_k: int) -> None:
-    """One JSON line: the input, then a score (regression) or the label, its probability and the top k."""
+    """One JSON line: the input, then a score (regression) or the label, its probability and the top k (and a
+    multilabel head's label set)."""
     if isinstance(prediction, float):
         print(json.dumps({**shown, "score": round(prediction, 6)}))
         return
@@ -425,6 +439,11 @@ def print_prediction(shown: dict[str, Any], prediction: Any, top_k: int) -> None
                 **(
                     {"oos_score": round(prediction.oos_score, 6), "oos_threshold": round(prediction.oos_threshold, 6)}
                     if prediction.oos_score is not None
+                    else {}
+                ),
+                **(
+                    {"labels": prediction.labels, "none_above_threshold": prediction.none_above_threshold}
+                    if prediction.labels is not None
                     else {}
                 ),
             }
@@ -595,6 +614,17 @@ def read_api_key(path: str | None) -> str | None:
     return key
 
 
+def cmd_refit(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    from minbert.run import refit
+
+    if not any(o == "--output_dir" or o.startswith("--output_dir=") for o in overrides):
+        raise MinbertError("refit writes a new run: give --output_dir DIR (the trained run is not changed)")
+    result = refit(args.run_dir, [*overrides, *(["--train.overwrite", "true"] if args.overwrite else [])])
+    print(result.report_path.read_text(encoding="utf-8").split("\n### ", 1)[0].rstrip())
+    print(f"\nfull report: {result.report_path}\nmodel: {result.output_dir / 'model'}")
+    return 0
+
+
 def cmd_card(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.card import write_card
 
@@ -628,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and hasattr(args, "texts") and not any(e.startswith("-") for e in extra):
         args.texts += extra  # texts after an option: `predict MODEL --backend onnx "a text"`
         extra = []
-    if extra and args.command not in ("train", "sweep"):
+    if extra and args.command not in ("train", "sweep", "refit"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if args.quiet else logging.INFO)

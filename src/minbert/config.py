@@ -58,6 +58,13 @@ class DataConfig(Section):
     label_column: str | None = Field(None, description="label field/column (default: the format's own)")
     text_pair_column: str | None = Field(None, description="second text of a pair (default: the format's own, if any)")
     skip_bad_rows: bool = Field(False, description="skip malformed rows, counting them in the log, instead of stopping")
+    label_separator: str | None = Field(
+        None,
+        description="split each label field into a label set on this string (e.g. '#' for 'a#b'): a multi-label run",
+    )
+    allow_empty_labels: bool = Field(
+        False, description="multi-label: keep rows whose label set is empty (otherwise they are errors)"
+    )
     max_train_examples: int | None = Field(None, ge=1, description="use a seeded random subset of train (quick runs)")
     few_shot: int | None = Field(None, ge=1, description="train on N examples sampled with the label distribution")
     label_noise: float = Field(0.0, ge=0.0, le=1.0, description="flip this fraction of training labels (robustness)")
@@ -108,6 +115,16 @@ class ModelConfig(Section):
     max_length: int = Field(128, ge=8, le=512, description="tokens per text after truncation")
     encoder_dropout: float | None = Field(
         None, ge=0.0, lt=1.0, description="the encoder's dropout (default: the checkpoint's, 0.1 for BERT)"
+    )
+    multilabel: bool = Field(
+        False,
+        description="any subset of the labels (sigmoid + BCE per label); also set by data.label_separator or "
+        "label lists in the data",
+    )
+    multilabel_threshold: Literal["global", "per_label"] | float = Field(
+        "global",
+        description="multilabel: tune one threshold (global) or one per label (per_label) on dev for macro-F1, "
+        "or a fixed probability such as 0.5",
     )
 
 
@@ -231,11 +248,19 @@ class HeadConfig(Section):
         description="regression: [min, max] of the gold scores, scaled to [0, 1] for the loss (default: the format's, "
         "[0, 5] for sts / stsb, else [0, 1])",
     )
+    multilabel: bool = Field(False, description="classification: any subset of the labels (sigmoid + BCE per label)")
+    multilabel_threshold: Literal["global", "per_label"] | float = Field(
+        "global", description="multilabel: global | per_label (tuned on dev for macro-F1) | a fixed probability"
+    )
 
     @model_validator(mode="after")
     def _fields_this_head_reads(self) -> HeadConfig:
         if self.kind == "classification" and self.target_range is not None:
             raise ValueError("target_range is read by regression heads only (kind is classification)")
+        if self.kind == "regression" and self.multilabel:
+            raise ValueError("multilabel is read by classification heads only (kind is regression)")
+        if self.multilabel and "loss" in self.changed() and self.loss != "bce":
+            raise ValueError(f"a multilabel head trains with loss bce (a sigmoid per label), not {self.loss}")
         if self.hidden_size == 0 and "activation" in self.changed():
             raise ValueError("activation is read by a hidden layer, and hidden_size is 0 (a linear head)")
         return self
@@ -353,12 +378,19 @@ class DistillConfig(Section):
     format: str | None = Field(None, description="the format of distill.data (default: data.format)")
 
 
+OOS_CHOICES = "msp | energy | mahalanobis | knn"
+
+
 class OosConfig(Section):
     """Out-of-scope rejection: inputs whose in-scope score is below a threshold chosen on dev get oos.label."""
 
-    method: Literal["none", "msp", "energy"] = Field(
-        "none", description="msp (max softmax probability) | energy (T * logsumexp of the logits) | none"
+    method: Literal["none", "msp", "energy", "mahalanobis", "knn"] = Field(
+        "none",
+        description="msp (max softmax probability) | energy (T * logsumexp of the logits) | mahalanobis (distance "
+        "to the nearest class mean, shared covariance, on the sentence vector) | knn (cosine distance to the k-th "
+        "nearest training vector) | none",
     )
+    k: int = Field(10, ge=1, description="knn: which nearest training vector's distance is the score")
     label: str = Field("oos", description="the label a rejected input gets (also the extra class of data.oos_train)")
     in_scope_recall: float = Field(
         0.95, gt=0.0, le=1.0, description="without data.oos_dev: keep this share of the in-scope dev inputs"
@@ -407,7 +439,9 @@ class RunConfig(Section):
                 raise ValueError(
                     "data: is the single-task run's data; a multitask run reads each task's own (tasks.NAME.data)"
                 )
-            head_fields = sorted({"hidden_size", "activation", "dropout"} & self.model.changed())
+            head_fields = sorted(
+                {"hidden_size", "activation", "dropout", "multilabel", "multilabel_threshold"} & self.model.changed()
+            )
             if head_fields:
                 raise ValueError(
                     f"model.{head_fields[0]} sets the single-task head; a multitask run sets each head's own (tasks.NAME.head.{head_fields[0]})"
@@ -428,11 +462,11 @@ class RunConfig(Section):
             )
         if self.oos.method == "none" and self.oos.changed() - {"label"}:
             raise ValueError(
-                f"oos.{sorted(self.oos.changed() - {'label'})[0]} is set but oos.method is none; set oos.method (msp | energy)"
+                f"oos.{sorted(self.oos.changed() - {'label'})[0]} is set but oos.method is none; set oos.method ({OOS_CHOICES})"
             )
         if self.data.oos_dev and self.oos.method == "none":
             raise ValueError(
-                "data.oos_dev is read by out-of-scope rejection (its threshold); set oos.method (msp | energy)"
+                f"data.oos_dev is read by out-of-scope rejection (its threshold); set oos.method ({OOS_CHOICES})"
             )
         if self.data.oos_test and self.oos.method == "none" and not self.data.oos_train:
             raise ValueError(
@@ -440,6 +474,12 @@ class RunConfig(Section):
             )
         if (self.oos.method != "none" or self.calibration != "none") and self.task == "multitask":
             raise ValueError("oos.method and calibration apply to a single-task classifier (not yet to multitask runs)")
+        if self.oos.k != 10 and self.oos.method != "knn":
+            raise ValueError(f"oos.k is read by oos.method knn (the method is {self.oos.method})")
+        if self.model.multilabel and (self.oos.method != "none" or self.calibration != "none"):
+            raise ValueError(
+                "oos.method and calibration apply to a single-label classifier; a multilabel head has thresholds per label"
+            )
         if self.oos.method != "none" and self.data.oos_train:
             raise ValueError(
                 "data.oos_train trains out-of-scope as a class; oos.method rejects by a threshold: choose one of the two"
@@ -477,7 +517,15 @@ class RunConfig(Section):
             if self.model.hidden_size
             else {"hidden_size": 0}
         )
-        head = HeadConfig(kind="classification", input="single", loss="ce", dropout=self.model.dropout, **hidden)
+        head = HeadConfig(
+            kind="classification",
+            input="single",
+            loss="ce",
+            dropout=self.model.dropout,
+            multilabel=self.model.multilabel,
+            multilabel_threshold=self.model.multilabel_threshold,
+            **hidden,
+        )
         return [TaskConfig(name=SINGLE_TASK, data=self.data, head=head)]
 
     def to_yaml(self) -> str:

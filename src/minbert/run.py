@@ -20,21 +20,30 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from minbert.card import write_card
-from minbert.config import RunConfig, TaskConfig, TrainConfig
-from minbert.data.labels import LabelVocab
+from minbert.config import SINGLE_TASK, RunConfig, TaskConfig, TrainConfig, load_config
+from minbert.data.labels import LabelVocab, label_names
 from minbert.data.prepare import TaskData, read_oos, read_task, read_unlabelled
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
+from minbert.evaluate.calibration import expected_calibration_error, probabilities_before_calibration
 from minbert.evaluate.metrics import confusion, per_class_report
-from minbert.evaluate.plots import plot_confusion, plot_learning_curves, plot_lr_schedule
+from minbert.evaluate.multilabel import per_label_report
+from minbert.evaluate.plots import (
+    plot_confusion,
+    plot_learning_curves,
+    plot_lr_schedule,
+    plot_oos_scores,
+    plot_reliability,
+)
 from minbert.evaluate.report import HEADLINE, write_report
 from minbert.model.encoder import Encoder, count_parameters
 from minbert.model.heads import HeadSpec
@@ -44,7 +53,14 @@ from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
 from minbert.tasks.distillation import Distillation
 from minbert.tasks.head_task import Evaluation, HeadTask, evaluate_examples, model_inputs, targets_of
 from minbert.tasks.multitask import MultitaskTask, flatten
-from minbert.tasks.posthoc import calibrate, oos_evaluation, set_oos_threshold
+from minbert.tasks.posthoc import (
+    OosEvaluation,
+    calibrate,
+    clear_posthoc,
+    oos_evaluation,
+    set_label_thresholds,
+    set_oos_threshold,
+)
 from minbert.train.distributed import is_main
 from minbert.train.metrics_log import MetricsLog, read_metrics
 from minbert.train.optim import apply_freezing
@@ -73,15 +89,35 @@ class RunResult:
         return self.output_dir / "report.md"
 
 
+def is_multilabel(task: TaskConfig, train: list[Example]) -> bool:
+    """A classification head is multi-label when asked, when its labels are split on a separator, or when the
+    training rows carry label sets (JSON lists, the goemotions format)."""
+    head, data = task.head, task.data
+    found = head.kind == "classification" and (
+        head.multilabel or data.label_separator is not None or any(isinstance(e.label, tuple) for e in train)
+    )
+    where = "model" if task.name == SINGLE_TASK else f"tasks.{task.name}.head"
+    if head.kind == "classification" and not found and "multilabel_threshold" in head.changed():
+        raise MinbertError(
+            f"{where}.multilabel_threshold is read by a multilabel head, and the training data has one label per row; "
+            f"set {where}.multilabel true (or data.label_separator)"
+        )
+    if found and head.loss not in ("ce", "bce"):
+        raise MinbertError(f"{where}: a multilabel head trains with loss bce, not {head.loss}")
+    return found
+
+
 def head_spec(task: TaskConfig, train: list[Example]) -> HeadSpec:
     head = task.head
-    labels = LabelVocab.from_examples(train).labels if head.kind == "classification" else []
+    multilabel = is_multilabel(task, train)
+    labels = LabelVocab.from_examples(train, multilabel).labels if head.kind == "classification" else []
     return HeadSpec(
         name=task.name,
         kind=head.kind,
         input=head.input,
         features=head.features,
-        loss=head.loss,
+        loss="bce" if multilabel else head.loss,
+        multilabel=multilabel,
         labels=labels,
         hidden_size=head.hidden_size,
         activation=head.activation,
@@ -117,7 +153,8 @@ def contrastive_examples(
     specs: list[HeadSpec], data: dict[str, TaskData], objective: str
 ) -> tuple[list[Example], LabelVocab | None]:
     """What the contrastive stage trains on: every sentence (SimCSE), or the labelled single sentences
-    of the classification tasks, labels kept apart per task when there are several (SupCon)."""
+    of the classification tasks, labels kept apart per task when there are several (SupCon; a multilabel
+    row's positives are the rows with the same label set)."""
     if objective == "simcse":
         sentences = [
             Example(text, None, e.source, e.line)
@@ -133,10 +170,14 @@ def contrastive_examples(
             "contrastive.objective supcon needs a classification task on single sentences (its labels make the positives); use simcse"
         )
     several = len(labelled) > 1
+
+    def positive_key(spec: HeadSpec, example: Example) -> str:
+        """Rows with the same key are positives: the same label, or (multilabel) the same label set."""
+        label = " + ".join(sorted(label_names(example))) if spec.multilabel else str(example.label)
+        return f"{spec.name}:{label}" if several else label
+
     examples = [
-        Example(e.text, f"{spec.name}:{e.label}" if several else e.label, e.source, e.line)
-        for spec in labelled
-        for e in data[spec.name].train
+        Example(e.text, positive_key(spec, e), e.source, e.line) for spec in labelled for e in data[spec.name].train
     ]
     return examples, LabelVocab.from_examples(examples)
 
@@ -319,14 +360,8 @@ def _train(
     multitask = config.task == "multitask"
     cfg = config.train.model_copy(update={"metric": selection_metric(config)})
     device = start_run(config, output_dir)
-    tasks, data, skipped = read_tasks(config, cfg.seed)
-    if config.data.oos_train:  # the "oos as a class" baseline: one more class to train
-        extra = read_oos(config.data.oos_train, config.data, "oos_train", config.oos.label)
-        main = data[tasks[0].name]
-        data[tasks[0].name] = main._replace(train=[*main.train, *extra], all_train=[*main.all_train, *extra])
-        log.info("data.oos_train: %d out-of-scope texts trained as class %r", len(extra), config.oos.label)
-    oos_dev = read_oos(config.data.oos_dev, config.data, "oos_dev") if config.data.oos_dev else []
-    oos_test = read_oos(config.data.oos_test, config.data, "oos_test") if config.data.oos_test else []
+    read = read_run_data(config, cfg.seed)
+    tasks, data, skipped = read.tasks, read.data, read.skipped
     specs = [head_spec(t, data[t.name].all_train) for t in tasks]
     distill = (
         Distillation.load(config.distill.teacher, config.distill.alpha, config.distill.temperature)
@@ -369,8 +404,13 @@ def _train(
         )
         scl = (cfg.scl_lambda, cfg.scl_temperature) if cfg.objective == "ce+scl" else None
         if scl is not None and not any(s.loss == "ce" for s in specs):
+            multilabel = (
+                " (a multilabel head trains with bce: use train.objective ce)"
+                if any(s.multilabel for s in specs)
+                else ""
+            )
             raise MinbertError(
-                "train.objective ce+scl adds a contrastive term to cross-entropy heads, and no head has loss ce"
+                f"train.objective ce+scl adds a contrastive term to cross-entropy heads, and no head has loss ce{multilabel}"
             )
         unlabelled = (
             read_unlabelled(
@@ -423,55 +463,11 @@ def _train(
             model.to(device).eval()
         if not is_main():  # multi-process training: rank 0 evaluates, saves and reports
             return RunResult(output_dir, model, {}, {})
-        posthoc: dict[str, Any] = {}
-        if config.calibration != "none" or config.oos.method != "none":
-            dev = data[specs[0].name].dev
-            if not dev:
-                raise MinbertError("calibration and oos.method are fitted on dev: set data.dev (or data.split)")
-            model.eval()
-            if config.calibration == "temperature":
-                posthoc |= calibrate(model, specs[0], dev, cfg.eval_batch_size, cfg.bf16)
-            if config.oos.method != "none":
-                posthoc |= set_oos_threshold(
-                    model,
-                    specs[0],
-                    config.oos.method,
-                    config.oos.label,
-                    dev,
-                    oos_dev,
-                    config.oos.in_scope_recall,
-                    config.oos.max_accuracy_drop,
-                    cfg.eval_batch_size,
-                    cfg.bf16,
-                )
-        evaluations: dict[str, dict[str, Evaluation]] = {}
-        results: dict[str, dict[str, float]] = {}
-        for split_index, split in ((1, "dev"), (2, "test")):
-            started = time.perf_counter()
-            per_task = {
-                spec.name: evaluate_examples(model, spec.name, part, cfg.eval_batch_size, cfg.bf16)
-                for spec in specs
-                if (part := data[spec.name][split_index])
-            }
-            if not per_task:
-                continue
-            evaluations[split] = per_task
-            results[split] = flatten({name: e.metrics for name, e in per_task.items()}, multitask)
-            if split == "test" and oos_test:
-                results[split] |= oos_evaluation(
-                    model,
-                    specs[0],
-                    data[specs[0].name].test or [],
-                    oos_test,
-                    oos_class=config.oos.label if config.data.oos_train else None,
-                )
-            if split == "dev" and posthoc:
-                fitted = {k: v for k, v in posthoc.items() if k.startswith("dev_") and not k.startswith("dev_ece")}
-                results[split] |= {k.removeprefix("dev_"): v for k, v in fitted.items()}
-            metrics_log.write(f"final_{split}", fit.steps, seconds=time.perf_counter() - started, **results[split])
+        done = conclude(model, specs, read, config, metrics_log, fit.steps)
     finally:
         metrics_log.close()
 
+    posthoc, evaluations, results, rejection = done
     model.save(output_dir / "model")
     finish_checkpoints(cfg, checkpoints)
     before = fit.evaluations[0] if cfg.eval_before and fit.evaluations else None
@@ -499,9 +495,201 @@ def _train(
     summary[f"dev_{before_metric}_before_training"] = before.get(before_metric) if before else None
     summary.update(fit_summary(fit, cfg.metric, trainable, device))
     write_results(output_dir, results, summary)
-    write_run_report(config, cfg.metric, output_dir, specs, evaluations, results, summary)
+    write_run_report(config, cfg.metric, output_dir, specs, evaluations, results, summary, rejection)
     write_card(output_dir)
     return RunResult(output_dir, model, results, summary)
+
+
+class RunData(NamedTuple):
+    """What a run reads: the tasks that can train and their examples, why the others cannot, and the out-of-scope
+    dev and test texts."""
+
+    tasks: list[TaskConfig]
+    data: dict[str, TaskData]
+    skipped: dict[str, str]
+    oos_dev: list[Example]
+    oos_test: list[Example]
+
+
+def read_run_data(config: RunConfig, seed: int) -> RunData:
+    tasks, data, skipped = read_tasks(config, seed)
+    if config.data.oos_train:  # the "oos as a class" baseline: one more class to train
+        extra = read_oos(config.data.oos_train, config.data, "oos_train", config.oos.label)
+        main = data[tasks[0].name]
+        data[tasks[0].name] = main._replace(train=[*main.train, *extra], all_train=[*main.all_train, *extra])
+        log.info("data.oos_train: %d out-of-scope texts trained as class %r", len(extra), config.oos.label)
+    oos_dev = read_oos(config.data.oos_dev, config.data, "oos_dev") if config.data.oos_dev else []
+    oos_test = read_oos(config.data.oos_test, config.data, "oos_test") if config.data.oos_test else []
+    return RunData(tasks, data, skipped, oos_dev, oos_test)
+
+
+class Concluded(NamedTuple):
+    posthoc: dict[str, Any]
+    evaluations: dict[str, dict[str, Evaluation]]
+    results: dict[str, dict[str, float]]
+    rejection: OosEvaluation | None
+
+
+def conclude(
+    model: Model, specs: list[HeadSpec], read: RunData, config: RunConfig, metrics_log: MetricsLog, steps: int
+) -> Concluded:
+    """After training, with the model fixed: fit the post-hoc steps, then evaluate every head on dev and test
+    (and the out-of-scope test texts), logging each split's metrics as a final_dev / final_test event."""
+    cfg, data, multitask = config.train, read.data, config.task == "multitask"
+    model.eval()
+    posthoc = fit_posthoc(model, specs, read.tasks, data, read.oos_dev, config)
+    evaluations: dict[str, dict[str, Evaluation]] = {}
+    rejection: OosEvaluation | None = None
+    results: dict[str, dict[str, float]] = {}
+    for split_index, split in ((1, "dev"), (2, "test")):
+        started = time.perf_counter()
+        per_task = {
+            spec.name: evaluate_examples(model, spec.name, part, cfg.eval_batch_size, cfg.bf16)
+            for spec in specs
+            if (part := data[spec.name][split_index])
+        }
+        if not per_task:
+            continue
+        evaluations[split] = per_task
+        results[split] = flatten({name: e.metrics for name, e in per_task.items()}, multitask)
+        calibrated = per_task.get(specs[0].name)
+        if specs[0].temperature != 1.0 and calibrated is not None and calibrated.probabilities is not None:
+            before = probabilities_before_calibration(calibrated.probabilities, specs[0].temperature)
+            results[split]["ece_before_calibration"] = expected_calibration_error(before, np.asarray(calibrated.y_true))
+        if split == "test" and read.oos_test:
+            rejection = oos_evaluation(
+                model,
+                specs[0],
+                data[specs[0].name].test or [],
+                read.oos_test,
+                oos_class=config.oos.label if config.data.oos_train else None,
+            )
+            results[split] |= rejection.metrics
+        if split == "dev" and posthoc:
+            fitted = {k: v for k, v in posthoc.items() if k.startswith("dev_") and not k.startswith("dev_ece")}
+            results[split] |= {k.removeprefix("dev_"): v for k, v in fitted.items()}
+        metrics_log.write(f"final_{split}", steps, seconds=time.perf_counter() - started, **results[split])
+    return Concluded(posthoc, evaluations, results, rejection)
+
+
+def fit_posthoc(
+    model: Model,
+    specs: list[HeadSpec],
+    tasks: list[TaskConfig],
+    data: dict[str, TaskData],
+    oos_dev: list[Example],
+    config: RunConfig,
+) -> dict[str, Any]:
+    """The steps fitted after training with the model fixed (see tasks/posthoc.py): a single-task classifier's
+    temperature and out-of-scope method, each multilabel head's thresholds. Returns what they report."""
+    cfg, posthoc = config.train, dict[str, Any]()
+    first = data[specs[0].name]
+    if config.calibration != "none" or config.oos.method != "none":
+        if not first.dev:
+            raise MinbertError("calibration and oos.method are fitted on dev: set data.dev (or data.split)")
+        if config.calibration == "temperature":
+            posthoc |= calibrate(model, specs[0], first.dev, cfg.eval_batch_size, cfg.bf16)
+        if config.oos.method != "none":
+            posthoc |= set_oos_threshold(
+                model,
+                specs[0],
+                config.oos.method,
+                config.oos.label,
+                first.dev,
+                oos_dev,
+                config.oos.in_scope_recall,
+                config.oos.max_accuracy_drop,
+                cfg.eval_batch_size,
+                cfg.bf16,
+                train=first.train,
+                k=config.oos.k,
+            )
+    rules = {t.name: t.head.multilabel_threshold for t in tasks}
+    for spec in (s for s in specs if s.multilabel):
+        rule, dev = rules[spec.name], data[spec.name].dev
+        if isinstance(rule, str) and not dev:
+            log.warning("task %s: no dev data to tune multilabel thresholds on; every label keeps 0.5", spec.name)
+            continue
+        fitted = set_label_thresholds(model, spec, rule, dev or [], cfg.eval_batch_size, cfg.bf16)
+        posthoc |= fitted if len(specs) == 1 else {f"{spec.name}_{k}": v for k, v in fitted.items()}
+    return posthoc
+
+
+# What `refit` may change: the post-hoc settings (and where the new run goes); anything else means training again.
+REFIT_FIELDS = ("output_dir", "calibration", "oos.", "data.oos_dev", "data.oos_test", "model.multilabel_threshold")
+REFIT_TRAIN_FIELDS = ("overwrite", "eval_batch_size", "threads", "progress", "device")
+
+
+def refit(source: str | Path, overrides: Sequence[str]) -> RunResult:
+    """A finished run's model with its post-hoc steps fitted anew (calibration, out-of-scope method and threshold,
+    multilabel thresholds), written as a new run directory (`--output_dir`) without training again. The source
+    run is left as it was; the new run's config is the source's with the overrides, which may change only those
+    steps' settings."""
+    source = Path(source)
+    if not (source / "config.yaml").is_file() or not (source / "model").is_dir():
+        raise MinbertError(f"{source}: not a finished run directory (config.yaml and model/); give a run's output_dir")
+    before = load_config(source / "config.yaml")
+    config = load_config(source / "config.yaml", overrides)
+    changed = sorted(set(_leaves(before.model_dump(mode="json"))) ^ set(_leaves(config.model_dump(mode="json"))))
+    refused = [
+        key.split("=")[0]
+        for key in changed
+        if not key.startswith(REFIT_FIELDS)
+        and not any(key.startswith(f"train.{f}") for f in REFIT_TRAIN_FIELDS)
+        and not (key.startswith("tasks.") and ".head.multilabel_threshold" in key)
+    ]
+    if refused:
+        raise MinbertError(
+            f"refit fits post-hoc steps on the trained model; {refused[0]} changes the training: train a new run instead"
+        )
+    output_dir = Path(config.output_dir)
+    if output_dir.resolve() == source.resolve():
+        raise MinbertError(f"refit writes a new run; give another --output_dir than {source}")
+    claim_output_dir(output_dir, config.train)
+    handler = _log_to_file(output_dir)
+    try:
+        start_run(config, output_dir)
+        read = read_run_data(config, config.train.seed)
+        model = Model.load(source / "model")
+        specs = [model.spec(name) for name in model.tasks]
+        for spec in specs:
+            clear_posthoc(model, spec)
+        if (source / "metrics.jsonl").is_file():  # the learning curves of the training it reuses
+            shutil.copyfile(source / "metrics.jsonl", output_dir / "metrics.jsonl")
+        metrics_log = MetricsLog(output_dir / "metrics.jsonl", append=True)
+        earlier = json.loads((source / "results.json").read_text()).get("summary", {})
+        try:
+            posthoc, evaluations, results, rejection = conclude(
+                model, specs, read, config, metrics_log, earlier.get("steps", 0)
+            )
+        finally:
+            metrics_log.close()
+        model.save(output_dir / "model")
+        summary = {k: v for k, v in earlier.items() if not k.endswith(POSTHOC_SUMMARY_KEYS)}
+        summary |= {k: v for k, v in posthoc.items() if not k.startswith("dev_") or k == "dev_ece_before_calibration"}
+        summary["refitted_from"] = str(source)
+        write_results(output_dir, results, summary)
+        write_run_report(config, config.train.metric, output_dir, specs, evaluations, results, summary, rejection)
+        write_card(output_dir)
+        return RunResult(output_dir, model, results, summary)
+    finally:
+        logging.getLogger("minbert").removeHandler(handler)
+        handler.close()
+
+
+# The summary keys a run's post-hoc steps write; a refit replaces them.
+POSTHOC_SUMMARY_KEYS = (
+    *("temperature", "dev_ece_before_calibration", "dev_ece", "oos_method", "oos_threshold", "multilabel_threshold"),
+)
+
+
+def _leaves(nested: Any, prefix: str = "") -> list[str]:
+    """{'train': {'lr': 1}} -> ['train.lr=1']; tasks by name, so a refit compares like with like."""
+    if isinstance(nested, dict):
+        return [leaf for k, v in nested.items() for leaf in _leaves(v, f"{prefix}{k}.")]
+    if isinstance(nested, list) and nested and all(isinstance(t, dict) and "name" in t for t in nested):
+        return [leaf for t in nested for leaf in _leaves(t, f"{prefix}{t['name']}.")]
+    return [f"{prefix.rstrip('.')}={json.dumps(nested)}"]
 
 
 def fit_summary(fit: FitResult, metric: str, trainable: int, device: torch.device) -> dict[str, Any]:
@@ -539,9 +727,11 @@ def write_run_report(
     evaluations: dict[str, dict[str, Evaluation]],
     results: dict[str, dict[str, float]],
     summary: dict[str, Any],
+    rejection: OosEvaluation | None = None,
 ) -> Path:
     """report.md for any run: results per task, training summary, setup, curves, and for every
-    classification head its confusion matrix, most frequent confusions and per-class scores."""
+    classification head its confusion matrix, most frequent confusions and per-class scores (a multilabel
+    head: per-label scores); the out-of-scope scores and the reliability diagram when the run has them."""
     multitask = config.task == "multitask"
     records = read_metrics(output_dir / "metrics.jsonl")
     plots: dict[str, str] = {}
@@ -556,6 +746,20 @@ def write_run_report(
         evaluation = evaluations.get(split, {}).get(spec.name)
         if spec.kind != "classification" or evaluation is None:
             continue
+        if spec.multilabel:
+            per_class[spec.name] = per_label_report(evaluation.y_true, evaluation.y_pred, spec.labels)
+            continue
+        if spec.temperature != 1.0 and evaluation.probabilities is not None:
+            before = probabilities_before_calibration(evaluation.probabilities, spec.temperature)
+            plots[f"Reliability diagram ({spec.name}, {split})" if multitask else f"Reliability diagram ({split})"] = (
+                plot_reliability(
+                    before,
+                    evaluation.probabilities,
+                    np.asarray(evaluation.y_true),
+                    output_dir / "reliability.png",
+                    spec.temperature,
+                ).name
+            )
         matrices[spec.name] = confusion(evaluation.y_true, evaluation.y_pred, len(spec.labels))
         per_class[spec.name] = per_class_report(evaluation.y_true, evaluation.y_pred, spec.labels)
         file, caption = (
@@ -564,6 +768,14 @@ def write_run_report(
             else (f"confusion_{split}.png", f"Confusion matrix ({split})")
         )
         plots[caption] = plot_confusion(matrices[spec.name], spec.labels, output_dir / file, caption).name
+    if rejection is not None:
+        plots["Out-of-scope scores (test)"] = plot_oos_scores(
+            rejection.in_scores,
+            rejection.oos_scores,
+            specs[0].oos_threshold if not config.data.oos_train else None,
+            output_dir / "oos_scores.png",
+            specs[0].oos_method if not config.data.oos_train else f"1 - p({config.oos.label})",
+        ).name
     if per_class:  # for the model card, which is rebuilt from the run's files alone
         (output_dir / "per_class.json").write_text(
             json.dumps({"split": split, "heads": per_class}, indent=2) + "\n", encoding="utf-8"

@@ -49,7 +49,7 @@ def evaluate(
                 f"{model_dir}: --oos-data scores out-of-scope rejection, and this model has none (train with oos.method)"
             )
         oos = read_texts([Path(oos_data)], format, text_column=text_column, role="oos_test")
-        metrics |= {**oos_evaluation(model, spec, examples, oos, batch_size), "oos_examples": len(oos)}
+        metrics |= {**oos_evaluation(model, spec, examples, oos, batch_size).metrics, "oos_examples": len(oos)}
     return metrics
 
 

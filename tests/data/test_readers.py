@@ -266,3 +266,52 @@ def test_quora_dev_has_two_unlabelled_rows_reported_not_dropped(data_dir, caplog
         examples = read_examples(path, "quora", skip_bad_rows=True)
     assert len(examples) == 20212 and "skipped 2 bad rows" in caplog.text
     assert {e.label for e in examples} == {"0.0", "1.0"}
+
+
+def test_label_sets_from_a_separator_and_from_json_lists(tmp_path):
+    csv_file = write(tmp_path, "t.csv", "text,label\nhappy and grateful,joy# gratitude\njust joy,joy\ntwice,joy#joy\n")
+    rows = read_examples(csv_file, "csv", label_separator="#")
+    assert [e.label for e in rows] == [("joy", "gratitude"), ("joy",), ("joy",)]
+    jsonl = write(tmp_path, "t.jsonl", '{"text": "a", "label": ["x", "y"]}\n{"text": "b", "label": "x"}\n')
+    assert [e.label for e in read_examples(jsonl, "jsonl")] == [("x", "y"), "x"]
+    vocab = LabelVocab.from_examples(rows, multilabel=True)
+    assert vocab.labels == ["gratitude", "joy"] and vocab.multi_hot(rows[:2]) == [[1.0, 1.0], [0.0, 1.0]]
+    with pytest.raises(MinbertError, match=r"t\.csv:2: holds a label set .* train a multilabel head"):
+        vocab.encode_all(rows)
+
+
+def test_empty_label_sets_are_errors_unless_allowed(tmp_path):
+    path = write(tmp_path, "t.jsonl", '{"text": "a", "label": ["x"]}\n{"text": "b", "label": []}\n')
+    with pytest.raises(MinbertError, match=r"t\.jsonl:2: no label \(an empty label set\).*data\.allow_empty_labels"):
+        read_examples(path, "jsonl")
+    assert read_examples(path, "jsonl", allow_empty_labels=True)[1].label == ()
+    tsv = write(tmp_path, "t.tsv", "text\tlabel\na\tx#\n")
+    with pytest.raises(MinbertError, match=r"t\.tsv:2: an empty label name in 'x#'"):
+        read_examples(tsv, "tsv", label_separator="#")
+
+
+def test_an_unknown_label_in_a_dev_set_names_its_file_and_line(tmp_path):
+    train = read_examples(write(tmp_path, "train.jsonl", '{"text": "a", "label": ["x", "y"]}\n'), "jsonl")
+    dev = read_examples(
+        write(tmp_path, "dev.jsonl", '{"text": "b", "label": ["x"]}\n{"text": "c", "label": ["x", "z"]}\n'), "jsonl"
+    )
+    with pytest.raises(MinbertError, match=r"dev\.jsonl:2: label 'z' does not occur in the training data"):
+        LabelVocab.from_examples(train, multilabel=True).multi_hot(dev)
+
+
+def test_goemotions_reader_maps_ids_to_names_and_checks_them(tmp_path):
+    write(tmp_path, "labels.txt", "admiration\namusement\nneutral")
+    rows = read_examples(write(tmp_path, "train.tsv", "nice one\t0,2\tid1\nlol\t1\tid2\n"), "goemotions")
+    assert [e.label for e in rows] == [("admiration", "neutral"), ("amusement",)]
+    with pytest.raises(MinbertError, match=r"bad\.tsv:1: label ids '3' are not comma-separated indices"):
+        read_examples(write(tmp_path, "bad.tsv", "x\t3\tid\n"), "goemotions")
+    (tmp_path / "labels.txt").unlink()
+    with pytest.raises(MinbertError, match=r"labels\.txt: not found; format goemotions reads the label names"):
+        read_examples(tmp_path / "train.tsv", "goemotions")
+
+
+@pytest.mark.parametrize(("split", "rows", "multi"), [("train", 43410, 7102), ("dev", 5426, 878), ("test", 5427, 837)])
+def test_real_goemotions_files_read_completely(data_dir, split, rows, multi):
+    examples = read_examples(data_dir / "goemotions" / f"{split}.tsv", "goemotions")
+    assert len(examples) == rows and sum(len(e.label) > 1 for e in examples) == multi  # PROVENANCE.md's counts
+    assert len(LabelVocab.from_examples(examples, multilabel=True)) == 28

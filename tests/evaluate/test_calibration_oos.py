@@ -7,11 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from minbert import MinbertError
 from minbert.evaluate.calibration import expected_calibration_error, fit_temperature, negative_log_likelihood
 from minbert.evaluate.oos import choose_threshold, oos_metrics
-from minbert.model.heads import HeadSpec
+from minbert.model.heads import HeadSpec, KnnScore, MahalanobisScore, TaskHead
+from minbert.model.task_model import predictions
 
 
 def test_ece_by_hand():
@@ -39,13 +42,13 @@ def test_the_fitted_temperature_minimises_dev_nll_and_undoes_overconfidence():
 
 def test_msp_and_energy_scores_by_hand_at_the_calibration_temperature():
     raw = torch.tensor([[2.0, 0.0, 0.0], [0.5, 0.4, 0.3]])
-    spec = HeadSpec("main", labels=["a", "b", "c"], temperature=2.0)
-    msp = spec.in_scope_scores(raw, "msp")
+    spec = HeadSpec("main", labels=["a", "b", "c"], temperature=2.0, oos_method="msp")
+    msp = spec.in_scope_scores(raw)
     assert msp[0].item() == pytest.approx(math.exp(1) / (math.exp(1) + 2))
-    energy = spec.in_scope_scores(raw, "energy")
+    energy = HeadSpec("main", labels=["a", "b", "c"], temperature=2.0, oos_method="energy").in_scope_scores(raw)
     assert energy[1].item() == pytest.approx(2 * math.log(math.exp(0.25) + math.exp(0.2) + math.exp(0.15)))
-    spec.oos_method, spec.oos_threshold = "msp", 0.5
-    assert spec.rejected(raw).tolist() == [False, True]
+    spec.oos_threshold = 0.5
+    assert [p.label for p in predictions(spec, raw, spec.in_scope_scores(raw))] == ["a", "oos"]
 
 
 def test_threshold_without_oos_dev_keeps_the_stated_share_of_in_scope_dev():
@@ -69,3 +72,49 @@ def test_threshold_with_oos_dev_is_best_f1_within_the_accuracy_budget():
     assert metrics["oos_precision"] == pytest.approx(5 / 6)
     truth = np.r_[np.zeros(10), np.ones(6)]
     assert metrics["oos_auroc"] == pytest.approx(roc_auc_score(truth, -np.r_[in_scores, oos_scores]))
+
+
+def test_mahalanobis_score_by_hand():
+    """-min_c (z - mu_c)^T inv(Sigma) (z - mu_c), Sigma the covariance of the class-centred training vectors."""
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(60, 4)) * np.array([1.0, 2.0, 0.5, 3.0]) + np.repeat(np.eye(4)[:3] * 4, 20, axis=0)
+    targets = np.repeat(np.arange(3), 20)
+    scorer = MahalanobisScore(classes=3, width=4)
+    scorer.fit(torch.tensor(vectors), torch.tensor(targets))
+    means = np.stack([vectors[targets == c].mean(0) for c in range(3)])
+    centred = vectors - means[targets]
+    precision = np.linalg.inv(centred.T @ centred / len(vectors))
+    queries = rng.normal(size=(5, 4)) * 3
+    expected = [-min((q - m) @ precision @ (q - m) for m in means) for q in queries]
+    assert scorer(torch.tensor(queries, dtype=torch.float32)).tolist() == pytest.approx(expected, rel=1e-4)
+
+
+def test_mahalanobis_needs_every_class_and_ignores_directions_without_variance():
+    scorer = MahalanobisScore(classes=2, width=3)
+    with pytest.raises(MinbertError, match="every class"):
+        scorer.fit(torch.randn(6, 3), torch.zeros(6, dtype=torch.long))
+    flat = torch.cat([torch.randn(40, 2), torch.zeros(40, 1)], dim=1)  # no variance in the last direction
+    scorer.fit(flat, torch.arange(40) % 2)
+    moved = torch.tensor([[0.3, -0.2, 0.0], [0.3, -0.2, 5.0]])
+    assert torch.isfinite(scorer(moved)).all() and scorer(moved)[0] == pytest.approx(scorer(moved)[1].item())
+
+
+def test_knn_score_is_minus_the_cosine_distance_to_the_kth_nearest_training_vector():
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
+    scorer = KnnScore(rows=4, width=2, k=2)
+    scorer.fit(bank * 3)  # lengths do not matter
+    query = torch.tensor([[2.0, 0.1]])
+    cosines = sorted((F.cosine_similarity(query, bank)).tolist(), reverse=True)
+    assert scorer(query).item() == pytest.approx(-(1 - cosines[1]), abs=1e-6)
+    with pytest.raises(MinbertError, match="lower oos.k"):
+        KnnScore(rows=1, width=2, k=3).fit(bank[:2])
+
+
+def test_a_vector_method_is_a_buffer_of_its_head_and_reloads_from_its_state():
+    spec = HeadSpec("main", labels=["a", "b"], oos_method="knn", oos_k=1, oos_bank_size=3)
+    head = TaskHead(spec, width=2)
+    head.rejector.fit(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))  # type: ignore[union-attr]
+    again = TaskHead(spec, width=2)
+    again.load_state_dict(head.state_dict())  # strict: the saved statistics fit the spec's shapes
+    u = torch.tensor([[0.2, 1.0]])
+    assert again.in_scope(u, head(u)).item() == pytest.approx(head.in_scope(u, head(u)).item())

@@ -6,11 +6,13 @@ import json
 
 import httpx
 import pytest
+import torch
 import yaml
 
-from minbert import MinbertError, load_config, train
+from minbert import MinbertError, load, load_config, train
 from minbert.cli import main
 from minbert.model.backends import export_onnx, load_backend
+from minbert.run import refit
 
 pytestmark = pytest.mark.slow
 
@@ -130,9 +132,74 @@ def test_oos_as_a_class_and_energy_without_oos_dev(clinc, tmp_path):
         ({"oos": {"in_scope_recall": 0.9}}, "oos.in_scope_recall is set but oos.method is none"),
         ({"data": {"oos_dev": "x.jsonl"}}, "data.oos_dev is read by out-of-scope rejection"),
         ({"oos": {"method": "msp"}, "data": {"oos_train": "x.jsonl"}}, "choose one of the two"),
-        ({"oos": {"method": "mahalanobis"}}, "oos.method"),
+        ({"oos": {"method": "msp", "k": 5}}, "oos.k is read by oos.method knn"),
+        ({"oos": {"method": "cosine"}}, "oos.method"),
     ],
 )
 def test_oos_config_errors(clinc, tmp_path, sections, message):
     with pytest.raises(MinbertError, match=message):
         load_config(config(clinc, tmp_path / "bad", **sections))
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "knn"])
+def test_a_vector_method_rejects_the_same_texts_on_every_backend_after_a_reload(clinc, tmp_path, method, capsys):
+    data = {"oos_dev": [str(clinc / "oos_dev.jsonl")], "oos_test": [str(clinc / "oos_test.jsonl")]}
+    run = train(load_config(config(clinc, tmp_path / method, data=data, oos={"method": method})))
+    assert run.summary["oos_method"] == method and run.results["test"]["oos_auroc"] > 0.8
+    model_dir = run.output_dir / "model"
+    saved = json.loads((model_dir / "minbert.json").read_text())["heads"][0]
+    assert saved["oos_bank_size"] == (1000 if method == "knn" else 0)  # knn keeps every training vector
+    texts = [json.loads(line)["text"] for line in (clinc / "oos_test.jsonl").read_text().splitlines()[:80]]
+    texts += [json.loads(line)["text"] for line in (clinc / "test.jsonl").read_text().splitlines()[:80]]
+    export_onnx(model_dir, int8=True)
+    reloaded = load_backend(model_dir, "torch")
+    scores = {b: load_backend(model_dir, b).scored_outputs("main", texts)[1] for b in ("torch", "onnx", "onnx-int8")}
+    assert torch.allclose(scores["torch"], run.model.scored_outputs("main", texts)[1], rtol=1e-5, atol=1e-4)
+    assert torch.allclose(scores["onnx"], scores["torch"], rtol=1e-4, atol=1e-3)
+    assert torch.corrcoef(torch.stack([scores["onnx-int8"], scores["torch"]]))[0, 1] > 0.9  # int8: close, not equal
+    labels = {b: [p.label for p in load_backend(model_dir, b).predict(texts)] for b in ("torch", "onnx")}
+    assert labels["torch"] == labels["onnx"] == [p.label for p in reloaded.predict(texts)]
+    assert 0 < labels["torch"].count("oos") < len(texts)
+    assert (
+        main(
+            [
+                "eval",
+                str(run.output_dir),
+                "--data",
+                str(clinc / "test.jsonl"),
+                "--oos-data",
+                str(clinc / "oos_test.jsonl"),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["oos_auroc"] == pytest.approx(run.results["test"]["oos_auroc"], abs=1e-4)
+    report = (run.output_dir / "report.md").read_text()
+    assert "oos_scores.png" in report and (run.output_dir / "oos_scores.png").stat().st_size > 10_000
+
+
+def test_a_calibrated_run_shows_its_reliability_diagram(rejecting):
+    assert "![Reliability diagram (test)](reliability.png)" in (rejecting.output_dir / "report.md").read_text()
+    assert (rejecting.output_dir / "reliability.png").stat().st_size > 10_000
+
+
+def test_refit_reproduces_a_run_and_fits_another_method_without_touching_it(rejecting, tmp_path, capsys):
+    source = rejecting.output_dir
+    saved = (source / "model" / "minbert.json").read_bytes()
+    same = refit(source, ["--output_dir", str(tmp_path / "same")])
+    assert same.results["test"] == pytest.approx(rejecting.results["test"], abs=1e-6)  # same model, same fits
+    assert same.summary["refitted_from"] == str(source) and same.summary["steps"] == rejecting.summary["steps"]
+    assert main(["refit", str(source), "--oos.method", "energy", "--output_dir", str(tmp_path / "energy")]) == 0
+    energy = json.loads((tmp_path / "energy" / "results.json").read_text())
+    assert energy["summary"]["oos_method"] == "energy" and energy["summary"]["temperature"] == pytest.approx(
+        rejecting.summary["temperature"]
+    )
+    assert energy["results"]["test"]["accuracy"] == pytest.approx(rejecting.results["test"]["accuracy"])
+    assert (source / "model" / "minbert.json").read_bytes() == saved  # the trained run is as it was
+    assert load(tmp_path / "energy").spec("main").oos_method == "energy"
+    with pytest.raises(MinbertError, match="train.epochs changes the training: train a new run instead"):
+        refit(source, ["--output_dir", str(tmp_path / "x"), "--train.epochs", "3"])
+    with pytest.raises(MinbertError, match="give another --output_dir"):
+        refit(source, ["--output_dir", str(source)])
+    assert main(["refit", str(source), "--oos.method", "knn"]) == 2
+    assert "give --output_dir DIR" in capsys.readouterr().err

@@ -45,6 +45,8 @@ def read_split(data: DataConfig, split: str, require_labels: bool = True) -> lis
         split=split,
         require_labels=require_labels,
         skip_bad_rows=data.skip_bad_rows,
+        label_separator=data.label_separator,
+        allow_empty_labels=data.allow_empty_labels,
     )
 
 

@@ -8,7 +8,12 @@ benchmark's layout:
     cs224n   the CS224N project's tab-separated csv (`sentence`, `sentiment`)
     glue     GLUE tsv with a header (`sentence`, `label`)
     uci      UCI Sentiment Labelled Sentences: `text<TAB>label`, no header (a directory reads all three files)
+    goemotions  GoEmotions tsv: `text<TAB>label ids<TAB>id`, ids into labels.txt beside the file (multi-label)
     text     plain text, one text per line and no labels (what `minbert embed --data` is usually given)
+
+A row may carry several labels (multi-label data): a JSON list in jsonl, a label field split on
+`label_separator` (`a#b`), or a goemotions row. Such a label is a tuple of names; a row whose set is
+empty is an error unless empty sets are allowed.
 
 Nothing is dropped silently: a bad row stops the read with its file and line, unless the
 user asked to skip bad rows, in which case every skipped row is counted and logged.
@@ -37,11 +42,11 @@ class Example:
     """One input: a text (or a pair of texts), its label if known, and where it came from.
 
     The label is kept as written (a class name, or a number such as an STS similarity); the task
-    decides whether it is a class or a regression target.
+    decides whether it is a class or a regression target. A multi-label row's label is a tuple of names.
     """
 
     text: str
-    label: str | None
+    label: str | tuple[str, ...] | None
     source: str
     line: int
     text_pair: str | None = None
@@ -76,6 +81,7 @@ DEFAULT_COLUMNS: dict[str, Columns | None] = {
     "sts": Columns("sentence1", "similarity", "sentence2"),
     "stsb": None,
     "clinc150": None,
+    "goemotions": None,
     "text": None,
 }
 FORMATS = tuple(DEFAULT_COLUMNS)
@@ -93,10 +99,13 @@ FORMAT_HELP = {
     "stsb": "official STS Benchmark csv (pairs): genre, file, year, id, score, sentence1, sentence2, no header",
     "clinc150": "CLINC150 data_full.json: one JSON object of splits (train, val, test, oos_train, oos_val, oos_test); "
     "the split follows the file's role (data.dev reads val, data.oos_dev oos_val, eval --oos-data oos_test)",
+    "goemotions": "GoEmotions tsv (multi-label): 'text<TAB>label ids<TAB>comment id', no header; the comma-separated "
+    "ids index labels.txt in the same folder",
     "text": "plain text: one text per line, no header, no labels (for embed)",
 }
 
-RawRow = tuple[int, str | None, str | None, str | None]  # (line, text, label, second text of a pair)
+Label = str | tuple[str, ...] | None
+RawRow = tuple[int, str | None, Label, str | None]  # (line, text, label(s), second text of a pair)
 
 
 def read_examples(
@@ -109,8 +118,12 @@ def read_examples(
     split: str | None = None,
     require_labels: bool = True,
     skip_bad_rows: bool = False,
+    label_separator: str | None = None,
+    allow_empty_labels: bool = False,
 ) -> list[Example]:
-    """Read a file into examples; `split` selects a MASSIVE partition when the file has several."""
+    """Read a file into examples; `split` selects a MASSIVE partition when the file has several.
+    `label_separator` splits each label field into a label set (multi-label); a row whose set is empty is an
+    error unless `allow_empty_labels`."""
     path = Path(path)
     if format not in DEFAULT_COLUMNS:
         raise MinbertError(f"unknown data format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -128,6 +141,8 @@ def read_examples(
             "split": split,
             "require_labels": require_labels,
             "skip_bad_rows": skip_bad_rows,
+            "label_separator": label_separator,
+            "allow_empty_labels": allow_empty_labels,
         }
         return [example for file in files for example in read_examples(file, format, **kwargs)]  # type: ignore[arg-type]
     if not path.is_file():
@@ -151,6 +166,7 @@ def read_examples(
     try:
         for line, text, label, pair in _readable(path, rows):
             try:
+                label = _label_set(label, label_separator, allow_empty_labels or not require_labels)
                 examples.append(_check_row(path, line, text, label, pair, require_labels, columns.label))
             except RowError as e:
                 if not skip_bad_rows:
@@ -167,11 +183,29 @@ def read_examples(
     return examples
 
 
+def _label_set(label: Label, separator: str | None, allow_empty: bool) -> Label:
+    """A label field as a label set when it is one (a list, or a field with the separator in use): names stripped,
+    duplicates dropped in order. An empty set stays () when allowed; else it is a missing label."""
+    if separator and isinstance(label, str):
+        label = tuple(label.split(separator)) if label.strip() else ()
+    if not isinstance(label, tuple):
+        return label
+    names = [name.strip() for name in label]
+    if any(not name for name in names) and any(names):
+        raise RowError(f"an empty label name in {separator.join(label) if separator else list(label)!r}; remove it")
+    unique = tuple(dict.fromkeys(name for name in names if name))
+    if not unique and not allow_empty:
+        raise RowError(
+            "no label (an empty label set); fill it in, or set data.allow_empty_labels to train on rows without labels"
+        )
+    return unique
+
+
 def _check_row(
     path: Path,
     line: int,
     text: str | None,
-    label: str | None,
+    label: Label,
     pair: str | None,
     require_labels: bool,
     label_column: str,
@@ -180,6 +214,10 @@ def _check_row(
         raise RowError("empty text; remove the row or fill it in")
     if pair is not None and not pair.strip():
         raise RowError("empty second text of the pair; remove the row or fill it in")
+    if isinstance(label, tuple):
+        return Example(
+            text=text.strip(), label=label, source=str(path), line=line, text_pair=pair.strip() if pair else None
+        )
     if label is not None:
         label = label.strip()
     if require_labels and not label:
@@ -231,7 +269,14 @@ def _field(row: dict, name: str, number: int, role: str) -> str | None:
 
 def _read_jsonl(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
     for number, row in _json_rows(path):
-        label = _field(row, columns.label, number, "label") if columns.label in row else None
+        value = row.get(columns.label)
+        label: Label = (
+            tuple(str(x) for x in value)
+            if isinstance(value, list)
+            else _field(row, columns.label, number, "label")
+            if columns.label in row
+            else None
+        )
         pair = _field(row, columns.pair, number, "text_pair") if columns.pair else None
         yield number, _field(row, columns.text, number, "text"), label, pair
 
@@ -374,6 +419,28 @@ def _read_stsb(path: Path, columns: Columns, split: str | None) -> Iterator[RawR
         yield number, fields[5], fields[4], fields[6]
 
 
+def _read_goemotions(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
+    """`text<TAB>ids<TAB>comment id`; the ids index labels.txt, which lies beside the file (as in the release)."""
+    names_file = path.parent / "labels.txt"
+    if not names_file.is_file():
+        raise MinbertError(
+            f"{names_file}: not found; format goemotions reads the label names from labels.txt beside {path.name}"
+        )
+    names = [line for _, line in _lines(names_file)]
+    for number, line in _lines(path):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise RowError(f"{number}: {len(fields)} tab-separated fields; goemotions rows are text, label ids, id")
+        text, ids = fields[0], fields[1]
+        try:
+            labels = tuple(names[int(i)] for i in ids.split(",")) if ids.strip() else ()
+        except (ValueError, IndexError):
+            raise RowError(
+                f"{number}: label ids {ids!r} are not comma-separated indices into the {len(names)} names of {names_file}"
+            ) from None
+        yield number, text, labels, None
+
+
 def _read_text(path: Path, columns: Columns, split: str | None) -> Iterator[RawRow]:
     for number, line in _lines(path):
         yield number, line, None, None
@@ -392,6 +459,7 @@ ROW_READERS: dict[str, Callable[[Path, Columns, str | None], Iterator[RawRow]]] 
     "sts": _delimited("\t"),
     "stsb": _read_stsb,
     "clinc150": _read_clinc150,
+    "goemotions": _read_goemotions,
     "text": _read_text,
 }
 

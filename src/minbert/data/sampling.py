@@ -78,7 +78,7 @@ def split_examples(
     (classes); many distinct labels (regression scores) are split at random. Every example lands in
     exactly one part."""
     rng = random.Random(seed)
-    by_label: dict[str | None, list[Example]] = defaultdict(list)
+    by_label: dict[str | tuple[str, ...] | None, list[Example]] = defaultdict(list)
     for example in examples:
         by_label[example.label].append(example)
     strata = list(by_label.values()) if len(by_label) <= max_strata else [list(examples)]

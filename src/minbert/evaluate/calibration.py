@@ -45,6 +45,14 @@ def reliability(probabilities: np.ndarray, targets: np.ndarray, bins: int = ECE_
     return points
 
 
+def probabilities_before_calibration(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(z) from softmax(z / T): log p = z / T - c, so softmax(T * log p) = softmax(z - T c) = softmax(z)."""
+    logits = temperature * np.log(np.clip(probabilities, 1e-300, None))
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 100) -> float:
     """The temperature minimising NLL on (dev) logits: LBFGS on log T, so T stays positive."""
     logits, targets = logits.detach().float(), targets.long()

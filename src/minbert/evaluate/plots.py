@@ -1,4 +1,5 @@
-"""Pictures people would rather look at than read: learning curves, LR schedule, confusion matrix."""
+"""Pictures people would rather look at than read: learning curves, LR schedule, confusion matrix, reliability
+diagram, out-of-scope scores."""
 
 from __future__ import annotations
 
@@ -101,6 +102,67 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, title:
                 color="white" if normalised[i, j] > 0.5 else "black",
             )
     fig.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_reliability(
+    before: np.ndarray, after: np.ndarray, targets: np.ndarray, path: Path, temperature: float
+) -> Path:
+    """Accuracy against confidence per bin (15 equal-width bins), before and after temperature scaling; a
+    calibrated model lies on the diagonal. Bar widths of the histogram below: how many inputs each bin holds."""
+    from minbert.evaluate.calibration import expected_calibration_error, reliability
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.2), height_ratios=[3, 1], sharex=True)
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for probabilities, name, colour in (
+        (before, "before", "tab:red"),
+        (after, f"after (T = {temperature:.2f})", "tab:blue"),
+    ):
+        points = reliability(probabilities, targets)
+        ece = expected_calibration_error(probabilities, targets)
+        top.plot([p[0] for p in points], [p[1] for p in points], "o-", color=colour, label=f"{name}: ECE {ece:.4f}")
+        bottom.hist(probabilities.max(axis=1), bins=15, range=(0, 1), color=colour, alpha=0.5, label=name)
+    top.set(ylabel="accuracy", title="Reliability diagram", xlim=(0, 1), ylim=(0, 1))
+    top.legend(loc="upper left", fontsize=8)
+    bottom.set(xlabel="confidence (top-class probability)", ylabel="inputs")
+    bottom.set_yscale("log")
+    for axis in (top, bottom):
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_oos_scores(
+    in_scores: np.ndarray, oos_scores: np.ndarray, threshold: float | None, path: Path, method: str
+) -> Path:
+    """Left: the in-scope score of in-scope and out-of-scope test inputs, with the rejection threshold. Right: the
+    ROC curve of the score (out-of-scope as the positive class)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    edges = np.histogram_bin_edges(np.concatenate([in_scores, oos_scores]), bins=50)
+    left.hist(in_scores, bins=edges, alpha=0.6, density=True, color="tab:blue", label=f"in-scope ({len(in_scores):,})")
+    left.hist(
+        oos_scores, bins=edges, alpha=0.6, density=True, color="tab:red", label=f"out-of-scope ({len(oos_scores):,})"
+    )
+    if threshold is not None:
+        left.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
+    left.set(xlabel=f"in-scope score ({method})", ylabel="density", title="Scores on test")
+    truth = np.concatenate([np.zeros(len(in_scores)), np.ones(len(oos_scores))])
+    suspicion = -np.concatenate([in_scores, oos_scores])
+    fpr, tpr, _ = roc_curve(truth, suspicion)
+    right.plot(fpr, tpr, color="tab:purple", label=f"AUROC {roc_auc_score(truth, suspicion):.4f}")
+    right.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    right.set(xlabel="false positive rate (in-scope rejected)", ylabel="true positive rate (out-of-scope caught)")
+    right.set(title="ROC, out-of-scope positive", xlim=(0, 1), ylim=(0, 1.01))
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -9,6 +9,11 @@ from typing import Any
 import numpy as np
 
 SUMMARY_METRICS = ("accuracy", "macro_f1", "weighted_precision", "weighted_recall", "weighted_f1")
+# Shown when a run has them: calibration, multi-label and out-of-scope numbers.
+EXTRA_METRICS = (
+    *("ece", "nll", "micro_f1", "samples_f1", "hamming_loss"),
+    *("in_scope_accuracy", "oos_recall", "oos_precision", "oos_f1", "oos_auroc", "fpr_at_95_tpr"),
+)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -48,11 +53,13 @@ def write_report(
 ) -> Path:
     """One page for any run. `task_rows` (task, head, split, metric, metric) for a multitask run, whose
     results also hold `overall`; without them the results table lists the classification metrics per split.
-    `per_class` and `confusions` are per classification head, named when there are several tasks."""
+    `per_class` is per classification head (per label for a multilabel head), `confusions` per single-label head,
+    named when there are several tasks."""
     parts = [f"# {title}", "", "## Results", ""]
     if task_rows is None:
-        rows = [[name, *(m.get(k, float("nan")) for k in SUMMARY_METRICS)] for name, m in results.items()]
-        parts += [markdown_table(["split", *SUMMARY_METRICS], rows), ""]
+        shown = [*SUMMARY_METRICS, *(k for k in EXTRA_METRICS if any(k in m for m in results.values()))]
+        rows = [[name, *(m.get(k, float("nan")) for k in shown)] for name, m in results.items()]
+        parts += [markdown_table(["split", *shown], rows), ""]
     else:
         parts += [markdown_table(["task", "head", "split", "metric", "metric"], task_rows), ""]
         parts += [
@@ -64,9 +71,9 @@ def write_report(
     parts += ["## Setup", "", markdown_table(["", ""], list(setup.items())), ""]
     for caption, file in plots.items():
         parts += [f"### {caption}", "", f"![{caption}]({file})", ""]
-    for task, matrix in confusions.items():
+    for task, scores_of in per_class.items():
         where = f"{task}, {split}" if task_rows is not None else split
-        confused = top_confusions(matrix, labels[task])
+        confused = top_confusions(confusions[task], labels[task]) if task in confusions else []
         if confused:
             parts += [
                 f"## Most frequent confusions ({where})",
@@ -74,9 +81,10 @@ def write_report(
                 markdown_table(["true", "predicted", "count"], confused),
                 "",
             ]
-        scores = sorted(per_class[task].items(), key=lambda item: item[1]["f1-score"])
+        scores = sorted(scores_of.items(), key=lambda item: item[1]["f1-score"])
+        kind = "class" if task in confusions else "label"
         parts += [
-            f"## Per-class scores ({where}, worst F1 first)",
+            f"## Per-{kind} scores ({where}, worst F1 first)",
             "",
             markdown_table(
                 ["label", "precision", "recall", "f1", "support"],

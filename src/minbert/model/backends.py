@@ -5,7 +5,8 @@ torch.compile (`torch-compiled`), and the ONNX export run by ONNX Runtime (`onnx
     minbert predict runs/massive_intent --backend onnx-int8 "wake me up at seven"
 
 The export holds the encoder, the shared projection and every head that reads one sequence (single
-sentences or cross-encoded pairs), one output per head; bi-encoder heads stay PyTorch-only. Dynamic int8
+sentences or cross-encoded pairs), one output per head, and a second one (`TASK:in_scope`) for a head whose
+out-of-scope method scores the sentence vector (mahalanobis, knn); bi-encoder heads stay PyTorch-only. Dynamic int8
 quantisation stores the weights of every linear layer as int8 (one scale per output channel) and
 quantises activations on the fly; on AVX-512 VNNI CPUs the matrix products run in int8.
 """
@@ -52,8 +53,20 @@ def exportable_tasks(model: Model) -> list[str]:
     return [name for name in model.tasks if model.spec(name).input != "bi"]
 
 
+IN_SCOPE = "{}:in_scope"  # the output of a head's vector out-of-scope score
+
+
+def graph_outputs(model: Model, tasks: list[str]) -> list[str]:
+    """The export's output names: each head's raw output, then its in-scope score when the head computes one."""
+    return [
+        name
+        for task in tasks
+        for name in (task, *([IN_SCOPE.format(task)] if model.head(task).rejector is not None else []))
+    ]
+
+
 class _HeadsGraph(nn.Module):
-    """The model as a function of the three token tensors: one raw output per exportable head."""
+    """The model as a function of the three token tensors: the outputs named by `graph_outputs`."""
 
     def __init__(self, model: Model, tasks: list[str]) -> None:
         super().__init__()
@@ -63,7 +76,13 @@ class _HeadsGraph(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         shared = self.model.sentence_embedding(Batch(input_ids, attention_mask, token_type_ids))
-        return tuple(self.model.heads[task](shared) for task in self.tasks)
+        outputs = []
+        for task in self.tasks:
+            head = self.model.head(task)
+            outputs.append(head(shared))
+            if head.rejector is not None:
+                outputs.append(head.rejector(shared))
+        return tuple(outputs)
 
 
 def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
@@ -102,7 +121,7 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
             _HeadsGraph(model, tasks),
             (example.input_ids, example.attention_mask, example.token_type_ids),
             input_names=list(INPUTS),
-            output_names=tasks,
+            output_names=graph_outputs(model, tasks),
             dynamo=True,
             verbose=False,
             dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUTS},
@@ -118,8 +137,37 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
         files["onnx-int8"] = out / FILES["onnx-int8"]
         logging.getLogger("root").setLevel(logging.ERROR)  # onnxruntime's pre-processing advice, not for transformers
         # Per-channel weight scales: on a MASSIVE classifier per-tensor int8 lost 0.77 accuracy points, per-channel 0.03.
-        quantize_dynamic(str(files["onnx"]), str(files["onnx-int8"]), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            str(files["onnx"]),
+            str(files["onnx-int8"]),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=score_only_nodes(str(files["onnx"])),
+        )
     return files
+
+
+def score_only_nodes(path: str) -> list[str]:
+    """The nodes that compute only an in-scope score (a rejector's): they stay fp32 under int8, since an int8
+    Mahalanobis whitening moved scores by 40 % of their scale. Found by the graph, not by names: the ancestors of
+    the `:in_scope` outputs that no other output needs."""
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    producer = {output: node for node in graph.node for output in node.output}
+
+    def ancestors(outputs: list[str]) -> set[str]:
+        seen: set[str] = set()
+        todo = [producer[o] for o in outputs if o in producer]
+        while todo:
+            node = todo.pop()
+            if node.name not in seen:
+                seen.add(node.name)
+                todo += [producer[i] for i in node.input if i in producer]
+        return seen
+
+    scores = [o.name for o in graph.output if o.name.endswith(":in_scope")]
+    return sorted(ancestors(scores) - ancestors([o.name for o in graph.output if o.name not in scores]))
 
 
 class OnnxModel(HeadPredictions):
@@ -168,11 +216,28 @@ class OnnxModel(HeadPredictions):
     ) -> torch.Tensor:
         """Raw head outputs in input order (bf16 is a PyTorch option and does not apply here)."""
         self.spec(task)
-        output = [task]
+        return self._run([task], inputs, batch_size)
+
+    def scored_outputs(
+        self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw outputs and in-scope scores: a vector method's from its graph output, the others from the logits."""
+        score = IN_SCOPE.format(task)
+        if score not in self.outputs:
+            return super().scored_outputs(task, inputs, batch_size, bf16)
+        self.spec(task)
+        both = self._run([task, score], inputs, batch_size)
+        return both[:, :-1], both[:, -1]
+
+    def _run(self, names: list[str], inputs: Sequence[str] | Sequence[Pair], batch_size: int) -> torch.Tensor:
+        """The named outputs in input order, side by side as columns (one output: as it is)."""
 
         def run(batch: Batch) -> torch.Tensor:
-            out = self.session.run(output, {name: t.numpy() for name, t in batch.as_kwargs().items()})[0]
-            return torch.from_numpy(np.asarray(out, dtype=np.float32))
+            found = self.session.run(names, {name: t.numpy() for name, t in batch.as_kwargs().items()})
+            columns = [torch.from_numpy(np.asarray(out, dtype=np.float32)) for out in found]
+            if len(columns) == 1:
+                return columns[0]
+            return torch.cat([c if c.dim() == 2 else c.unsqueeze(1) for c in columns], dim=1)
 
         return run_in_length_order(self.tokenizer, inputs, batch_size, run)
 

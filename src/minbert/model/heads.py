@@ -6,8 +6,12 @@ Each head reads the sentence vector in one of three ways (Reimers & Gurevych 201
     cross    the pair as one sequence        -> head(v of [CLS] a [SEP] b [SEP], token types 0/1)
     bi       each sentence on its own        -> head(u, v, |u - v|, u * v)   or   cosine(u, v)
 
-and predicts classes (`classification`) or a number (`regression`, e.g. STS similarity 0-5, which
-the head sees scaled to [0, 1] by `target_range`).
+and predicts classes (`classification`: one of them, or with `multilabel` any subset) or a number
+(`regression`, e.g. STS similarity 0-5, which the head sees scaled to [0, 1] by `target_range`).
+
+A classification head can also say "none of these" (out-of-scope rejection): from its logits (msp,
+energy) or from the sentence vector it reads (mahalanobis, knn: statistics of the training vectors,
+kept as buffers of the head so they are saved, reloaded and exported with it).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from minbert.model.encoder import EncoderOutput
 POOLING_MODES = ("cls", "mean", "pooler")
 HEAD_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 HEAD_LOSSES = {"classification": ("ce", "bce"), "regression": ("mse", "bce", "cosent")}
-OOS_METHODS = ("none", "msp", "energy")
+OOS_METHODS = ("none", "msp", "energy", "mahalanobis", "knn")
+VECTOR_OOS_METHODS = ("mahalanobis", "knn")  # scored from the head's input vector, not its logits
 
 
 class Pooling(nn.Module):
@@ -83,9 +88,13 @@ class HeadSpec:
     dropout: float = 0.1
     target_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
     temperature: float = 1.0  # calibration: logits / T before the softmax (fitted on dev)
-    oos_method: str = "none"  # out-of-scope rejection: msp | energy (scores from the logits)
+    oos_method: str = "none"  # out-of-scope rejection: msp | energy (from the logits), mahalanobis | knn (the vector)
     oos_threshold: float | None = None  # reject when the in-scope score is below it (chosen on dev)
     oos_label: str = "oos"
+    oos_k: int = 10  # knn: the k-th nearest training vector
+    oos_bank_size: int = 0  # knn: how many training vectors the head keeps
+    multilabel: bool = False  # sigmoid per label (BCE): any subset of the labels
+    thresholds: list[float] = field(default_factory=list)  # multilabel: probability threshold per label (tuned on dev)
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
@@ -100,7 +109,13 @@ class HeadSpec:
         if self.kind == "classification":
             if self.loss not in HEAD_LOSSES["classification"]:
                 raise MinbertError(f"{where}: a classification head trains with loss ce or bce, not {self.loss}")
-            if self.loss == "bce" and len(self.labels) != 2:
+            if self.multilabel and self.loss != "bce":
+                raise MinbertError(
+                    f"{where}: a multilabel head trains with loss bce (a sigmoid per label), not {self.loss}"
+                )
+            if self.multilabel and self.input == "bi":
+                raise MinbertError(f"{where}: a multilabel head reads one sequence (input single or cross), not bi")
+            if self.loss == "bce" and not self.multilabel and len(self.labels) != 2:
                 raise MinbertError(
                     f"{where}: loss bce needs exactly 2 labels, the data has {len(self.labels)}; use loss ce"
                 )
@@ -114,8 +129,14 @@ class HeadSpec:
             raise MinbertError(f"{where}: features cosine needs input bi (two separately encoded sentences)")
         if self.oos_method not in OOS_METHODS:
             raise MinbertError(f"{where}: oos method {self.oos_method!r} is not one of {', '.join(OOS_METHODS)}")
-        if self.oos_method != "none" and (self.kind, self.loss) != ("classification", "ce"):
-            raise MinbertError(f"{where}: out-of-scope rejection needs a classification head with loss ce")
+        if self.oos_method != "none" and ((self.kind, self.loss) != ("classification", "ce") or self.input != "single"):
+            raise MinbertError(
+                f"{where}: out-of-scope rejection needs a single-sentence classification head with loss ce"
+            )
+        if self.oos_k < 1:
+            raise MinbertError(f"{where}: oos k {self.oos_k} must be at least 1")
+        if self.thresholds and (not self.multilabel or len(self.thresholds) != len(self.labels)):
+            raise MinbertError(f"{where}: thresholds are one per label of a multilabel head")
         if self.temperature <= 0:
             raise MinbertError(f"{where}: temperature {self.temperature} must be above 0")
 
@@ -125,8 +146,13 @@ class HeadSpec:
 
     @property
     def outputs(self) -> int:
-        """Logits per example: one per class for CE, one otherwise."""
-        return len(self.labels) if self.kind == "classification" and self.loss == "ce" else 1
+        """Logits per example: one per class for CE and multilabel, one otherwise."""
+        return len(self.labels) if self.kind == "classification" and (self.loss == "ce" or self.multilabel) else 1
+
+    @property
+    def label_thresholds(self) -> torch.Tensor:
+        """A multilabel head's probability threshold per label (0.5 until tuned on dev)."""
+        return torch.tensor(self.thresholds or [0.5] * len(self.labels))
 
     def to_unit(self, value: float) -> float:
         low, high = self.target_range
@@ -141,34 +167,94 @@ class HeadSpec:
         return self.from_unit(torch.sigmoid(raw) if self.loss == "bce" else raw)
 
     def probabilities(self, raw: torch.Tensor) -> torch.Tensor:
-        """A classification head's class probabilities: softmax (CE), or [1 - sigmoid, sigmoid] (BCE), of the
-        logits divided by the calibration temperature."""
+        """A classification head's class probabilities: softmax (CE), [1 - sigmoid, sigmoid] (BCE), or one sigmoid
+        per label (multilabel; rows need not sum to 1), of the logits divided by the calibration temperature."""
+        if self.multilabel:
+            return torch.sigmoid(raw.float() / self.temperature)
         if self.loss == "bce":
             raw = torch.stack([torch.zeros_like(raw), raw], dim=-1)  # softmax([0, z]) = [1 - sigmoid z, sigmoid z]
         return torch.softmax(raw.float() / self.temperature, dim=-1)
 
-    def in_scope_scores(self, raw: torch.Tensor, method: str | None = None) -> torch.Tensor:
-        """How in-scope each input looks (higher: more): the max softmax probability (Hendrycks & Gimpel 2017), or
-        the negative energy T * logsumexp(logits / T) (Liu et al. 2020), both at the calibration temperature."""
-        method = method or self.oos_method
-        if method == "msp":
+    def in_scope_scores(self, raw: torch.Tensor) -> torch.Tensor:
+        """How in-scope each input looks from the logits (higher: more): the max softmax probability (Hendrycks &
+        Gimpel 2017), or the negative energy T * logsumexp(logits / T) (Liu et al. 2020), both at the calibration
+        temperature. The vector methods' scores come from the head itself (`TaskHead.in_scope`)."""
+        if self.oos_method == "msp":
             return self.probabilities(raw).max(-1).values
-        if method == "energy":
+        if self.oos_method == "energy":
             return self.temperature * torch.logsumexp(raw.float() / self.temperature, dim=-1)
-        raise MinbertError(f"task {self.name!r}: no out-of-scope method (oos.method is {method!r})")
+        raise MinbertError(f"task {self.name!r}: oos method {self.oos_method!r} does not score from the logits")
 
-    def rejected(self, raw: torch.Tensor) -> torch.Tensor | None:
-        """Which inputs the head rejects as out-of-scope (None when it does not reject)."""
-        if self.oos_method == "none" or self.oos_threshold is None:
-            return None
-        return self.in_scope_scores(raw) < self.oos_threshold
+    @property
+    def rejects(self) -> bool:
+        return self.oos_method != "none" and self.oos_threshold is not None
 
     def predicted_ids(self, raw: torch.Tensor) -> torch.Tensor:
+        """Class ids (CE, BCE), or a multilabel head's 0/1 per label at its thresholds."""
+        if self.multilabel:
+            return (self.probabilities(raw) >= self.label_thresholds).long()
         return (raw > 0).long() if self.loss == "bce" else raw.argmax(-1)
 
 
+class MahalanobisScore(nn.Module):
+    """-min over classes of the Mahalanobis distance to the class mean, one covariance shared by all classes
+    (Lee et al. 2018; on fine-tuned transformers' sentence vectors, Podolskiy et al. 2021). Kept whitened: with
+    W W^T the pseudo-inverse of the covariance, the distance is |zW - mean_c W|^2, a matrix product at inference."""
+
+    whitening: torch.Tensor
+    means: torch.Tensor
+
+    def __init__(self, classes: int, width: int) -> None:
+        super().__init__()
+        self.register_buffer("whitening", torch.eye(width))
+        self.register_buffer("means", torch.zeros(classes, width))  # whitened class means
+
+    @torch.no_grad()
+    def fit(self, vectors: torch.Tensor, targets: torch.Tensor) -> None:
+        vectors, classes = vectors.double(), self.means.shape[0]
+        counts = torch.bincount(targets, minlength=classes)
+        if bool((counts == 0).any()):
+            raise MinbertError("oos.method mahalanobis needs training examples of every class")
+        means = torch.zeros(classes, vectors.shape[1], dtype=torch.float64).index_add_(0, targets, vectors)
+        means /= counts.unsqueeze(1)
+        centered = vectors - means[targets]
+        values, vectors_ = torch.linalg.eigh(centered.T @ centered / len(centered))
+        kept = values > values.max() * 1e-10  # the pseudo-inverse: directions without variance are left out
+        whitening = torch.where(kept, values.clamp(min=1e-300).rsqrt(), torch.zeros_like(values)) * vectors_
+        self.whitening.copy_(whitening.float())
+        self.means.copy_((means @ whitening).float())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Differences taken directly ((batch, classes, width) at once): the expansion |w|^2 - 2 w.m + |m|^2 lost
+        a relative 1e-3 to cancellation at these magnitudes."""
+        w = z.float() @ self.whitening
+        return -(w.unsqueeze(1) - self.means).square().sum(-1).min(-1).values
+
+
+class KnnScore(nn.Module):
+    """-(cosine distance to the k-th nearest training vector) (Sun et al. 2022): training vectors kept unit-length."""
+
+    bank: torch.Tensor
+
+    def __init__(self, rows: int, width: int, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.register_buffer("bank", torch.zeros(rows, width))
+
+    @torch.no_grad()
+    def fit(self, vectors: torch.Tensor) -> None:
+        if len(vectors) < self.k:
+            raise MinbertError(f"oos.k {self.k} is more than the {len(vectors)} training vectors; lower oos.k")
+        self.bank = F.normalize(vectors.float(), dim=-1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        similarity = F.normalize(z.float(), dim=-1) @ self.bank.T
+        return similarity.topk(self.k, dim=-1).values[:, -1] - 1.0
+
+
 class TaskHead(nn.Module):
-    """Sentence vector(s) -> this task's raw output: (batch, classes) for CE, (batch,) otherwise."""
+    """Sentence vector(s) -> this task's raw output: (batch, classes) for CE and multilabel, (batch,) otherwise;
+    with a vector out-of-scope method, also the in-scope score of each input (`in_scope`)."""
 
     def __init__(self, spec: HeadSpec, width: int) -> None:
         super().__init__()
@@ -177,6 +263,21 @@ class TaskHead(nn.Module):
         if spec.features != "cosine":
             in_features = 4 * width if spec.input == "bi" else width
             self.mlp = ClassificationHead(in_features, spec.outputs, spec.hidden_size, spec.activation, spec.dropout)
+        self.rejector: MahalanobisScore | KnnScore | None = None
+        if spec.oos_method in VECTOR_OOS_METHODS:
+            self.set_rejector(width)
+
+    def set_rejector(self, width: int) -> None:
+        """The scorer of the spec's vector method, with empty statistics (fitted on train, or loaded)."""
+        self.rejector = (
+            MahalanobisScore(len(self.spec.labels), width)
+            if self.spec.oos_method == "mahalanobis"
+            else KnnScore(self.spec.oos_bank_size, width, self.spec.oos_k)
+        )
+
+    def in_scope(self, u: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """How in-scope each input looks (higher: more), by the spec's method: from the vector or from the logits."""
+        return self.rejector(u) if self.rejector is not None else self.spec.in_scope_scores(raw)
 
     def forward(self, u: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
         if self.spec.input == "bi":

@@ -11,8 +11,9 @@ it trained exactly that head (otherwise the numbers could not be the same):
                                                                    activation relu
 
 A calibration temperature is folded into the last layer (logits / T = (W / T) x + b / T), so the
-exported probabilities are the calibrated ones. Out-of-scope rejection has no place in that format:
-the export says so and leaves it out.
+exported probabilities are the calibrated ones. A multilabel head exports as
+`problem_type: multi_label_classification` (a sigmoid per label). Out-of-scope rejection and tuned label
+thresholds have no place in that format: the export says so and leaves them out.
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ def check_exportable(model: Model) -> tuple[HfHead, str]:
             f"--to transformers exports one classification head; this model has {len(model.tasks) or 'no'} heads"
         )
     spec = model.spec(model.tasks[0])
-    if (spec.kind, spec.input, spec.loss) != ("classification", "single", "ce"):
+    if (spec.kind, spec.input) != ("classification", "single") or (spec.loss != "ce" and not spec.multilabel):
         raise MinbertError(
-            f"--to transformers exports a single-sentence classifier trained with loss ce; this head is {spec.kind}, "
+            f"--to transformers exports a single-sentence classifier (loss ce, or multilabel); this head is {spec.kind}, "
             f"{spec.input}, {spec.loss}"
         )
     if model.config.projection_size or model.config.normalize:
@@ -138,13 +139,21 @@ def export_transformers(model_dir: str | Path, out: str | Path) -> Path:
         "architectures": [layout.architecture],
         "id2label": dict(enumerate(spec.labels)),
         "label2id": {label: i for i, label in enumerate(spec.labels)},
-        "problem_type": "single_label_classification",
+        "problem_type": "multi_label_classification" if spec.multilabel else "single_label_classification",
         "classifier_dropout": spec.dropout,
     }
     if model_type == "distilbert":
         config["seq_classif_dropout"] = spec.dropout
     write_json(out / "config.json", config)
     copy_tokenizer(model_directory(model_dir) / "encoder", out, model.config.max_length)
+    if spec.multilabel and spec.thresholds:
+        log.warning(
+            "--to transformers: the label thresholds tuned on dev (%.2f-%.2f) are not part of that format; read the "
+            "pipeline's sigmoid scores (top_k=None) against the thresholds in %s",
+            min(spec.thresholds),
+            max(spec.thresholds),
+            model_directory(model_dir) / "minbert.json",
+        )
     if spec.oos_method != "none":
         log.warning(
             "--to transformers: the out-of-scope rejection (%s, threshold %.4f) is not part of that format; the "

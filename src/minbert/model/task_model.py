@@ -70,6 +70,8 @@ class Prediction:
     probabilities: dict[str, float]
     oos_score: float | None = None  # with out-of-scope rejection: the in-scope score and the threshold under which
     oos_threshold: float | None = None  # the input is rejected
+    labels: list[str] | None = None  # multilabel: every label at or above its threshold (the top one if none is)
+    none_above_threshold: bool | None = None  # multilabel: no label reached its threshold; `labels` is the top one
 
 
 class HeadPredictions:
@@ -92,14 +94,25 @@ class HeadPredictions:
         """The labels of the model's only head (a classifier's classes)."""
         return self.spec(self.default_task()).labels
 
+    def scored_outputs(
+        self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw outputs and, for a head with an out-of-scope method, each input's in-scope score. Here from the
+        logits (msp, energy); a backend that runs the head's vector methods (mahalanobis, knn) overrides it."""
+        raw, spec = self.raw_outputs(task, inputs, batch_size, bf16), self.spec(task)
+        if spec.oos_method == "none":
+            return raw, None
+        return raw, spec.in_scope_scores(raw)
+
     def predict(
         self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
     ) -> list[Prediction] | list[float]:
-        """Classes (label, probabilities) or scores (in the task's gold units) for sentences or (a, b) pairs."""
+        """Classes (label, probabilities; a multilabel head's label set) or scores (in the task's gold units) for
+        sentences or (a, b) pairs."""
         task = task or self.default_task()
         spec = self.spec(task)
         checked = check_inputs(inputs, spec.pair, task)
-        return predictions(spec, self.raw_outputs(task, checked, batch_size))
+        return predictions(spec, *self.scored_outputs(task, checked, batch_size))
 
     def predict_proba(
         self, inputs: Sequence[str] | Sequence[Pair] | str, task: str | None = None, batch_size: int = 128
@@ -180,6 +193,10 @@ class Model(HeadPredictions, nn.Module):
     def tasks(self) -> list[str]:
         return list(self.heads)
 
+    def head(self, task: str) -> TaskHead:
+        self.spec(task)
+        return self.heads[task]  # type: ignore[return-value]
+
     def spec(self, task: str) -> HeadSpec:
         if task not in self.heads:
             raise MinbertError(
@@ -258,6 +275,24 @@ class Model(HeadPredictions, nn.Module):
         return self.heads_on_vectors(task, u, v)
 
     @torch.no_grad()
+    def scored_outputs(
+        self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw outputs and in-scope scores (None without an out-of-scope method) from one encoder pass."""
+        spec = self.spec(task)
+        if spec.oos_method == "none":
+            return self.raw_outputs(task, inputs, batch_size, bf16), None
+        u = self.pooled_vectors(inputs, batch_size, bf16)
+        raw = self.heads_on_vectors(task, u)
+        shared = self.shared(u.to(self.device))
+        return raw, self.head(task).in_scope(shared, raw.to(self.device)).float().cpu()
+
+    def head_vectors(self, inputs: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+        """The vectors the heads read (after the shared projection), float32 on CPU: what vector methods fit on."""
+        with torch.no_grad():
+            return self.shared(self.pooled_vectors(inputs, batch_size, bf16).to(self.device)).float().cpu()
+
+    @torch.no_grad()
     def heads_on_vectors(self, task: str, u: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
         """`head_outputs` in eval mode on CPU pooled vectors (computed here, or cached), as float32 on CPU."""
         was_training = self.training
@@ -333,23 +368,33 @@ def read_config(directory: Path) -> tuple[ModelConfig, str, dict[str, str]]:
     return config, weights_file, renames
 
 
-def predictions(spec: HeadSpec, raw: torch.Tensor) -> list[Prediction] | list[float]:
-    """Raw head outputs -> what `predict` returns: scores in gold units, or labels with probabilities."""
+def predictions(
+    spec: HeadSpec, raw: torch.Tensor, in_scope: torch.Tensor | None = None
+) -> list[Prediction] | list[float]:
+    """Raw head outputs (and in-scope scores) -> what `predict` returns: scores in gold units, or labels with
+    probabilities, the head's oos label where the in-scope score is under its threshold, and a multilabel head's set."""
     if spec.kind == "regression":
         return [float(x) for x in spec.scores(raw.float())]
     probabilities = spec.probabilities(raw).numpy()
-    rejected = spec.rejected(raw)
-    scores = spec.in_scope_scores(raw).tolist() if rejected is not None else [None] * len(probabilities)
-    return [
-        Prediction(
-            label=spec.oos_label if rejected is not None and rejected[i] else spec.labels[int(row.argmax())],
+    rejecting = spec.rejects and in_scope is not None
+    scores: list[float | None] = in_scope.tolist() if rejecting and in_scope is not None else [None] * len(raw)
+    chosen = spec.predicted_ids(raw).numpy() if spec.multilabel else None
+    out = []
+    for i, row in enumerate(probabilities):
+        top = spec.labels[int(row.argmax())]
+        rejected = scores[i] is not None and scores[i] < spec.oos_threshold  # type: ignore[operator]
+        prediction = Prediction(
+            label=spec.oos_label if rejected else top,
             probability=float(row.max()),
             probabilities={label: float(p) for label, p in zip(spec.labels, row, strict=True)},
             oos_score=scores[i],
-            oos_threshold=spec.oos_threshold if rejected is not None else None,
+            oos_threshold=spec.oos_threshold if rejecting else None,
         )
-        for i, row in enumerate(probabilities)
-    ]
+        if chosen is not None:
+            above = [label for label, on in zip(spec.labels, chosen[i], strict=True) if on]
+            prediction.labels, prediction.none_above_threshold = above or [top], not above
+        out.append(prediction)
+    return out
 
 
 def check_texts(texts: Sequence[str] | str) -> list[str]:

@@ -73,7 +73,8 @@ function show(prediction, input) {
   box.append(text("div", input, "muted"));
   if ("score" in prediction) { box.append(text("div", `score ${prediction.score.toFixed(4)}`, "label")); return box; }
   const rejected = "oos_threshold" in prediction && prediction.oos_score < prediction.oos_threshold;
-  box.append(text("div", prediction.label, rejected ? "oos" : "label"));
+  if (prediction.labels) box.append(text("div", prediction.labels.join(" + ") + (prediction.none_above_threshold ? " (no label reached its threshold: the top one)" : ""), "label"));
+  else box.append(text("div", prediction.label, rejected ? "oos" : "label"));
   if (rejected) box.append(text("div", `out of scope: score ${prediction.oos_score.toFixed(3)} < threshold ${prediction.oos_threshold.toFixed(3)}`, "muted"));
   const top = Object.entries(prediction.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 5);
   for (const [label, p] of top) {

@@ -68,6 +68,11 @@ class Distillation:
             raise MinbertError(
                 f"distill.teacher {self.source}: head {spec.name!r}: {why}; train the student on the teacher's label set"
             )
+        if theirs.multilabel != spec.multilabel:
+            raise MinbertError(
+                f"distill.teacher {self.source}: head {spec.name!r} is {'' if theirs.multilabel else 'not '}multilabel, "
+                f"the student's is {'' if spec.multilabel else 'not '}multilabel; distil like into like"
+            )
         if spec.kind == "classification" and theirs.loss != spec.loss:
             raise MinbertError(
                 f"distill.teacher {self.source}: head {spec.name!r} uses loss {theirs.loss}, the student's {spec.loss}"

@@ -1,9 +1,9 @@
 """One head of the model as the trainer sees it: its examples as batches, its loss, its dev metrics.
 
 The same task serves every head: single sentences, cross-encoded pairs and bi-encoded pairs;
-classification (CE, BCE, CE + lambda * SCL) and regression (MSE, BCE, CoSENT). Targets: a
-classification head's label ids (CE) or 0/1 (BCE, the second label is positive); a regression head's
-gold number scaled to [0, 1] by `target_range`. A row whose label is not a number, or is outside the
+classification (CE, BCE, CE + lambda * SCL, multi-label BCE) and regression (MSE, BCE, CoSENT). Targets:
+a classification head's label ids (CE), 0/1 (BCE, the second label is positive) or a 0/1 row per label
+set (multilabel); a regression head's gold number scaled to [0, 1] by `target_range`. A row whose label is not a number, or is outside the
 range, is an error naming its file and line.
 
 With a frozen encoder (eval mode, no dropout) a sentence's pooled vector never changes, so the task
@@ -17,6 +17,7 @@ unlabelled rows (texts only the teacher labels) take part in the second term onl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from minbert.data.readers import Example
 from minbert.errors import MinbertError
 from minbert.evaluate.calibration import expected_calibration_error, negative_log_likelihood
 from minbert.evaluate.metrics import classification_metrics, regression_metrics
+from minbert.evaluate.multilabel import multilabel_metrics, tune_thresholds
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
 from minbert.model.tokenizer import Batch
@@ -93,8 +95,8 @@ class Evaluation:
     """Metrics plus what they were computed from (classification: gold and predicted ids), for reports and plots."""
 
     metrics: dict[str, float]
-    y_true: list[int] = field(default_factory=list)
-    y_pred: list[int] = field(default_factory=list)
+    y_true: list[Any] = field(default_factory=list)  # class ids; a multilabel head's 0/1 rows
+    y_pred: list[Any] = field(default_factory=list)
     probabilities: np.ndarray | None = field(default=None, repr=False)
 
 
@@ -121,6 +123,10 @@ def model_inputs(spec: HeadSpec, examples: Sequence[Example]) -> list[Any]:
 
 
 def targets_of(spec: HeadSpec, examples: Sequence[Example]) -> torch.Tensor:
+    if spec.multilabel:
+        return torch.tensor(LabelVocab(spec.labels).multi_hot(examples), dtype=torch.float).reshape(
+            -1, len(spec.labels)
+        )
     if spec.kind == "classification":
         ids = LabelVocab(spec.labels).encode_all(examples)
         return torch.tensor(ids, dtype=torch.float if spec.loss == "bce" else torch.long)
@@ -144,9 +150,15 @@ def targets_of(spec: HeadSpec, examples: Sequence[Example]) -> torch.Tensor:
 
 def class_weights(spec: HeadSpec, targets: torch.Tensor, asked: str | dict[str, float]) -> torch.Tensor | None:
     """Per-class loss weights of a classification head: balanced (n / (classes x count of the class), scikit-learn's
-    rule; a class absent from train gets 1) or given by label (others 1); None for none."""
+    rule; a class absent from train gets 1) or given by label (others 1); None for none. A multilabel head's are
+    BCE's pos_weight per label: balanced = negatives / positives of the label in train."""
     if asked == "none" or spec.kind != "classification":
         return None
+    if spec.multilabel and not isinstance(asked, dict):
+        positives = targets.sum(0)
+        return torch.where(
+            positives > 0, (len(targets) - positives) / positives.clamp(min=1), torch.ones_like(positives)
+        )
     if isinstance(asked, dict):
         unknown = sorted(set(asked) - set(spec.labels))
         if unknown:
@@ -164,7 +176,10 @@ def class_weights(spec: HeadSpec, targets: torch.Tensor, asked: str | dict[str, 
 def head_loss(
     spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """The head's training loss; `weights` (per class) weigh CE by the gold class and BCE's positives by w1 / w0."""
+    """The head's training loss; `weights` (per class) weigh CE by the gold class and BCE's positives by w1 / w0;
+    a multilabel head's are each label's pos_weight."""
+    if spec.multilabel:
+        return F.binary_cross_entropy_with_logits(raw, targets, pos_weight=weights)
     if spec.loss == "ce":
         return F.cross_entropy(raw, targets, weight=weights)
     if spec.loss == "bce" and spec.kind == "classification" and weights is not None:
@@ -183,8 +198,12 @@ def score_raw(spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor) -> Evalu
     if spec.kind == "regression":
         predicted = spec.scores(raw)
         return Evaluation({**regression_metrics(spec.from_unit(targets).tolist(), predicted.tolist()), "loss": loss})
-    y_true, y_pred = targets.long().tolist(), spec.predicted_ids(raw).tolist()
     probabilities = spec.probabilities(raw).numpy()
+    if spec.multilabel:
+        truth, chosen = targets.long().numpy(), spec.predicted_ids(raw).numpy()
+        metrics = {**multilabel_metrics(truth, chosen), "loss": loss}
+        return Evaluation(metrics, truth.tolist(), chosen.tolist(), probabilities)
+    y_true, y_pred = targets.long().tolist(), spec.predicted_ids(raw).tolist()
     calibration = (
         {
             "ece": expected_calibration_error(probabilities, targets.long().numpy()),
@@ -241,7 +260,8 @@ class HeadTask:
         )
         if scl is not None and spec.loss != "ce":
             raise MinbertError(
-                f"task {spec.name!r}: train.objective ce+scl needs a classification head with loss ce, not {spec.loss}"
+                f"task {spec.name!r}: train.objective ce+scl needs a single-label classification head with loss ce, "
+                f"not {'a multilabel head (bce)' if spec.multilabel else spec.loss}; use train.objective ce"
             )
         self.scl, self.distill = scl, distill
         if unlabelled and distill is None:
@@ -366,10 +386,18 @@ class HeadTask:
         return head_loss(self.spec, raw, targets, weights)
 
     def evaluate(self, model: Model) -> dict[str, float] | None:
+        """Dev metrics of the model as it is now. A multilabel head is scored at the global threshold of best dev
+        macro-F1 (thresholds are tuned on dev after training): at a fixed 0.5 an untrained head, which says yes
+        to nearly every label, out-scores a trained one and would be the checkpoint kept."""
         if not self.dev:
             return None
         if self.dev_vectors is not None:
             raw = model.heads_on_vectors(self.spec.name, *self.dev_vectors)
         else:
             raw = model.raw_outputs(self.spec.name, self.dev_inputs, self.eval_batch_size, self.bf16)
-        return score_raw(self.spec, raw, self.dev_targets).metrics
+        spec = self.spec
+        if spec.multilabel and not spec.thresholds:
+            probabilities = spec.probabilities(raw).numpy()
+            tuned = tune_thresholds(probabilities, self.dev_targets.numpy().astype(bool), "global")
+            spec = dataclasses.replace(spec, thresholds=tuned)
+        return score_raw(spec, raw, self.dev_targets).metrics
