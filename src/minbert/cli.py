@@ -260,7 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="let web pages from this origin call the API (repeatable; default: none)",
     )
     serve.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    serve.add_argument("--runs", metavar="DIR", help="also browse the training runs under DIR at /runs/")
     serve.set_defaults(handler=cmd_serve)
+
+    ui = commands.add_parser(
+        "ui",
+        help="browse a folder of training runs in a web page: metrics, reports, side-by-side comparisons",
+        description="Serve a page listing every run under RUNS_DIR (directories with results.json) with its key "
+        "metrics, sortable; each run's report (results, learning curves, confusion matrix, reliability diagram, "
+        "plots); and two or more runs side by side (a metrics table and their dev curves overlaid). Read-only; "
+        "nothing is loaded from the internet.",
+    )
+    ui.add_argument("runs_dir", type=Path, help="the folder holding the runs (e.g. runs/ or experiments/runs/)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    ui.add_argument("--port", type=int, default=8001, help="port (default: 8001)")
+    ui.set_defaults(handler=cmd_ui)
 
     refit = commands.add_parser(
         "refit",
@@ -597,7 +611,29 @@ def cmd_serve(args: argparse.Namespace, overrides: Sequence[str]) -> int:
         header_timeout_s=args.timeout,
         body_timeout_s=3 * args.timeout,
     )
-    serve(args.model_dir, args.host, args.port, args.backend, limits, read_api_key(args.api_key_file), args.cors_origin)
+    serve(
+        args.model_dir,
+        args.host,
+        args.port,
+        args.backend,
+        limits,
+        read_api_key(args.api_key_file),
+        args.cors_origin,
+        args.runs,
+    )
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace, overrides: Sequence[str]) -> int:
+    try:
+        from minbert.serving.runs import create_ui_app
+        from minbert.serving.server import bind, run
+    except ImportError as e:
+        raise MinbertError(
+            f"minbert ui needs FastAPI and uvicorn ({e.name} is missing): pip install 'minbert[serve]'"
+        ) from None
+    app = create_ui_app(args.runs_dir)  # a missing folder fails before the port is taken
+    run(app, bind(args.host, args.port), args.host)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import matplotlib
 
@@ -167,3 +167,20 @@ def plot_oos_scores(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_dev_curves(runs: dict[str, list[dict[str, Any]]], metric: str, out: Path | BinaryIO) -> Path | BinaryIO:
+    """One dev metric of several runs against the epoch (epochs compare runs of different batch sizes)."""
+    fig, axis = plt.subplots(figsize=(9, 4.5))
+    for name, records in runs.items():
+        dev = [r for r in records if r.get("event") == "dev" and metric in r]
+        if dev:
+            axis.plot([r["epoch"] for r in dev], [r[metric] for r in dev], "o-", markersize=3, label=name)
+    axis.set(xlabel="epoch", ylabel=metric, title=f"Dev {metric}")
+    axis.grid(alpha=0.3)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100, format="png")
+    plt.close(fig)
+    return out

@@ -8,6 +8,7 @@
     POST /embed         {"texts": [...]} -> sentence embeddings
     GET  /metrics       Prometheus text format: requests, latency, batch sizes, queue, rejections
     GET  /openapi.json  the OpenAPI schema (no Swagger page: it would load its scripts from a CDN)
+    GET  /runs/         with --runs DIR: the runs browser of serving/runs.py
 
 Every bad request is a 4xx whose `detail` says what to fix (never a 500): an empty list, too many
 texts, a text too long or empty, wrong JSON types, an unknown task, a body over the size limit.
@@ -38,6 +39,7 @@ from minbert.serving.batcher import MicroBatcher
 from minbert.serving.guards import Guards, Lifecycle
 from minbert.serving.metrics import Measured, ServerMetrics
 from minbert.serving.page import PAGE
+from minbert.serving.runs import runs_router
 
 
 @dataclass(frozen=True)
@@ -162,11 +164,12 @@ def create_app(
     limits: Limits = Limits(),
     api_key: str | None = None,
     cors_origins: list[str] | None = None,
+    runs_dir: str | Path | None = None,
 ) -> FastAPI:
     """The app for one model; the model loads now, so a bad path fails before the server starts.
 
     `api_key`: required on every request but the probes. `cors_origins`: browsers on these origins
-    may call the API (none by default)."""
+    may call the API (none by default). `runs_dir`: a folder of runs, browsed at /runs (`serving/runs.py`)."""
     served = ServedModel(model_dir, backend)
     lifecycle = Lifecycle()
     batchers: dict[tuple[str, str, bool], MicroBatcher] = {}
@@ -222,6 +225,7 @@ def create_app(
     )
     app.state.served, app.state.batchers, app.state.limits = served, batchers, limits
     app.state.lifecycle, app.state.api_key = lifecycle, api_key
+    app.state.announce = f"serving {Path(served.model_dir).name} ({served.kind}, {served.backend} backend)"
     app.add_middleware(
         Guards,
         lifecycle=lifecycle,
@@ -238,6 +242,9 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "authorization", "x-api-key"],
         )
+
+    if runs_dir is not None:
+        app.include_router(runs_router(runs_dir), prefix="/runs")
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -260,6 +267,8 @@ def create_app(
         "GET /metrics": "Prometheus metrics",
         "GET /openapi.json": "the OpenAPI schema (the Swagger page is off: it needs a CDN)",
     }
+    if runs_dir is not None:
+        endpoints["GET /runs/"] = "the runs browser: metrics, reports, comparisons"
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -306,9 +315,10 @@ def serve(
     limits: Limits = Limits(),
     api_key: str | None = None,
     cors_origins: list[str] | None = None,
+    runs_dir: str | Path | None = None,
 ) -> None:
     from minbert.serving.server import bind, run
 
     sock = bind(host, port)  # before loading the model: a taken port fails at once
-    app = create_app(model_dir, backend, limits, api_key, cors_origins)
+    app = create_app(model_dir, backend, limits, api_key, cors_origins, runs_dir)
     run(app, sock, host, header_timeout_s=limits.header_timeout_s)

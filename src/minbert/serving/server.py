@@ -14,7 +14,6 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -151,12 +150,7 @@ def build(
         lifespan="on",
     )
     bound_host, bound_port = sock.getsockname()[:2]
-    served = app.state.served
-    announce = (
-        f"serving {Path(served.model_dir).name} ({served.kind}, {served.backend} backend) "
-        f"on http://{bound_host}:{bound_port}"
-    )
-    return Server(config, app.state.lifecycle, announce)
+    return Server(config, app.state.lifecycle, f"{app.state.announce} on http://{bound_host}:{bound_port}")
 
 
 def run(app: FastAPI, sock: socket.socket, host: str, header_timeout_s: float = 10.0) -> None:
