@@ -396,7 +396,12 @@ class OosConfig(Section):
         0.95, gt=0.0, le=1.0, description="without data.oos_dev: keep this share of the in-scope dev inputs"
     )
     max_accuracy_drop: float = Field(
-        0.01, ge=0.0, le=1.0, description="with data.oos_dev: best OOS F1 losing at most this in-scope dev accuracy"
+        0.01, ge=0.0, le=1.0, description="with data.oos_dev: the threshold may cost at most this in-scope dev accuracy"
+    )
+    criterion: Literal["f1", "recall"] = Field(
+        "f1",
+        description="with data.oos_dev: within that budget, the threshold of best OOS F1, or of most OOS recall "
+        "(the whole budget spent on catching out-of-scope inputs)",
     )
 
 
@@ -474,6 +479,10 @@ class RunConfig(Section):
             )
         if (self.oos.method != "none" or self.calibration != "none") and self.task == "multitask":
             raise ValueError("oos.method and calibration apply to a single-task classifier (not yet to multitask runs)")
+        if self.oos.criterion != "f1" and not self.data.oos_dev:
+            raise ValueError(
+                "oos.criterion chooses among thresholds scored on out-of-scope dev texts; set data.oos_dev (or remove it)"
+            )
         if self.oos.k != 10 and self.oos.method != "knn":
             raise ValueError(f"oos.k is read by oos.method knn (the method is {self.oos.method})")
         if self.model.multilabel and (self.oos.method != "none" or self.calibration != "none"):

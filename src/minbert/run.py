@@ -603,6 +603,7 @@ def fit_posthoc(
                 cfg.bf16,
                 train=first.train,
                 k=config.oos.k,
+                criterion=config.oos.criterion,
             )
     rules = {t.name: t.head.multilabel_threshold for t in tasks}
     for spec in (s for s in specs if s.multilabel):

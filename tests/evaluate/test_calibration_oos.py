@@ -74,6 +74,22 @@ def test_threshold_with_oos_dev_is_best_f1_within_the_accuracy_budget():
     assert metrics["oos_auroc"] == pytest.approx(roc_auc_score(truth, -np.r_[in_scores, oos_scores]))
 
 
+def test_the_recall_criterion_spends_the_whole_accuracy_budget():
+    # four out-of-scope texts are caught for free; the fifth (0.59) sits above five in-scope ones, so catching it
+    # rejects them: F1 stops at 4 of 5 (P 1, R 0.8), recall pays the 50-point budget for all 5 (P 0.5, R 1)
+    in_scores = np.array([0.5, 0.52, 0.54, 0.56, 0.58, 0.7, 0.8, 0.9, 0.95, 0.95])
+    oos_scores = np.array([0.1, 0.2, 0.3, 0.4, 0.59])
+    correct = np.ones(10, dtype=bool)
+    f1 = choose_threshold(in_scores, correct, oos_scores, max_accuracy_drop=0.5, criterion="f1")
+    recall = choose_threshold(in_scores, correct, oos_scores, max_accuracy_drop=0.5, criterion="recall")
+    at_f1 = oos_metrics(in_scores, correct, oos_scores, f1)
+    at_recall = oos_metrics(in_scores, correct, oos_scores, recall)
+    assert at_f1["oos_recall"] == pytest.approx(0.8) and at_f1["in_scope_accuracy"] == 1.0
+    assert at_recall["oos_recall"] == 1.0 and at_recall["in_scope_accuracy"] == pytest.approx(0.5)  # budget spent
+    with pytest.raises(ValueError, match="criterion"):
+        choose_threshold(in_scores, correct, oos_scores, criterion="precision")
+
+
 def test_mahalanobis_score_by_hand():
     """-min_c (z - mu_c)^T inv(Sigma) (z - mu_c), Sigma the covariance of the class-centred training vectors."""
     rng = np.random.default_rng(0)

@@ -133,6 +133,7 @@ def test_oos_as_a_class_and_energy_without_oos_dev(clinc, tmp_path):
         ({"data": {"oos_dev": "x.jsonl"}}, "data.oos_dev is read by out-of-scope rejection"),
         ({"oos": {"method": "msp"}, "data": {"oos_train": "x.jsonl"}}, "choose one of the two"),
         ({"oos": {"method": "msp", "k": 5}}, "oos.k is read by oos.method knn"),
+        ({"oos": {"method": "msp", "criterion": "recall"}}, "oos.criterion chooses among thresholds"),
         ({"oos": {"method": "cosine"}}, "oos.method"),
     ],
 )

@@ -47,24 +47,31 @@ def rejection_metrics(in_correct: np.ndarray, in_rejected: np.ndarray, oos_caugh
     }
 
 
+CRITERIA = ("f1", "recall")
+
+
 def choose_threshold(
     in_scores: np.ndarray,
     in_correct: np.ndarray,
     oos_scores: np.ndarray | None,
     in_scope_recall: float = 0.95,
     max_accuracy_drop: float = 0.01,
+    criterion: str = "f1",
 ) -> float:
-    """With out-of-scope dev texts: the threshold of best OOS F1 among those that cost at most
-    `max_accuracy_drop` of in-scope accuracy (rejected in-scope inputs count as wrong). Without them:
-    the threshold that keeps `in_scope_recall` of the in-scope dev inputs."""
+    """With out-of-scope dev texts: among the thresholds that cost at most `max_accuracy_drop` of in-scope
+    accuracy (rejected in-scope inputs count as wrong), the one of best OOS F1 (`f1`), or of most OOS recall
+    (`recall`: the whole budget spent on catching out-of-scope inputs). Without them: the threshold that keeps
+    `in_scope_recall` of the in-scope dev inputs."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion {criterion!r} is not one of {CRITERIA}")
     if oos_scores is None or len(oos_scores) == 0:
         return float(np.quantile(in_scores, 1.0 - in_scope_recall))
     floor = in_correct.mean() - max_accuracy_drop
-    best, best_f1 = float(in_scores.min()), -1.0
+    best, best_value = float(in_scores.min()), -1.0
     for threshold in np.unique(np.concatenate([in_scores, oos_scores])):
         if (in_correct & (in_scores >= threshold)).mean() < floor:
             break  # the accuracy only falls as the threshold rises
-        f1 = at_threshold(in_scores, in_correct, oos_scores, float(threshold))["oos_f1"]
-        if f1 > best_f1:
-            best, best_f1 = float(threshold), f1
+        value = at_threshold(in_scores, in_correct, oos_scores, float(threshold))[f"oos_{criterion}"]
+        if value > best_value or (criterion == "recall" and value == best_value):
+            best, best_value = float(threshold), value
     return best

@@ -95,6 +95,7 @@ def set_oos_threshold(
     bf16: bool,
     train: Sequence[Example] = (),
     k: int = 10,
+    criterion: str = "f1",
 ) -> dict[str, Any]:
     """Fit the method (a vector method on `train`), choose the rejection threshold on dev (and the out-of-scope dev
     texts, when given) and set both on the head."""
@@ -108,8 +109,14 @@ def set_oos_threshold(
     raw, in_scores = in_scope_scores(model, spec, dev, batch_size, bf16)
     in_correct = (spec.predicted_ids(raw) == targets_of(spec, dev)).numpy()
     oos_scores = in_scope_scores(model, spec, oos_dev, batch_size, bf16)[1] if oos_dev else None
-    spec.oos_threshold = choose_threshold(in_scores, in_correct, oos_scores, in_scope_recall, max_accuracy_drop)
-    chosen = "best dev OOS F1" if oos_scores is not None else f"keeping {in_scope_recall:.0%} of in-scope dev"
+    spec.oos_threshold = choose_threshold(
+        in_scores, in_correct, oos_scores, in_scope_recall, max_accuracy_drop, criterion
+    )
+    chosen = (
+        f"best dev OOS {'F1' if criterion == 'f1' else 'recall'} within {max_accuracy_drop:.1%} of in-scope accuracy"
+        if oos_scores is not None
+        else f"keeping {in_scope_recall:.0%} of in-scope dev"
+    )
     log.info("out-of-scope: %s threshold %.4f (%s)", method, spec.oos_threshold, chosen)
     summary: dict[str, Any] = {"oos_method": method, "oos_threshold": spec.oos_threshold}
     if oos_scores is not None:
