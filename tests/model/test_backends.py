@@ -83,3 +83,50 @@ def test_cli_backend_names_match_the_backends_module():
 
     assert cli.TORCH_BACKENDS == backends.TORCH_BACKENDS
     assert cli.BACKENDS == (*backends.TORCH_BACKENDS, *backends.FILES)
+
+
+def test_per_row_int8_by_hand_on_one_matmul(tmp_path):
+    """y_r = s_r * ((q_r - 128) @ W_q) * w, s_r = max|x_r| / 127, W_q per output column: computed here in numpy."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    from minbert.model.quantize import quantize_per_row
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(8, 5)).astype(np.float32)
+    bias = rng.normal(size=5).astype(np.float32) * 10  # a linear layer's bias: added unscaled
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["m"], name="matmul"), helper.make_node("Add", ["m", "b"], ["y"])],
+        "one",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "t", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "t", 5])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), tmp_path / "fp32.onnx")
+    assert quantize_per_row(tmp_path / "fp32.onnx", tmp_path / "int8.onnx") == 1
+    x = (rng.normal(size=(2, 3, 8)) * np.array([[[1.0]], [[50.0]]])).astype(np.float32)  # very different rows
+    session = onnxruntime.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x})[0]
+    rows = x.reshape(-1, 8)
+    s = np.abs(rows).max(1, keepdims=True) / 127
+    q = np.round(rows / s)
+    w_scale = np.abs(w).max(0) / 127
+    expected = (s * (q @ np.round(w / w_scale)) * w_scale).reshape(2, 3, 5) + bias
+    assert np.allclose(got, expected, rtol=1e-5, atol=1e-4)
+    assert np.allclose(got, x @ w + bias, rtol=0.05, atol=0.05 * np.abs(x @ w).max())  # and close to fp32
+    alone = session.run(None, {"x": x[:1]})[0]  # the first text without the 50x larger second one
+    assert np.array_equal(alone, got[:1])
+
+
+def test_int8_answers_do_not_depend_on_the_batch(saved_model):
+    export_onnx(saved_model, int8=True)
+    model = OnnxModel(saved_model, "onnx-int8")
+    texts = [*TEXTS, "set an alarm", "what is the time in tokyo right now and tomorrow morning", "lights"] * 3
+    together = model.raw_outputs("main", texts, batch_size=64)
+    one_by_one = torch.cat([model.raw_outputs("main", [t], batch_size=1) for t in texts])
+    in_threes = model.raw_outputs("main", texts, batch_size=3)
+    assert torch.allclose(together, one_by_one, atol=1e-5) and torch.allclose(together, in_threes, atol=1e-5)
+    assert [p.label for p in model.predict(texts, batch_size=64)] == [
+        p.label for p in model.predict(texts, batch_size=1)
+    ]
