@@ -234,14 +234,15 @@ def write_markdown(name: str, lines: list[str]) -> Path:
     return out
 
 
-def retarget(run: Run, checkpoint: str | None, bf16: bool) -> Run:
-    """The run (and the run it refits) with another checkpoint and/or bf16 autocast."""
-    return replace(
-        run,
-        checkpoint=checkpoint or run.checkpoint,
-        overrides=[*run.overrides, *(["--train.bf16", "true"] if bf16 and run.refit_of is None else [])],
-        refit_of=retarget(run.refit_of, checkpoint, bf16) if run.refit_of is not None else None,
-    )
+def retarget(run: Run, checkpoint: str | None, bf16: bool, extra: list[str] | None = None) -> Run:
+    """The run (and the run it refits) with another checkpoint, bf16 autocast and/or extra config
+    overrides (`--train.patience 3`; training settings, so a refit passes them to the run it refits)."""
+    if run.refit_of is not None:
+        return replace(
+            run, checkpoint=checkpoint or run.checkpoint, refit_of=retarget(run.refit_of, checkpoint, bf16, extra)
+        )
+    added = [*(["--train.bf16", "true"] if bf16 else []), *(extra or [])]
+    return replace(run, checkpoint=checkpoint or run.checkpoint, overrides=[*run.overrides, *added])
 
 
 def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:
@@ -254,9 +255,15 @@ def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:
         "--checkpoint", help=f"run with this encoder instead (e.g. all-mpnet-base-v2; default {DEFAULT_CHECKPOINT})"
     )
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (for CPUs with avx512_bf16 or AMX)")
-    args = parser.parse_args()
-    if args.checkpoint or args.bf16:
-        runs = [retarget(run, args.checkpoint, args.bf16) for run in runs]
+    parser.epilog = (
+        "Any other arguments are config overrides added to every run, e.g. `--train.patience 3`; a run keeps\n"
+        "its results.csv key, so an interrupted run resumes with them (its config.yaml records them)."
+    )
+    args, extra = parser.parse_known_args()
+    if len(extra) % 2 or any(not key.startswith("--") or "." not in key for key in extra[::2]):
+        parser.error(f"unrecognized arguments: {' '.join(extra)} (config overrides come in pairs: --train.patience 3)")
+    if args.checkpoint or args.bf16 or extra:
+        runs = [retarget(run, args.checkpoint, args.bf16, extra) for run in runs]
     if not args.render:
         for run in runs:
             if (not args.recipes or run.recipe in args.recipes) and (not args.seeds or run.seed in args.seeds):

@@ -1,4 +1,5 @@
-"""The experiment runner's wall clock sums a run's sittings, including one that was killed."""
+"""The experiment runner: its wall clock sums a run's sittings, including one that was killed; retargeting
+a run keeps its key (so it resumes) and gives training overrides to the run a refit refits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "experiments"))
 
-from runner import WallClock  # noqa: E402
+from runner import Run, WallClock, retarget  # noqa: E402
 
 
 def sit_until_killed(path: str) -> None:
@@ -38,3 +39,15 @@ def test_wall_clock_counts_a_killed_sitting_and_the_finished_one(tmp_path):
     sittings = json.loads(ledger.read_text())
     assert len(sittings) == 2 and sittings[0] == first[0] and sittings[1] >= 0.3
     assert abs(clock.total() - sum(sittings)) < 0.05
+
+
+def test_retarget_keeps_the_key_and_passes_training_overrides_to_the_refitted_run(tmp_path):
+    trained = Run("exp", "msp", tmp_path / "c.yaml", seed=1, overrides=["--train.epochs", "2"])
+    refit = Run("exp", "knn", tmp_path / "c.yaml", seed=1, refit_of=trained)
+    moved = retarget(trained, "all-mpnet-base-v2", True, ["--train.patience", "3"])
+    assert moved.key == ("exp", "msp", "all-mpnet-base-v2", "1")
+    assert moved.overrides == ["--train.epochs", "2", "--train.bf16", "true", "--train.patience", "3"]
+    moved_refit = retarget(refit, "all-mpnet-base-v2", True, ["--train.patience", "3"])
+    assert moved_refit.overrides == [] and moved_refit.refit_of is not None
+    assert moved_refit.refit_of.overrides == moved.overrides
+    assert moved_refit.output_dir.parent.name == "all-mpnet-base-v2"
