@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from minbert.config import TrainConfig
 from minbert.runtime import autocast
 from minbert.train.distributed import DataParallelLoss, is_main, world
+from minbert.train.gradients import KeptEmbeddingGradients
 from minbert.train.metrics_log import MetricsLog
 from minbert.train.optim import build_optimizer
 from minbert.train.resume import load_state, restore_rng, save_state
@@ -90,6 +91,10 @@ class Trainer:
         self.higher_is_better = config.metric != "loss"
 
     def fit(self) -> FitResult:
+        with KeptEmbeddingGradients(self.model, enabled=world()[1] == 1) as self.kept:
+            return self._fit()
+
+    def _fit(self) -> FitResult:
         cfg = self.config
         first_epoch = self.task.epoch_batches(0)
         steps_per_epoch = math.ceil(len(first_epoch) / cfg.grad_accum)
@@ -101,6 +106,7 @@ class Trainer:
         # Clip what the optimizer updates; walking every module per step is a fifth of a cached-probe epoch.
         trainable = [p for group in optimizer.param_groups for p in group["params"]]
         self.model.to(self.device)
+        self.kept.reset()
         result = FitResult(None, 0, 0.0, 0, False, 0.0, 0)
         self.best_state: dict[str, torch.Tensor] | None = None
         self.bad_evaluations = 0
@@ -162,6 +168,7 @@ class Trainer:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                self.kept.reset()
                 step += 1
                 rate = epoch_examples / max(time.perf_counter() - epoch_started, 1e-9)
                 self.metrics.write(
