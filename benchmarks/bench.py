@@ -289,21 +289,30 @@ def infer_minbert(args: argparse.Namespace, bf16: bool, bucketed: bool = True, c
 
 
 def infer_minbert_onnx(args: argparse.Namespace, backend: str) -> dict:
-    """A classifier on the default checkpoint (head of 60 intents) exported to ONNX and run by ONNX Runtime."""
+    """A classifier exported to ONNX and run by ONNX Runtime: `--model`'s trained one (then with its dev accuracy),
+    or a fresh head of 60 intents on the checkpoint."""
+    import shutil
     import tempfile
 
     from minbert.model.backends import OnnxModel, export_onnx
     from minbert.model.heads import HeadSpec
+    from minbert.model.layout import model_directory
     from minbert.model.task_model import Model
 
     texts, labels = load_split("validation", args.infer_examples)
     with tempfile.TemporaryDirectory() as tmp:
-        head = HeadSpec("main", labels=sorted(set(labels)), hidden_size=512)
-        Model.from_checkpoint(args.checkpoint, [head], max_length=MAX_LENGTH).save(Path(tmp) / "model")
+        if args.model:
+            shutil.copytree(model_directory(args.model), Path(tmp) / "model")
+        else:
+            head = HeadSpec("main", labels=sorted(set(labels)), hidden_size=512)
+            Model.from_checkpoint(args.checkpoint, [head], max_length=MAX_LENGTH).save(Path(tmp) / "model")
         export_onnx(Path(tmp) / "model", int8=backend == "onnx-int8")
         model = OnnxModel(Path(tmp) / "model", backend, threads=args.threads)
         encode = lambda batch: model.raw_outputs("main", batch, INFER_BATCH)  # noqa: E731
         result = latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
+        if args.model:
+            predicted = [p.label for p in model.predict(texts, batch_size=INFER_BATCH)]  # type: ignore[union-attr]
+            result["dev_accuracy"] = sum(p == y for p, y in zip(predicted, labels, strict=True)) / len(texts)
         return with_flops(args, texts, result, "sentences_per_s", 1)
 
 
@@ -344,6 +353,47 @@ def infer_sentence_transformers(args: argparse.Namespace, bf16: bool = False) ->
 
     result = latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
     return with_flops(args, texts, result, "sentences_per_s", 1)
+
+
+ST_ONNX_VENV = HERE / ".venv-st-onnx"
+# sentence-transformers' ONNX backend needs optimum-onnx, which pins transformers < 4.58 while
+# sentence-transformers 6 needs >= 5: its contenders run in their own working stack, made by --setup-st-onnx.
+ST_ONNX_REQUIREMENTS = ["sentence-transformers[onnx]<6"]
+ST_ONNX_WORKERS = ("infer/sentence-transformers-onnx", "infer/sentence-transformers-onnx-qint8")
+
+
+def setup_st_onnx() -> None:
+    """Make (or keep) the environment of sentence-transformers' ONNX contenders; torch is the CPU wheel on disk."""
+    python = ST_ONNX_VENV / "bin" / "python"
+    if not python.is_file():
+        subprocess.run([sys.executable, "-m", "venv", str(ST_ONNX_VENV)], check=True)
+    for requirement in (["torch==2.13.0"], ST_ONNX_REQUIREMENTS):
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirement], check=True)
+
+
+def infer_sentence_transformers_onnx(args: argparse.Namespace, quantized: bool) -> dict:
+    """sentence-transformers' own ONNX backend (exported by optimum), and its dynamic int8 export for AVX-512 VNNI,
+    on a copy of the checkpoint (runs in the --setup-st-onnx environment; no minbert there)."""
+    import shutil
+
+    from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+
+    copy = HERE / ".cache" / "st-onnx" / Path(args.checkpoint_path).name
+    if not (copy / "onnx" / "model.onnx").is_file():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(args.checkpoint_path, copy)
+        SentenceTransformer(str(copy), backend="onnx", device="cpu").save(str(copy))
+    kwargs = {}
+    if quantized:
+        kwargs = {"model_kwargs": {"file_name": "onnx/model_qint8_avx512_vnni.onnx"}}
+        if not (copy / "onnx" / "model_qint8_avx512_vnni.onnx").is_file():
+            plain = SentenceTransformer(str(copy), backend="onnx", device="cpu")
+            export_dynamic_quantized_onnx_model(plain, "avx512_vnni", str(copy))
+    texts, _ = load_split("validation", args.infer_examples)
+    model = SentenceTransformer(str(copy), backend="onnx", device="cpu", **kwargs)
+    model.max_seq_length = MAX_LENGTH
+    encode = lambda batch: model.encode(batch, batch_size=INFER_BATCH)  # noqa: E731
+    return latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
 
 
 def padding_overhead(args: argparse.Namespace) -> dict:
@@ -400,6 +450,8 @@ WORKERS = {
     "infer/transformers-sorted-bf16": lambda a: infer_transformers(a, sort_by_length=True, bf16=True),
     "infer/sentence-transformers": infer_sentence_transformers,
     "infer/sentence-transformers-bf16": lambda a: infer_sentence_transformers(a, bf16=True),
+    "infer/sentence-transformers-onnx": lambda a: infer_sentence_transformers_onnx(a, quantized=False),
+    "infer/sentence-transformers-onnx-qint8": lambda a: infer_sentence_transformers_onnx(a, quantized=True),
     "gemm": gemm_gflops,
     "padding": padding_overhead,
 }
@@ -407,8 +459,9 @@ WORKERS = {
 
 def run_worker(name: str, args: argparse.Namespace) -> dict:
     """Run one contender in a fresh process; its stdout's last line is its JSON result."""
+    st_onnx = name in ST_ONNX_WORKERS
     command = [
-        sys.executable,
+        str(ST_ONNX_VENV / "bin" / "python") if st_onnx else sys.executable,
         __file__,
         "--worker",
         name,
@@ -425,13 +478,26 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
         "--repeats",
         str(args.repeats),
         *(["--checkpoint", args.checkpoint] if args.checkpoint else []),
+        *(["--model", str(args.model)] if args.model else []),
+        *(["--checkpoint-path", str(checkpoint_path(args))] if st_onnx else []),
     ]
     done = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     )
     if done.returncode:
         raise SystemExit(f"benchmark worker {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if st_onnx:  # FLOP accounting needs minbert, which that environment does not have
+        result = with_flops(
+            args, load_split("validation", args.infer_examples or None)[0], result, "sentences_per_s", 1
+        )
+    return result
+
+
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    from minbert.model.checkpoint import resolve_checkpoint
+
+    return resolve_checkpoint(args.checkpoint)
 
 
 BF16_FLAGS = {True: "yes", False: "no, bf16 is emulated"}
@@ -465,8 +531,21 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="*", default=[], help="run only the contenders whose name starts with one of these (e.g. infer)"
     )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="a trained MASSIVE model (run or model dir): the ONNX rows also report its dev accuracy",
+    )
+    parser.add_argument(
+        "--setup-st-onnx",
+        action="store_true",
+        help=f"make the environment of sentence-transformers' ONNX contenders ({ST_ONNX_VENV.name}/), then run",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint-path", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.setup_st_onnx:
+        setup_st_onnx()
     if args.smoke:
         args.train_examples, args.dev_examples, args.infer_examples, args.latency_examples, args.repeats = (
             128,
@@ -490,13 +569,16 @@ def main() -> None:
     for name in WORKERS:
         if args.only and not any(name.startswith(prefix) for prefix in args.only):
             continue
+        if name in ST_ONNX_WORKERS and not (ST_ONNX_VENV / "bin" / "python").is_file():
+            print(f"skipping {name}: its environment is missing (run with --setup-st-onnx once)", file=sys.stderr)
+            continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run_worker(name, args)
     gemm = results.get("gemm") or {}
     checkpoint = args.checkpoint or "all-MiniLM-L6-v2"
 
     def precision(name: str) -> str:
-        return "int8" if "int8" in name else "bf16" if "bf16" in name else "fp32"
+        return "int8" if "int8" in name else "bf16" if "bf16" in name else "fp32"  # qint8 is int8 too
 
     def share(r: dict, name: str) -> str:
         """Achieved GFLOP/s on real tokens as a share of the GEMM rate of the same precision."""
@@ -535,7 +617,7 @@ def main() -> None:
         ]
     lines += [
         "",
-        "inference                          sent/s @64   vs HF fp32   vs best anchor same precision   p50 ms @1   p99 ms @1   peak RSS MB   GEMM share",
+        "inference                                sent/s @64   vs HF fp32   vs best anchor same precision   p50 ms @1   p99 ms @1   peak RSS MB   GEMM share",
     ]
     infer_hf = results.get("infer/transformers")
     names = (
@@ -544,6 +626,8 @@ def main() -> None:
         "infer/transformers-sorted-bf16",
         "infer/sentence-transformers",
         "infer/sentence-transformers-bf16",
+        "infer/sentence-transformers-onnx",
+        "infer/sentence-transformers-onnx-qint8",
         "infer/minbert-unbucketed",
         "infer/minbert",
         "infer/minbert-bf16",
@@ -560,9 +644,10 @@ def main() -> None:
         ]
         same = ratio(r["sentences_per_s"], max(anchors)) if anchors and "minbert" in name else ""
         lines.append(
-            f"  {name:<32} {r['sentences_per_s']:>10.1f} {ratio(r['sentences_per_s'], infer_hf['sentences_per_s']):>12} {same:>31} "
+            f"  {name:<38} {r['sentences_per_s']:>10.1f} {ratio(r['sentences_per_s'], infer_hf['sentences_per_s']):>12} {same:>31} "
             f"{r['p50_ms']:>11.2f} {r['p99_ms']:>11.2f} {r['peak_rss_mb']:>13.0f} {share(r, name):>12}"
             + (f"   (+{r['compile_s']:.0f} s compiling)" if "compile_s" in r else "")
+            + (f"   dev acc {r['dev_accuracy']:.4f} (--model)" if "dev_accuracy" in r else "")
         )
     if gemm:
         lines += [
