@@ -103,3 +103,24 @@ def test_epoch_log_reports_the_mean_loss_of_the_epoch(tmp_path, caplog):
     for epoch, line in enumerate(lines):
         expected = sum(losses[5 * epoch : 5 * epoch + 5]) / 5
         assert f"mean loss {expected:.4f} over 5 batches" in line
+
+
+def test_a_run_resumed_with_a_patience_it_has_used_up_stops_before_training_more(tmp_path, caplog):
+    """Dev peaked at epoch 1 and fell for two epochs; resumed with patience 2, the run stops at once
+    (no fourth epoch) with the epoch-1 weights."""
+    first = ScriptedTask([0.1, 0.6, 0.5, 0.4, 0.3])
+    config = TrainConfig(progress=False, lr=1e-2, epochs=4, checkpoint_interval_s=0)
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    Trainer(TinyClassifier(), first, config, log, torch.device("cpu"), checkpoint_dir=tmp_path / "ckpt").fit()
+    log.close()
+    resumed_task = ScriptedTask([])
+    log = MetricsLog(tmp_path / "resumed.jsonl")
+    model = TinyClassifier()
+    resumed = config.model_copy(update={"resume": True, "patience": 2})
+    with caplog.at_level("INFO", logger="minbert.train.trainer"):
+        result = Trainer(model, resumed_task, resumed, log, torch.device("cpu"), checkpoint_dir=tmp_path / "ckpt").fit()
+    log.close()
+    assert result.stopped_early and result.best_epoch == 1.0 and result.steps == 12
+    assert not [r for r in read_metrics(tmp_path / "resumed.jsonl") if r["event"] == "train"]
+    assert all(torch.equal(v, first.snapshots[1][k]) for k, v in model.state_dict().items())
+    assert "early stop" in caplog.text

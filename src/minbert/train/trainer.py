@@ -135,6 +135,10 @@ class Trainer:
         started = time.perf_counter() - trained_seconds
         rate = 0.0
         for epoch in range(start_epoch, cfg.epochs):
+            if self.bad_evaluations_exhausted():  # resumed with a patience its evaluations have already used up
+                log.info("early stop: no dev %s improvement in %d evaluations", cfg.metric, self.bad_evaluations)
+                result.stopped_early = True
+                break
             batches = first_epoch if epoch == start_epoch else self.task.epoch_batches(epoch)
             skip = start_batch if epoch == start_epoch else 0
             self.model.train()
