@@ -22,8 +22,8 @@ test: $(STAMP)
 
 ## lint: ruff (lint + format check) on src/ and tests/, mypy on src/
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks experiments
-	$(BIN)/ruff format --check src tests benchmarks experiments
+	$(BIN)/ruff check src tests benchmarks experiments docs
+	$(BIN)/ruff format --check src tests benchmarks experiments docs
 	$(BIN)/mypy
 
 clean:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
-from minbert import MinbertError
 from minbert.cli import main
 from minbert.model.heads import HeadSpec
 from minbert.model.st_export import export_sentence_transformers
@@ -44,7 +42,16 @@ def test_a_model_with_a_projection_and_heads_exports_its_sentence_vectors(tmp_pa
     assert theirs.shape == (len(TEXTS), 48) and min_cosine(theirs, ours) >= 0.9999
 
 
-def test_pooler_pooling_is_refused(tmp_path):
-    Model.from_checkpoint(None, [HeadSpec("main", labels=["a", "b"])], pooling="pooler").save(tmp_path / "model")
-    with pytest.raises(MinbertError, match="train with --model.pooling cls or mean to export"):
-        export_sentence_transformers(tmp_path / "model", tmp_path / "st")
+def test_a_pooler_model_exports_as_cls_pooling_and_a_tanh_dense_layer(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    torch.manual_seed(0)
+    model = Model.from_checkpoint(None, [HeadSpec("main", labels=["a", "b"])], pooling="pooler", max_length=16)
+    model.save(tmp_path / "model")
+    export_sentence_transformers(tmp_path / "model", tmp_path / "st")
+    loaded = SentenceTransformer(str(tmp_path / "st"), device="cpu")
+    assert [type(m).__name__ for m in loaded] == ["Transformer", "Pooling", "Dense", "Normalize"]
+    ours = load(tmp_path / "model").encode(TEXTS)
+    assert min_cosine(loaded.encode(TEXTS), ours) >= 0.9999
+    plain = load("all-MiniLM-L6-v2").encode(TEXTS)  # mean pooling: the pooler really is in the path
+    assert min_cosine(plain, ours) < 0.99

@@ -2,7 +2,7 @@
 model page and reads the label; the runs page lists a folder's runs, opens one and compares two.
 
 CI installs Debian's chromium (.ci/run); elsewhere the test skips when /usr/bin/chromium is missing, saying so.
-MINBERT_SCREENSHOTS=DIR saves a PNG of each page there (the ones in docs/ were taken that way).
+MINBERT_SCREENSHOTS=DIR saves a PNG of each page there (docs/screenshots.py takes the same pages of real runs).
 """
 
 from __future__ import annotations
