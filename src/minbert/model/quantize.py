@@ -37,6 +37,7 @@ def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection
     nodes: list[onnx.NodeProto] = []
     added: list[onnx.TensorProto] = []
     quantised: dict[str, tuple[str, str]] = {}  # weight name -> (int8 weight, column scales), shared by its users
+    inputs: dict[str, tuple[str, str]] = {}  # activation name -> (its uint8 rows, their scales), shared likewise
 
     def constant(name: str, value: np.ndarray) -> str:
         added.append(numpy_helper.from_array(value, name))
@@ -95,16 +96,20 @@ def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection
         width = constant(p + "width", np.array([n], np.int64))
 
         x, y = node.input[0], node.output[0]
-        add("Reshape", [x, shape_2d], p + "x")
-        add("Abs", [p + "x"], p + "abs")
-        add("ReduceMax", [p + "abs", shared["rows_axis"]], p + "max", keepdims=1)
-        add("Mul", [p + "max", shared["inverse_127"]], p + "scale_raw")
-        add("Max", [p + "scale_raw", shared["tiny"]], p + "scale")  # an all-zero row: any scale, q = 128
-        add("Reshape", [p + "scale", shared["flat"]], p + "row_scales")
-        add("Shape", [p + "row_scales"], p + "rows")
-        add("Expand", [shared["zero_point"], p + "rows"], p + "row_zero_points")
-        add("QuantizeLinear", [p + "x", p + "row_scales", p + "row_zero_points"], p + "q", axis=0)
-        products = [p + "q", w_int8, p + "scale", w_scale, shared["zero_point"], shared["weight_zero_point"]]
+        if x not in inputs:  # quantised once for all its readers (a layer's Q, K and V projections share one)
+            q = f"rowq_in{len(inputs) + 1}_"
+            add("Reshape", [x, shape_2d], q + "x")
+            add("Abs", [q + "x"], q + "abs")
+            add("ReduceMax", [q + "abs", shared["rows_axis"]], q + "max", keepdims=1)
+            add("Mul", [q + "max", shared["inverse_127"]], q + "scale_raw")
+            add("Max", [q + "scale_raw", shared["tiny"]], q + "scale")  # an all-zero row: any scale, q = 128
+            add("Reshape", [q + "scale", shared["flat"]], q + "row_scales")
+            add("Shape", [q + "row_scales"], q + "rows")
+            add("Expand", [shared["zero_point"], q + "rows"], q + "row_zero_points")
+            add("QuantizeLinear", [q + "x", q + "row_scales", q + "row_zero_points"], q + "q", axis=0)
+            inputs[x] = (q + "q", q + "scale")
+        x_int8, x_scale = inputs[x]
+        products = [x_int8, w_int8, x_scale, w_scale, shared["zero_point"], shared["weight_zero_point"]]
         add("MatMulIntegerToFloat", products, p + "y", domain="com.microsoft")
         add("Shape", [x], p + "x_shape")
         add("Slice", [p + "x_shape", shared["first"], shared["last"]], p + "leading")
