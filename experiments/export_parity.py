@@ -21,34 +21,24 @@ import numpy as np
 import torch
 
 from minbert.cli import main as minbert
+from minbert.config import RunConfig, load_config
 from minbert.data.readers import read_examples
 from minbert.model.task_model import load
 
 HERE = Path(__file__).resolve().parent
 
 
-def test_file(run: Path) -> tuple[str, str]:
-    """The test file and its format from the run's config.yaml."""
-    import yaml
-
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    return config["data"]["test"], config["data"]["format"]
-
-
-def trained_with(run: Path) -> list[str]:
+def trained_with(run: Path, config: RunConfig | None) -> list[str]:
     """A line on how a run's model was trained and how it scored (nothing for a bare model directory)."""
-    import yaml
-
-    if not (run / "config.yaml").is_file() or not (run / "results.json").is_file():
+    if config is None or not (run / "results.json").is_file():
         return []
-    config = yaml.safe_load((run / "config.yaml").read_text())
     results = json.loads((run / "results.json").read_text())["results"]
-    model, train = config["model"], config["train"]
+    model, train = config.model, config.train
     scores = ", ".join(f"{split} accuracy {100 * m['accuracy']:.2f}" for split, m in results.items() if "accuracy" in m)
     return [
         "",
-        f"Trained: {model['checkpoint']}, pooling {model['pooling']}, hidden_size {model['hidden_size']}, "
-        f"{train['epochs']} epochs, lr {train['lr']}, seed {train['seed']}, calibration {config.get('calibration')}; {scores}.",
+        f"Trained: {model.checkpoint}, pooling {model.pooling}, hidden_size {model.hidden_size}, "
+        f"{train.epochs} epochs, lr {train.lr}, seed {train.seed}, calibration {config.calibration}; {scores}.",
     ]
 
 
@@ -56,21 +46,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a training run directory or a saved model directory")
     parser.add_argument("--data", help="texts to compare on (default: the run's test file)")
-    parser.add_argument("--format", help="the data file's format (default: the run's)")
+    parser.add_argument("--format", help="the data file's format (default: the run's; jsonl for a model directory)")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=HERE / "export_parity.md")
     args = parser.parse_args()
     torch.manual_seed(0)
     source = args.run  # a run directory or a model directory: minbert accepts both
-    data, fmt = (args.data, args.format) if args.data else test_file(args.run)
-    texts = [e.text for e in read_examples(data, args.format or fmt, require_labels=False)]
+    config = load_config(args.run / "config.yaml") if (args.run / "config.yaml").is_file() else None
+    if config is None and args.data is None:
+        parser.error(f"{args.run} has no config.yaml to take its test file from: give --data FILE --format FORMAT")
+    data = args.data or config.data.test  # type: ignore[union-attr]  # config is set when --data is not
+    fmt = args.format or (config.data.format if config else "jsonl")
+    texts = [e.text for e in read_examples(data, fmt, require_labels=False)]
     ours = load(source)
     lines = [
         "# Export parity: a trained model in transformers and sentence-transformers",
         "",
         f"Model: `{source}` ({ours.config.heads[0].name} head, pooling `{ours.config.pooling}`); "
         f"texts: `{Path(data).name}`, {len(texts):,} rows. Command: `python experiments/export_parity.py {args.run}`.",
-        *trained_with(args.run),
+        *trained_with(args.run, config),
         "",
         "| format | loaded with | compared | result | seconds |",
         "|---|---|---|---|---|",

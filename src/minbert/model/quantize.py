@@ -37,7 +37,7 @@ def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection
     nodes: list[onnx.NodeProto] = []
     added: list[onnx.TensorProto] = []
     quantised: dict[str, tuple[str, str]] = {}  # weight name -> (int8 weight, column scales), shared by its users
-    inputs: dict[str, tuple[str, str]] = {}  # activation name -> (its uint8 rows, their scales), shared likewise
+    inputs: dict[str, tuple[str, str, str]] = {}  # activation -> (uint8 rows, their scales, leading dims), shared
 
     def constant(name: str, value: np.ndarray) -> str:
         added.append(numpy_helper.from_array(value, name))
@@ -92,13 +92,12 @@ def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection
             )
         w_int8, w_scale = quantised[weight.name]
         p = f"rowq{count}_"
-        shape_2d = constant(p + "shape_2d", np.array([-1, k], np.int64))
         width = constant(p + "width", np.array([n], np.int64))
 
         x, y = node.input[0], node.output[0]
         if x not in inputs:  # quantised once for all its readers (a layer's Q, K and V projections share one)
             q = f"rowq_in{len(inputs) + 1}_"
-            add("Reshape", [x, shape_2d], q + "x")
+            add("Reshape", [x, constant(q + "shape_2d", np.array([-1, k], np.int64))], q + "x")
             add("Abs", [q + "x"], q + "abs")
             add("ReduceMax", [q + "abs", shared["rows_axis"]], q + "max", keepdims=1)
             add("Mul", [q + "max", shared["inverse_127"]], q + "scale_raw")
@@ -107,13 +106,13 @@ def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection
             add("Shape", [q + "row_scales"], q + "rows")
             add("Expand", [shared["zero_point"], q + "rows"], q + "row_zero_points")
             add("QuantizeLinear", [q + "x", q + "row_scales", q + "row_zero_points"], q + "q", axis=0)
-            inputs[x] = (q + "q", q + "scale")
-        x_int8, x_scale = inputs[x]
+            add("Shape", [x], q + "x_shape")
+            add("Slice", [q + "x_shape", shared["first"], shared["last"]], q + "leading")
+            inputs[x] = (q + "q", q + "scale", q + "leading")
+        x_int8, x_scale, leading = inputs[x]
         products = [x_int8, w_int8, x_scale, w_scale, shared["zero_point"], shared["weight_zero_point"]]
         add("MatMulIntegerToFloat", products, p + "y", domain="com.microsoft")
-        add("Shape", [x], p + "x_shape")
-        add("Slice", [p + "x_shape", shared["first"], shared["last"]], p + "leading")
-        add("Concat", [p + "leading", width], p + "y_shape", axis=0)
+        add("Concat", [leading, width], p + "y_shape", axis=0)
         add("Reshape", [p + "y", p + "y_shape"], y)
     del graph.node[:]
     graph.node.extend(nodes)

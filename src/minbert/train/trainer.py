@@ -214,7 +214,7 @@ class Trainer:
                 loss_batches,
                 rate,
             )
-            if self.bad_evaluations_exhausted() or result.stopped_early:
+            if result.stopped_early:  # by an evaluation inside the epoch (eval_every)
                 break
             if not cfg.eval_every and self._evaluate(result, step, float(epoch + 1)):
                 break
