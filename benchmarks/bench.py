@@ -15,7 +15,9 @@ AutoModelForSequenceClassification builds it). Prints a table and writes benchma
    under bf16 autocast (transformers' own bf16 path on CPU);
    minbert again with transformers' classifier init (one-epoch accuracy depends on it);
    and a frozen-encoder probe: seconds per epoch on cached sentence vectors vs re-encoding every epoch
-2. inference: sentences/s over all dev sentences at batch 64, and p50/p99 latency at batch 1
+2. inference: sentences/s over all dev sentences at batch 64, and p50/p99 latency at batch 1; the
+   contenders' processes stay loaded side by side and take turns, one pass each per round, so a slow
+   spell of the machine hits all of them alike (--one-at-a-time runs them one after another instead)
    minbert encode (length-sorted batches; and without, in input order) and its bf16 / ONNX / int8 ONNX
    paths vs transformers AutoModel (+ mean pooling) in the plain loop (slices of 64 in input order,
    each padded to its longest), the same loop after sorting by length (what minbert's bucketing buys
@@ -36,6 +38,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -216,16 +219,13 @@ def train_transformers(args: argparse.Namespace, bf16: bool = False) -> dict:
     return with_flops(args, texts, result, "examples_per_s", 3)
 
 
-def latency_and_throughput(encode_all, encode_one, texts: list[str], single: list[str], repeats: int) -> dict:
+def latency_and_throughput(
+    encode_all, encode_one, texts: list[str], single: list[str], args: argparse.Namespace
+) -> dict:
     """Sentences/s for `encode_all(texts)` (each contender's own way of running a list at batch 64; the
-    median of `repeats` passes, as one pass over dev takes only seconds), then batch-1 latency percentiles."""
+    median of its passes, as one pass over dev takes only seconds), then batch-1 latency percentiles."""
     encode_all(texts[:64])  # warm-up
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        encode_all(texts)
-        rates.append(len(texts) / (time.perf_counter() - started))
-    throughput = statistics.median(rates)
+    throughput = statistics.median(timed_passes(encode_all, texts, args))
     times = []
     for text in single:
         t0 = time.perf_counter()
@@ -237,6 +237,31 @@ def latency_and_throughput(encode_all, encode_one, texts: list[str], single: lis
         "p50_ms": statistics.median(times),
         "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))],
     }
+
+
+TURN = "@bench "  # prefix of the lines a worker taking turns writes to the parent (libraries print too)
+
+
+def timed_passes(encode_all, texts: list[str], args: argparse.Namespace) -> list[float]:
+    """Sentences/s of each pass over `texts`. Alone: `repeats` passes back to back. Taking turns (--turns):
+    one pass each time the parent writes `pass`, until it writes `end`, so that contenders alternate and a
+    slow spell of a shared machine falls on all of them alike instead of on whichever ran then."""
+
+    def one_pass() -> float:
+        started = time.perf_counter()
+        encode_all(texts)
+        return len(texts) / (time.perf_counter() - started)
+
+    if not args.turns:
+        return [one_pass() for _ in range(args.repeats)]
+    print(TURN + "ready", flush=True)
+    rates = []
+    for line in sys.stdin:
+        if line.strip() != "pass":
+            break
+        rates.append(one_pass())
+        print(TURN + json.dumps(rates[-1]), flush=True)
+    return rates
 
 
 def in_input_order(encode_batch):
@@ -282,7 +307,7 @@ def infer_minbert(args: argparse.Namespace, bf16: bool, bucketed: bool = True, c
             encode([text])
     compile_s = time.perf_counter() - started
     result = latency_and_throughput(
-        encode if bucketed else in_input_order(encode), encode, texts, texts[: args.latency_examples], args.repeats
+        encode if bucketed else in_input_order(encode), encode, texts, texts[: args.latency_examples], args
     )
     result = with_flops(args, texts, result, "sentences_per_s", 1)
     return {**result, "compile_s": compile_s} if compiled else result
@@ -309,7 +334,7 @@ def infer_minbert_onnx(args: argparse.Namespace, backend: str) -> dict:
         export_onnx(Path(tmp) / "model", int8=backend == "onnx-int8")
         model = OnnxModel(Path(tmp) / "model", backend, threads=args.threads)
         encode = lambda batch: model.raw_outputs("main", batch, INFER_BATCH)  # noqa: E731
-        result = latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
+        result = latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args)
         if args.model:
             predicted = [p.label for p in model.predict(texts, batch_size=INFER_BATCH)]  # type: ignore[union-attr]
             result["dev_accuracy"] = sum(p == y for p, y in zip(predicted, labels, strict=True)) / len(texts)
@@ -334,7 +359,7 @@ def infer_transformers(args: argparse.Namespace, sort_by_length: bool = False, b
         return (hidden * mask).sum(1) / mask.sum(1)
 
     run_all = length_sorted(encode) if sort_by_length else in_input_order(encode)
-    result = latency_and_throughput(run_all, encode, texts, texts[: args.latency_examples], args.repeats)
+    result = latency_and_throughput(run_all, encode, texts, texts[: args.latency_examples], args)
     return with_flops(args, texts, result, "sentences_per_s", 1)
 
 
@@ -351,7 +376,7 @@ def infer_sentence_transformers(args: argparse.Namespace, bf16: bool = False) ->
         with autocast(bf16):
             return model.encode(batch, batch_size=INFER_BATCH)
 
-    result = latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
+    result = latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args)
     return with_flops(args, texts, result, "sentences_per_s", 1)
 
 
@@ -393,7 +418,7 @@ def infer_sentence_transformers_onnx(args: argparse.Namespace, quantized: bool) 
     model = SentenceTransformer(str(copy), backend="onnx", device="cpu", **kwargs)
     model.max_seq_length = MAX_LENGTH
     encode = lambda batch: model.encode(batch, batch_size=INFER_BATCH)  # noqa: E731
-    return latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args.repeats)
+    return latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args)
 
 
 def padding_overhead(args: argparse.Namespace) -> dict:
@@ -457,10 +482,9 @@ WORKERS = {
 }
 
 
-def run_worker(name: str, args: argparse.Namespace) -> dict:
-    """Run one contender in a fresh process; its stdout's last line is its JSON result."""
+def worker_command(name: str, args: argparse.Namespace) -> list[str]:
     st_onnx = name in ST_ONNX_WORKERS
-    command = [
+    return [
         str(ST_ONNX_VENV / "bin" / "python") if st_onnx else sys.executable,
         __file__,
         "--worker",
@@ -481,17 +505,87 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
         *(["--model", str(args.model)] if args.model else []),
         *(["--checkpoint-path", str(checkpoint_path(args))] if st_onnx else []),
     ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    )
-    if done.returncode:
-        raise SystemExit(f"benchmark worker {name} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    if st_onnx:  # FLOP accounting needs minbert, which that environment does not have
+
+
+WORKER_ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+
+
+def worker_result(name: str, args: argparse.Namespace, returncode: int, stdout: str, stderr: str) -> dict:
+    """A finished worker's JSON result (its stdout's last line)."""
+    if returncode:
+        raise SystemExit(f"benchmark worker {name} failed:\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    if name in ST_ONNX_WORKERS:  # FLOP accounting needs minbert, which that environment does not have
         result = with_flops(
             args, load_split("validation", args.infer_examples or None)[0], result, "sentences_per_s", 1
         )
     return result
+
+
+def run_worker(name: str, args: argparse.Namespace) -> dict:
+    """Run one contender alone in a fresh process."""
+    done = subprocess.run(worker_command(name, args), capture_output=True, text=True, env=WORKER_ENV)
+    return worker_result(name, args, done.returncode, done.stdout, done.stderr)
+
+
+def run_taking_turns(names: list[str], args: argparse.Namespace) -> dict[str, dict]:
+    """Inference contenders side by side: each process is started and warmed up in turn, then every round
+    gives each one throughput pass (rotating who goes first) for `repeats` rounds, and each reports the
+    median of its passes; batch-1 latency is then measured one process at a time. One pass is seconds
+    long and a shared machine's speed drifts over minutes, so ratios from alternating passes are fair
+    where back-to-back runs are not. All the processes stay loaded at once (MiniLM: ~1 GB each)."""
+    workers: dict[str, subprocess.Popen] = {}
+    errors = {name: tempfile.TemporaryFile("w+") for name in names}
+
+    def reply(name: str) -> str:
+        for line in workers[name].stdout:  # type: ignore[union-attr]
+            if line.startswith(TURN):
+                return line[len(TURN) :].strip()
+        errors[name].seek(0)
+        raise SystemExit(f"benchmark worker {name} failed:\n{errors[name].read()[-3000:]}")
+
+    def send(name: str, word: str) -> None:
+        try:
+            workers[name].stdin.write(word + "\n")  # type: ignore[union-attr]
+            workers[name].stdin.flush()  # type: ignore[union-attr]
+        except BrokenPipeError:  # it died: reply() reports its error output
+            reply(name)
+
+    try:
+        for name in names:
+            print(f"starting {name} ...", file=sys.stderr, flush=True)
+            workers[name] = subprocess.Popen(
+                [*worker_command(name, args), "--turns"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors[name],
+                text=True,
+                env=WORKER_ENV,
+            )
+            reply(name)  # loaded and warmed up
+        for round_index in range(args.repeats):
+            print(f"round {round_index + 1} of {args.repeats}: one pass each", file=sys.stderr, flush=True)
+            first = round_index % len(names)
+            for name in names[first:] + names[:first]:
+                send(name, "pass")
+                reply(name)
+                time.sleep(PAUSE_S)
+        results = {}
+        for name in names:
+            send(name, "end")
+            stdout, _ = workers[name].communicate()
+            errors[name].seek(0)
+            results[name] = worker_result(name, args, workers[name].returncode, stdout, errors[name].read())
+        return results
+    finally:
+        for worker in workers.values():
+            if worker.poll() is None:
+                worker.kill()
+        for handle in errors.values():
+            handle.close()
+
+
+PAUSE_S = 0.5  # between passes, so the last contender's spinning thread pools have gone idle
 
 
 def checkpoint_path(args: argparse.Namespace) -> Path:
@@ -541,7 +635,14 @@ def main() -> None:
         action="store_true",
         help=f"make the environment of sentence-transformers' ONNX contenders ({ST_ONNX_VENV.name}/), then run",
     )
+    parser.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="run the inference contenders one after another instead of side by side taking turns "
+        "(less memory: all of them stay loaded while taking turns, ~2 GB each for a base model)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--turns", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint-path", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.setup_st_onnx:
@@ -565,15 +666,25 @@ def main() -> None:
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
 
-    results = {}
+    chosen = []
     for name in WORKERS:
         if args.only and not any(name.startswith(prefix) for prefix in args.only):
             continue
         if name in ST_ONNX_WORKERS and not (ST_ONNX_VENV / "bin" / "python").is_file():
             print(f"skipping {name}: its environment is missing (run with --setup-st-onnx once)", file=sys.stderr)
             continue
+        chosen.append(name)
+    results = {}
+    for name in [n for n in chosen if not n.startswith("infer/")]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run_worker(name, args)
+    inference = [n for n in chosen if n.startswith("infer/")]
+    if args.one_at_a_time:
+        for name in inference:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            results[name] = run_worker(name, args)
+    elif inference:
+        results |= run_taking_turns(inference, args)
     gemm = results.get("gemm") or {}
     checkpoint = args.checkpoint or "all-MiniLM-L6-v2"
 
