@@ -610,7 +610,12 @@ def ratio(a: float, b: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every measurement runs (CI)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for every contender")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count() or 1,
+        help="threads for every contender (default: OMP_NUM_THREADS, else one per core)",
+    )
     parser.add_argument("--train-examples", type=int, default=0, help="training examples (0 = all 11,514)")
     parser.add_argument("--dev-examples", type=int, default=0, help="dev examples (0 = all 2,033)")
     parser.add_argument("--infer-examples", type=int, default=0, help="sentences for throughput (0 = all dev)")

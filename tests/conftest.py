@@ -11,6 +11,13 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    # One test process per core (pytest -n auto): each gets its share of the threads, and so do the
+    # commands it starts, because spin-waiting thread pools on an oversubscribed CPU run many times slower.
+    THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    torch.set_num_threads(THREADS)
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

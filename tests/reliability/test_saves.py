@@ -27,25 +27,41 @@ model = classifier(["a", "b", "c"], hidden_size=16, max_length=16)
 print("ready", flush=True)
 while True:
     model.save(sys.argv[1])
+    print("saved", flush=True)
 """
+
+
+def start_saver(directory, seed: int) -> subprocess.Popen:
+    saver = subprocess.Popen(
+        [sys.executable, "-c", SAVER, str(directory), str(seed)], stdout=subprocess.PIPE, cwd=os.getcwd()
+    )
+    assert saver.stdout is not None and saver.stdout.readline().strip() == b"ready"
+    return saver
 
 
 @pytest.mark.slow
 def test_kill_during_a_save_over_an_existing_model_leaves_the_old_or_the_new(tmp_path):
     directory = tmp_path / "model"
     torch.manual_seed(1)
-    classifier(["a", "b", "c"], hidden_size=16, max_length=16).save(directory)
+    old_model = classifier(["a", "b", "c"], hidden_size=16, max_length=16)
+    old_model.save(directory)
     old = [p.probabilities for p in minbert.load(directory).predict(TEXTS)]
     torch.manual_seed(2)
     new = [p.probabilities for p in classifier(["a", "b", "c"], hidden_size=16, max_length=16).predict(TEXTS)]
     assert old != new
+    # How long one save takes on this machine now (a loaded CI machine is several times slower than a
+    # quiet one), so that the kills below land before, during and after the first save whatever the load.
+    timer = start_saver(tmp_path / "timing", 2)
+    started = time.perf_counter()
+    assert timer.stdout is not None and timer.stdout.readline().strip() == b"saved"
+    save_s = time.perf_counter() - started
+    timer.kill()
+    timer.wait()
     seen = set()
-    for attempt in range(6):  # saves take ~0.3 s; kills land at different points of them
-        saver = subprocess.Popen(
-            [sys.executable, "-c", SAVER, str(directory), "2"], stdout=subprocess.PIPE, cwd=os.getcwd()
-        )
-        assert saver.stdout is not None and saver.stdout.readline().strip() == b"ready"
-        time.sleep(0.15 + 0.11 * attempt)
+    for attempt, fraction in enumerate((0.1, 0.3, 0.5, 0.7, 0.9, 1.5)):
+        old_model.save(directory)
+        saver = start_saver(directory, 2)
+        time.sleep(fraction * save_s)
         os.kill(saver.pid, signal.SIGKILL)
         saver.wait()
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from minbert.model.task_model import load
 from minbert.serving.app import Limits, create_app
@@ -263,6 +264,18 @@ def test_a_taken_port_is_one_line_and_no_address_is_announced(model_dir):  # noq
 
 
 @pytest.mark.slow
+def received_predictions(client: httpx.Client) -> float:
+    """/predict requests the server holds (texts waiting for the batcher, in requests of TEXTS) or has answered."""
+    queued = answered = 0.0
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "minbert_queue_texts":
+                queued = sample.value
+            elif sample.name == "minbert_requests_total" and sample.labels.get("endpoint") == "/predict":
+                answered += sample.value
+    return queued / len(TEXTS) + answered
+
+
 def test_sigterm_under_load_finishes_in_flight_requests_and_answers_keep_alive_ones_503(model_dir):  # noqa: F811
     with bind("127.0.0.1", 0) as probe:
         port = probe.getsockname()[1]
@@ -278,7 +291,9 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_answers_keep_alive_o
         assert keep_alive.get("/ready").status_code == 200
         with ThreadPoolExecutor(8) as pool:
             in_flight = [pool.submit(httpx.post, f"{url}/predict", json={"texts": TEXTS}, timeout=30) for _ in range(8)]
-            time.sleep(0.5)  # all eight are in the batcher's 1.5 s collection window
+            deadline = time.monotonic() + 20
+            while received_predictions(keep_alive) < 8 and time.monotonic() < deadline:
+                time.sleep(0.02)  # a loaded machine takes a while to send all eight
             process.send_signal(signal.SIGTERM)
             while (answer := keep_alive.get("/ready")).status_code == 200:
                 time.sleep(0.02)

@@ -184,8 +184,9 @@ class OnnxModel(HeadPredictions):
         self.tokenizer = Tokenizer.from_pretrained(directory / "encoder", max_length=self.config.max_length)
         self.specs = {spec.name: spec for spec in self.config.heads}
         options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # As many threads as torch uses (OMP_NUM_THREADS, set_threads), not ONNX Runtime's one per core:
+        # its spinning threads on an oversubscribed machine slow every process on it.
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         self.session = onnxruntime.InferenceSession(
             str(file), options, providers=["CPUExecutionProvider"], disabled_optimizers=SLOWER_FUSED
         )
