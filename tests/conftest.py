@@ -19,6 +19,11 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     torch.set_num_threads(THREADS)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (stable otherwise): run in parallel, they overlap with all the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("slowest") is None)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """Benchmark data lives outside the repo (never committed): ../shared/data by default."""
