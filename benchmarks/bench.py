@@ -240,6 +240,7 @@ def latency_and_throughput(
 
 
 TURN = "@bench "  # prefix of the lines a worker taking turns writes to the parent (libraries print too)
+PAUSE_S = 0.5  # between turns, so the last contender's spinning thread pools have gone idle
 
 
 def timed_passes(encode_all, texts: list[str], args: argparse.Namespace) -> list[float]:
@@ -583,9 +584,6 @@ def run_taking_turns(names: list[str], args: argparse.Namespace) -> dict[str, di
                 worker.kill()
         for handle in errors.values():
             handle.close()
-
-
-PAUSE_S = 0.5  # between passes, so the last contender's spinning thread pools have gone idle
 
 
 def checkpoint_path(args: argparse.Namespace) -> Path:

@@ -5,8 +5,10 @@
 
 Teacher: all-mpnet-base-v2 fine-tuned with the `make demo` recipe, run seed 1 of
 experiments/massive_table.py (`--checkpoint all-mpnet-base-v2 --bf16 --recipes demo`); when its run
-directory is gone (they are not committed) this script trains it again first. Students: all-MiniLM-L6-v2 with the same recipe plus the teacher's soft targets
-(distill.alpha, distill.temperature), on MASSIVE train only; selected on dev, reported on test.
+directory is gone (they are not committed) this script trains it again first. Students:
+all-MiniLM-L6-v2 with the recipe of their row (demo, or the 10-epoch configs/massive_best.yaml) plus the
+teacher's soft targets (distill.alpha, distill.temperature), on MASSIVE train only; selected on dev,
+reported on test.
 After each run the script measures inference sentences/s of the model (PyTorch and int8 ONNX, batch
 64 over the test set, one thread) and the int8 model's test accuracy; the teacher is measured the same
 way. Resumable through experiments/results.csv.
