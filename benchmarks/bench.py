@@ -677,17 +677,13 @@ def main() -> None:
             print(f"skipping {name}: its environment is missing (run with --setup-st-onnx once)", file=sys.stderr)
             continue
         chosen.append(name)
+    taking_turns = [] if args.one_at_a_time else [n for n in chosen if n.startswith("infer/")]
     results = {}
-    for name in [n for n in chosen if not n.startswith("infer/")]:
+    for name in [n for n in chosen if n not in taking_turns]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run_worker(name, args)
-    inference = [n for n in chosen if n.startswith("infer/")]
-    if args.one_at_a_time:
-        for name in inference:
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            results[name] = run_worker(name, args)
-    elif inference:
-        results |= run_taking_turns(inference, args)
+    if taking_turns:
+        results |= run_taking_turns(taking_turns, args)
     gemm = results.get("gemm") or {}
     checkpoint = args.checkpoint or "all-MiniLM-L6-v2"
 

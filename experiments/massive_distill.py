@@ -29,7 +29,7 @@ from runner import (  # noqa: E402
     REPO,
     Run,
     append_rows,
-    execute,
+    ensure_model,
     finished_runs,
     main,
     mean_sd,
@@ -44,35 +44,25 @@ CONFIG = REPO / "configs" / "massive_intent.yaml"
 TEACHER_RUN = Run("massive_seed000", "demo", CONFIG, 1, ["--train.bf16", "true"], checkpoint="all-mpnet-base-v2")
 TEACHER = TEACHER_RUN.output_dir
 BEST = REPO / "configs" / "massive_best.yaml"
+
+
+def soft_targets(alpha: str, temperature: str) -> list[str]:
+    return ["--distill.alpha", alpha, "--distill.temperature", temperature]
+
+
 # recipe -> (student config, distill overrides, seeds, label)
 RECIPES = {
-    "kd_a0.5_t2": (
-        CONFIG,
-        ["--distill.alpha", "0.5", "--distill.temperature", "2"],
-        [1, 2, 3],
-        "demo recipe, alpha 0.5, T 2",
-    ),
-    "kd_a0.9_t2": (
-        CONFIG,
-        ["--distill.alpha", "0.9", "--distill.temperature", "2"],
-        [1],
-        "demo recipe, alpha 0.9, T 2",
-    ),
-    "kd_best_a0.5_t2": (
-        BEST,
-        ["--distill.alpha", "0.5", "--distill.temperature", "2"],
-        [1],
-        "10-epoch recipe, alpha 0.5, T 2",
-    ),
+    "kd_a0.5_t2": (CONFIG, soft_targets("0.5", "2"), [1, 2, 3], "demo recipe, alpha 0.5, T 2"),
+    "kd_a0.9_t2": (CONFIG, soft_targets("0.9", "2"), [1], "demo recipe, alpha 0.9, T 2"),
+    "kd_best_a0.5_t2": (BEST, soft_targets("0.5", "2"), [1], "10-epoch recipe, alpha 0.5, T 2"),
 }
 
 
 def ensure_teacher() -> None:
     """Train the teacher again when its model is gone; its results.csv rows are kept if it has them already."""
-    if (TEACHER / "model" / "minbert.json").is_file():
+    rows = ensure_model(TEACHER_RUN)
+    if rows is None:
         return
-    print(f"no teacher model in {TEACHER}: training it (massive_table.py's MPNet demo run, seed 1)", flush=True)
-    rows = execute(TEACHER_RUN)
     print("    teacher: " + ", ".join(f"{r['split']} {r['metric']} {r['value']}" for r in rows), flush=True)
     if TEACHER_RUN.key not in finished_runs():
         append_rows(rows)

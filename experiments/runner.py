@@ -144,14 +144,21 @@ def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> None:
     config.distill.data = [moved(path) for path in config.distill.data]
 
 
+def ensure_model(run: Run, data_dir: Path = DATA_DIR) -> list[dict] | None:
+    """Train `run` again when its trained model is gone (run directories are not committed): its result rows,
+    or None when the model is there."""
+    if (run.output_dir / "model" / "minbert.json").is_file():
+        return None
+    print(f"    {run.recipe}'s trained model is not in {run.output_dir}: training it first", flush=True)
+    return execute(replace(run, overrides=[*run.overrides, "--train.overwrite", "true"]), data_dir)
+
+
 def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     """Train one run (or refit another run's model) and return its result rows (dev and test metrics, accuracy
     before training). A refit whose source model is gone (run directories are not committed) trains it first."""
     if run.refit_of is not None:
         source = run.refit_of
-        if not (source.output_dir / "model" / "minbert.json").is_file():
-            print(f"    {source.recipe}'s trained model is not in {source.output_dir}: training it first", flush=True)
-            execute(replace(source, overrides=[*source.overrides, "--train.overwrite", "true"]), data_dir)
+        ensure_model(source, data_dir)
         refit_overrides = ["--output_dir", str(run.output_dir), "--train.overwrite", "true", *run.overrides]
         with WallClock(run.output_dir / "wall_s.json") as clock:
             result = refit(source.output_dir, refit_overrides)

@@ -263,7 +263,6 @@ def test_a_taken_port_is_one_line_and_no_address_is_announced(model_dir):  # noq
     ]
 
 
-@pytest.mark.slow
 def received_predictions(client: httpx.Client) -> float:
     """/predict requests the server holds (texts waiting for the batcher, in requests of TEXTS) or has answered."""
     queued = answered = 0.0
@@ -276,6 +275,7 @@ def received_predictions(client: httpx.Client) -> float:
     return queued / len(TEXTS) + answered
 
 
+@pytest.mark.slow
 def test_sigterm_under_load_finishes_in_flight_requests_and_answers_keep_alive_ones_503(model_dir):  # noqa: F811
     with bind("127.0.0.1", 0) as probe:
         port = probe.getsockname()[1]
