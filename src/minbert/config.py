@@ -160,7 +160,8 @@ class TrainConfig(Section):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     bf16: bool = Field(
         False,
-        description="bf16 autocast (faster only on CPUs with avx512_bf16 / AMX, and GPUs; emulated and slower elsewhere)",
+        description="bf16 autocast: faster on GPUs, CPUs with AMX and some with avx512_bf16 only; minbert warns when "
+        "a bf16 matmul measures slower than fp32 on this CPU",
     )
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
     bucket: bool = Field(True, description="length-bucketed batches (less padding, same examples)")
