@@ -75,7 +75,7 @@ def warn_emulated_bf16() -> None:
 
 @functools.cache
 def bf16_matmul_speedup(size: int = 512, repeats: int = 5) -> float:
-    """How many times faster a bf16 matmul runs than an fp32 one here, measured once (~50 ms, best of
+    """How many times faster a bf16 matmul runs than an fp32 one here, measured once (~0.1 s, best of
     `repeats` each). The CPU flag alone does not say bf16 pays: AMX makes it several times faster, while
     avx512_bf16 without AMX ranged from faster (an AMD EPYC) to 0.6x fp32's speed (a Xeon)."""
     generator = torch.Generator().manual_seed(0)
