@@ -75,6 +75,20 @@ def split_recipe(recipe: str, split_seed: int) -> str:
     return recipe if recipe == SELECTED and split_seed == TABLE_SPLIT else f"{recipe}_split{split_seed}"
 
 
+def seed_one(rows: list[dict], recipe: str, split: str, checkpoint: str = DEFAULT_CHECKPOINT) -> list[dict]:
+    """Run seed 1's accuracy row of a recipe on one split (empty when it has not run)."""
+    return [
+        r
+        for r in rows
+        if (r["checkpoint"], r["recipe"], r["seed"], r["split"], r["metric"])
+        == (checkpoint, recipe, "1", split, "accuracy")
+    ]
+
+
+def accuracies(rows: list[dict]) -> list[float]:
+    return [float(r["value"]) for r in rows]
+
+
 def split_overrides(split_seed: int) -> list[str]:
     return [arg for task in ("sentiment", "intensity") for arg in (f"--tasks.{task}.data.sample_seed", str(split_seed))]
 
@@ -162,18 +176,11 @@ def render() -> Path:
         "|---|---|---|---|---|---|---|",
     ]
 
-    def seed_one(recipe: str, split: str) -> list[float]:
-        return [
-            float(r["value"])
-            for r in rows
-            if r["recipe"] == recipe and r["seed"] == "1" and r["split"] == split and r["metric"] == "accuracy"
-        ]
-
     tests: dict[str, list[float]] = {SELECTED: [], SST2_RECIPE: []}
     gains = []  # from SST-2 minus from the checkpoint, split by split
     for k in [*OTHER_SPLITS, TABLE_SPLIT]:
         cells = []
-        test = {recipe: seed_one(split_recipe(recipe, k), "test") for recipe in tests}
+        test = {recipe: accuracies(seed_one(rows, split_recipe(recipe, k), "test")) for recipe in tests}
         if all(test.values()):
             gains.append(test[SST2_RECIPE][0] - test[SELECTED][0])
         for recipe, values in test.items():
@@ -181,7 +188,7 @@ def render() -> Path:
             walls = [float(r["wall_s"]) for r in rows if r["recipe"] == name and r["seed"] == "1"]
             tests[recipe] += values
             cells.append(
-                f"{mean_sd(values)} | {mean_sd(seed_one(name, 'dev'))} | {walls[0] / 60:.1f} min"
+                f"{mean_sd(values)} | {mean_sd(accuracies(seed_one(rows, name, 'dev')))} | {walls[0] / 60:.1f} min"
                 if walls
                 else "not run yet | |"
             )
@@ -215,18 +222,10 @@ def render() -> Path:
 
 def base_model_section() -> list[str]:
     """The selected recipe with all-mpnet-base-v2 on the six splits, beside MiniLM-L6 on the same splits."""
-    rows = [r for r in read_rows(checkpoint=None) if r["experiment"] == EXPERIMENT and r["seed"] == "1"]
+    rows = [r for r in read_rows(checkpoint=None) if r["experiment"] == EXPERIMENT]
 
     def cell(checkpoint: str, split_seed: int, split: str) -> list[dict]:
-        recipe = split_recipe(SELECTED, split_seed)
-        return [
-            r
-            for r in rows
-            if r["checkpoint"] == checkpoint
-            and r["recipe"] == recipe
-            and r["split"] == split
-            and r["metric"] == "accuracy"
-        ]
+        return seed_one(rows, split_recipe(SELECTED, split_seed), split, checkpoint)
 
     lines = [
         "",
@@ -244,18 +243,16 @@ def base_model_section() -> list[str]:
     for k in [TABLE_SPLIT, *OTHER_SPLITS]:
         base, small = cell(BASE_CHECKPOINT, k, "test"), cell(DEFAULT_CHECKPOINT, k, "test")
         base_dev, small_dev = cell(BASE_CHECKPOINT, k, "dev"), cell(DEFAULT_CHECKPOINT, k, "dev")
-        small_cells = (
-            f"{mean_sd([float(r['value']) for r in small])} | {mean_sd([float(r['value']) for r in small_dev])}"
-        )
+        small_cells = f"{mean_sd(accuracies(small))} | {mean_sd(accuracies(small_dev))}"
         label = f"{k} (the table's split)" if k == TABLE_SPLIT else str(k)
         if not base:
             lines.append(f"| {label} | not run yet | | | | | {small_cells} |")
             continue
         row = base[0]
         base_tests.append(float(row["value"]))
-        small_tests += [float(r["value"]) for r in small]
+        small_tests += accuracies(small)
         lines.append(
-            f"| {label} | {mean_sd([float(row['value'])])} | {mean_sd([float(r['value']) for r in base_dev])} | "
+            f"| {label} | {mean_sd(accuracies(base))} | {mean_sd(accuracies(base_dev))} | "
             f"{float(row['wall_s']) / 60:.1f} min | {row['examples_per_s']} | {row['precision']}, {row['cpu']} | {small_cells} |"
         )
     if base_tests:
