@@ -30,7 +30,6 @@ from runner import (  # noqa: E402
     Run,
     append_rows,
     ensure_model,
-    finished_runs,
     main,
     mean_sd,
     read_rows,
@@ -64,15 +63,9 @@ RECIPES = {
 
 
 def ensure_teacher() -> None:
-    """Train the teacher again when its model is gone. The retrain's rows are kept as `teacher_retrained`
+    """Train the teacher again when its model is gone; the retrain's rows are kept as `teacher_retrained`
     (the students after it learn from that model), and as the teacher run's own rows if it has none yet."""
-    rows = ensure_model(TEACHER_RUN)
-    if rows is None:
-        return
-    print("    teacher: " + ", ".join(f"{r['split']} {r['metric']} {r['value']}" for r in rows), flush=True)
-    append_rows([{**r, "experiment": EXPERIMENT, "recipe": RETRAINED} for r in rows])
-    if TEACHER_RUN.key not in finished_runs():
-        append_rows(rows)
+    ensure_model(TEACHER_RUN, retrained_as=(EXPERIMENT, RETRAINED))
 
 
 def runs() -> list[Run]:

@@ -31,6 +31,7 @@ COLUMNS = [
     *("precision", "cpu"),  # empty in rows from before these were recorded
 ]
 DEFAULT_CHECKPOINT = "all-MiniLM-L6-v2"
+RETRAINED_SUFFIX = "_retrained"  # recipe of a run's retrain (see ensure_model)
 DATA_DIR = Path(os.environ.get("MINBERT_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -144,13 +145,25 @@ def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> None:
     config.distill.data = [moved(path) for path in config.distill.data]
 
 
-def ensure_model(run: Run, data_dir: Path = DATA_DIR) -> list[dict] | None:
-    """Train `run` again when its trained model is gone (run directories are not committed): its result rows,
-    or None when the model is there."""
+def ensure_model(
+    run: Run, data_dir: Path = DATA_DIR, retrained_as: tuple[str, str] | None = None, results: Path = RESULTS
+) -> list[dict] | None:
+    """Train `run` again when its trained model is gone (run directories are not committed).
+
+    Whatever uses the model from now on (a refit, a distillation student) uses the retrain, which may differ
+    from the rows on record (another CPU, another precision), so its rows are kept under `retrained_as`
+    (experiment, recipe; default the run's own experiment and `<recipe>_retrained`), and as the run's own
+    rows if it has none yet. Returns them, or None when the model is there."""
     if (run.output_dir / "model" / "minbert.json").is_file():
         return None
     print(f"    {run.recipe}'s trained model is not in {run.output_dir}: training it first", flush=True)
-    return execute(replace(run, overrides=[*run.overrides, "--train.overwrite", "true"]), data_dir)
+    rows = execute(replace(run, overrides=[*run.overrides, "--train.overwrite", "true"]), data_dir)
+    experiment, recipe = retrained_as or (run.experiment, f"{run.recipe}{RETRAINED_SUFFIX}")
+    append_rows([{**r, "experiment": experiment, "recipe": recipe} for r in rows], results)
+    if run.key not in finished_runs(results):
+        append_rows(rows, results)
+    print("    retrained: " + ", ".join(f"{r['split']} {r['metric']} {r['value']}" for r in rows), flush=True)
+    return rows
 
 
 def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:

@@ -1,5 +1,6 @@
 """The experiment runner: its wall clock sums a run's sittings, including one that was killed; retargeting
-a run keeps its key (so it resumes) and gives training overrides to the run a refit refits."""
+a run keeps its key (so it resumes) and gives training overrides to the run a refit refits; a run retrained
+because its model is gone keeps the retrain's rows apart from the rows on record."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "experiments"))
 
-from runner import Run, WallClock, retarget  # noqa: E402
+import runner  # noqa: E402
+from runner import Run, WallClock, ensure_model, finished_runs, read_rows, retarget  # noqa: E402
 
 
 def sit_until_killed(path: str) -> None:
@@ -51,3 +53,30 @@ def test_retarget_keeps_the_key_and_passes_training_overrides_to_the_refitted_ru
     assert moved_refit.overrides == [] and moved_refit.refit_of is not None
     assert moved_refit.refit_of.overrides == moved.overrides
     assert moved_refit.output_dir.parent.name == "all-mpnet-base-v2"
+
+
+def test_a_retrain_is_recorded_apart_and_fills_the_run_only_when_it_has_no_rows(tmp_path, monkeypatch):
+    results = tmp_path / "results.csv"
+    trained = Run("exp", "msp", tmp_path / "c.yaml", seed=1, checkpoint="enc")
+    calls = []
+
+    def fake_execute(run: Run, data_dir) -> list[dict]:
+        calls.append(run.overrides)
+        row = {"experiment": run.experiment, "recipe": run.recipe, "checkpoint": run.checkpoint, "seed": run.seed}
+        return [{**row, "split": "test", "metric": "accuracy", "value": 0.9 + len(calls) / 100, "wall_s": 1.0}]
+
+    monkeypatch.setattr(runner, "execute", fake_execute)
+    first = ensure_model(trained, results=results)
+    assert first is not None and calls == [["--train.overwrite", "true"]]
+    assert finished_runs(results) == {("exp", "msp", "enc", "1"), ("exp", "msp_retrained", "enc", "1")}
+
+    ensure_model(trained, retrained_as=("other", "teacher_retrained"), results=results)
+    rows = read_rows(results, checkpoint=None)
+    assert [float(r["value"]) for r in rows if r["recipe"] == "msp"] == [0.91]  # the run's rows stay the first ones
+    assert [float(r["value"]) for r in rows if r["recipe"] == "msp_retrained"] == [0.91]
+    assert [float(r["value"]) for r in rows if r["experiment"] == "other"] == [0.92]
+    assert {(r["experiment"], r["recipe"]) for r in rows} == {
+        ("exp", "msp"),
+        ("exp", "msp_retrained"),
+        ("other", "teacher_retrained"),
+    }
