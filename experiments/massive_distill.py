@@ -44,6 +44,8 @@ TEACHER_RUN = Run("massive_seed000", "demo", CONFIG, 1, ["--train.bf16", "true"]
 TEACHER = TEACHER_RUN.output_dir
 BEST = REPO / "configs" / "massive_best.yaml"
 RETRAINED = "teacher_retrained"
+# the student's recipes without a teacher (seed 000's table): recipe -> config
+ALONE = {"demo": CONFIG, "best": BEST}
 # results.csv keys (experiment, recipe, checkpoint) of the teacher run and of its retrains
 TEACHER_KEY = (TEACHER_RUN.experiment, TEACHER_RUN.recipe, TEACHER_RUN.checkpoint)
 RETRAINED_KEY = (EXPERIMENT, RETRAINED, TEACHER_RUN.checkpoint)
@@ -118,9 +120,10 @@ def inference_rows(experiment: str, recipe: str, checkpoint: str, seed: int, mod
 
 
 def measure_missing() -> None:
-    """Inference rows, on this CPU, for the teacher and every finished student whose model is here and that
-    has none from this CPU yet (speeds are only compared between models measured on the same CPU). After a
-    retrain the teacher's directory holds the retrained model, so its rows go under `teacher_retrained`."""
+    """Inference rows, on this CPU, for the teacher and every finished student (distilled, or alone in seed
+    000's table) whose model is here and that has none from this CPU yet (speeds are only compared between
+    models measured on the same CPU). After a retrain the teacher's directory holds the retrained model, so
+    its rows go under `teacher_retrained`."""
     rows = read_rows(checkpoint=None)
     here = cpu_description()
     measured = {
@@ -144,6 +147,13 @@ def measure_missing() -> None:
         and r["recipe"] in RECIPES
         and r["metric"] == "accuracy"
         and r["split"] == "test"
+    ]
+    alone = {("massive_seed000", recipe, "all-MiniLM-L6-v2") for recipe in ALONE}
+    wanted += [
+        (*key, r["seed"], Run(key[0], key[1], ALONE[key[1]], int(r["seed"])).output_dir)
+        for r in rows
+        if (key := (r["experiment"], r["recipe"], r["checkpoint"])) in alone
+        and (r["split"], r["metric"]) == ("test", "accuracy")
     ]
     for experiment, recipe, checkpoint, seed, run_dir in wanted:
         if (experiment, recipe, checkpoint, seed) in measured or not (run_dir / "model").is_dir():

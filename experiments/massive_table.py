@@ -75,7 +75,9 @@ def render() -> Path:
         rates = sorted({(r["seed"], float(r["examples_per_s"])) for r in trained})
         wall = f"{statistics.mean(w for _, w in walls) / 60:.1f} min" if walls else ""
         rate = f"{statistics.mean(x for _, x in rates):.0f}" if rates else ""
-        machine = "; ".join(sorted({f"{r['precision']}, {r['cpu']}" for r in mine if r.get("cpu")})) or "not recorded"
+        machine = (
+            "; ".join(sorted({f"{r['precision']}, {r['cpu']}" for r in trained if r.get("cpu")})) or "not recorded"
+        )
         lines.append(
             f"| {checkpoint} | {LABELS[recipe]} | {len(done)}/{len(seeds)} | {mean_sd(values('test', 'accuracy'))} | {mean_sd(values('dev', 'accuracy'))} | "
             f"{mean_sd(values('test', 'macro_f1'))} | {mean_sd(values('dev', 'accuracy_before_finetuning'))} | {reference:.2f} | {wall} | {rate} | {machine} |"
