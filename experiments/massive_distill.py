@@ -44,8 +44,9 @@ TEACHER_RUN = Run("massive_seed000", "demo", CONFIG, 1, ["--train.bf16", "true"]
 TEACHER = TEACHER_RUN.output_dir
 BEST = REPO / "configs" / "massive_best.yaml"
 RETRAINED = "teacher_retrained"
-# the student's recipes without a teacher (seed 000's table): recipe -> config
-ALONE = {"demo": CONFIG, "best": BEST}
+# the student's recipes without a teacher (seed 000's table): recipe -> (config, label), and their results.csv keys
+ALONE = {"demo": (CONFIG, "demo recipe"), "best": (BEST, "best 10-epoch recipe")}
+ALONE_KEYS = {recipe: ("massive_seed000", recipe, "all-MiniLM-L6-v2") for recipe in ALONE}
 # results.csv keys (experiment, recipe, checkpoint) of the teacher run and of its retrains
 TEACHER_KEY = (TEACHER_RUN.experiment, TEACHER_RUN.recipe, TEACHER_RUN.checkpoint)
 RETRAINED_KEY = (EXPERIMENT, RETRAINED, TEACHER_RUN.checkpoint)
@@ -148,12 +149,11 @@ def measure_missing() -> None:
         and r["metric"] == "accuracy"
         and r["split"] == "test"
     ]
-    alone = {("massive_seed000", recipe, "all-MiniLM-L6-v2") for recipe in ALONE}
     wanted += [
-        (*key, r["seed"], Run(key[0], key[1], ALONE[key[1]], int(r["seed"])).output_dir)
+        (*key, r["seed"], Run(key[0], recipe, ALONE[recipe][0], int(r["seed"])).output_dir)
+        for recipe, key in ALONE_KEYS.items()
         for r in rows
-        if (key := (r["experiment"], r["recipe"], r["checkpoint"])) in alone
-        and (r["split"], r["metric"]) == ("test", "accuracy")
+        if (r["experiment"], r["recipe"], r["checkpoint"]) == key and (r["split"], r["metric"]) == ("test", "accuracy")
     ]
     for experiment, recipe, checkpoint, seed, run_dir in wanted:
         if (experiment, recipe, checkpoint, seed) in measured or not (run_dir / "model").is_dir():
@@ -212,8 +212,7 @@ def render() -> Path:
         line("teacher (demo recipe, seed 1)", TEACHER_KEY, "1"),
         line("teacher (demo recipe, all seeds)", TEACHER_KEY),
         line("teacher retrained (demo recipe, seed 1, each retrain)", RETRAINED_KEY),
-        line("student alone, demo recipe", ("massive_seed000", "demo", "all-MiniLM-L6-v2")),
-        line("student alone, best 10-epoch recipe", ("massive_seed000", "best", "all-MiniLM-L6-v2")),
+        *(line(f"student alone, {label}", ALONE_KEYS[recipe]) for recipe, (_, label) in ALONE.items()),
         *(line(f"student distilled, {label}", key) for label, key in students.items()),
         "",
         "Throughput against the teacher's, on the same CPU (torch / int8 ONNX):",
