@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
-## lint: ruff (lint + format check) on src/ and tests/, mypy on src/
+## lint: ruff (lint + format check) on the code, tests, benchmarks, experiments and docs; mypy on all but the tests
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments docs
 	$(BIN)/ruff format --check src tests benchmarks experiments docs

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("MINBERT_DATA", HERE.parent.parent / "shared" / "data")) / "massive_en_us"
@@ -105,7 +106,7 @@ def train_minbert(args: argparse.Namespace, bf16: bool, hf_init: bool = False) -
     from minbert.config import TrainConfig
     from minbert.data.labels import LabelVocab
     from minbert.data.readers import Example
-    from minbert.model.heads import HeadSpec
+    from minbert.model.heads import HeadSpec, TaskHead
     from minbert.model.task_model import Model
     from minbert.tasks.head_task import HeadTask, evaluate_examples
     from minbert.train.metrics_log import MetricsLog
@@ -119,7 +120,9 @@ def train_minbert(args: argparse.Namespace, bf16: bool, hf_init: bool = False) -
     spec = HeadSpec("main", labels=vocab.labels, hidden_size=0, dropout=0.1)
     model = Model.from_checkpoint(args.checkpoint, [spec], pooling="pooler", max_length=MAX_LENGTH)
     if hf_init:
-        classifier = model.heads["main"].mlp.layers[-1]
+        mlp = cast(TaskHead, model.heads["main"]).mlp
+        assert mlp is not None  # a classification head
+        classifier = cast(torch.nn.Linear, mlp.layers[-1])
         torch.nn.init.normal_(classifier.weight, std=0.02)
         torch.nn.init.zeros_(classifier.bias)
     task = HeadTask(spec, model, train, None, batch_size=BATCH, seed=SEED, bf16=bf16)
@@ -409,14 +412,14 @@ def infer_sentence_transformers_onnx(args: argparse.Namespace, quantized: bool) 
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(args.checkpoint_path, copy)
         SentenceTransformer(str(copy), backend="onnx", device="cpu").save(str(copy))
-    kwargs = {}
+    model_kwargs: dict[str, Any] | None = None
     if quantized:
-        kwargs = {"model_kwargs": {"file_name": "onnx/model_qint8_avx512_vnni.onnx"}}
+        model_kwargs = {"file_name": "onnx/model_qint8_avx512_vnni.onnx"}
         if not (copy / "onnx" / "model_qint8_avx512_vnni.onnx").is_file():
             plain = SentenceTransformer(str(copy), backend="onnx", device="cpu")
             export_dynamic_quantized_onnx_model(plain, "avx512_vnni", str(copy))
     texts, _ = load_split("validation", args.infer_examples)
-    model = SentenceTransformer(str(copy), backend="onnx", device="cpu", **kwargs)
+    model = SentenceTransformer(str(copy), backend="onnx", device="cpu", model_kwargs=model_kwargs)
     model.max_seq_length = MAX_LENGTH
     encode = lambda batch: model.encode(batch, batch_size=INFER_BATCH)  # noqa: E731
     return latency_and_throughput(encode, encode, texts, texts[: args.latency_examples], args)
@@ -702,7 +705,7 @@ def main() -> None:
         "",
         "training (1 epoch)            examples/s   vs HF fp32   vs HF same precision   peak RSS MB   dev acc   GEMM share",
     ]
-    train_hf = results.get("train/transformers")
+    train_hf = results.get("train/transformers") or {}
     order = (
         "train/transformers",
         "train/transformers-bf16",
@@ -710,7 +713,7 @@ def main() -> None:
         "train/minbert-bf16",
         "train/minbert-hf-init",
     )
-    for name in [n for n in order if n in results and train_hf]:
+    for name in [n for n in order if n in results] if train_hf else []:
         r = results[name]
         anchor = results.get("train/transformers-bf16" if precision(name) == "bf16" else "train/transformers")
         same = ratio(r["examples_per_s"], anchor["examples_per_s"]) if anchor and "minbert" in name else ""
@@ -729,7 +732,7 @@ def main() -> None:
         "",
         "inference                                sent/s @64   vs HF fp32   vs best anchor same precision   p50 ms @1   p99 ms @1   peak RSS MB   GEMM share",
     ]
-    infer_hf = results.get("infer/transformers")
+    infer_hf = results.get("infer/transformers") or {}
     names = (
         "infer/transformers",
         "infer/transformers-sorted",
@@ -745,7 +748,7 @@ def main() -> None:
         "infer/minbert-onnx",
         "infer/minbert-onnx-int8",
     )
-    for name in [n for n in names if n in results and infer_hf]:
+    for name in [n for n in names if n in results] if infer_hf else []:
         r = results[name]
         anchors = [
             results[n]["sentences_per_s"]
@@ -763,7 +766,7 @@ def main() -> None:
         lines += [
             "",
             f"machine: {cpu_facts()}; GEMM 2048^2 {gemm['fp32']:.0f} GFLOP/s fp32, {gemm['bf16']:.0f} GFLOP/s bf16 "
-            f"(CPU bf16 instructions: {BF16_FLAGS.get(gemm.get('native_bf16'), 'unknown')}). GEMM share: encoder FLOPs on real "
+            f"(CPU bf16 instructions: {BF16_FLAGS.get(gemm['native_bf16'], 'unknown') if 'native_bf16' in gemm else 'unknown'}). GEMM share: encoder FLOPs on real "
             "tokens (training: 3x forward) per second over the GEMM rate of the row's precision (int8 rows: not computed)",
         ]
     pad = results.get("padding")

@@ -16,6 +16,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -53,9 +54,9 @@ def main() -> None:
     torch.manual_seed(0)
     source = args.run  # a run directory or a model directory: minbert accepts both
     config = load_config(args.run / "config.yaml") if (args.run / "config.yaml").is_file() else None
-    if config is None and args.data is None:
-        parser.error(f"{args.run} has no config.yaml to take its test file from: give --data FILE --format FORMAT")
-    data = args.data or config.data.test  # type: ignore[union-attr]  # config is set when --data is not
+    data: Path | None = args.data or (config.data.test if config else None)
+    if data is None:
+        parser.error(f"{args.run} has no config.yaml with a test file: give --data FILE --format FORMAT")
     fmt = args.format or (config.data.format if config else "jsonl")
     texts = [e.text for e in read_examples(data, fmt, require_labels=False)]
     ours = load(source)
@@ -83,7 +84,8 @@ def transformers_row(source: Path, out: Path, ours, texts: list[str], batch_size
         return "| transformers | - | - | export refused (see the error above) | - |"
     started = time.perf_counter()
     mine = ours.predict(texts, batch_size=batch_size)
-    theirs = pipeline("text-classification", model=str(out), top_k=None, device="cpu")(texts, batch_size=batch_size)
+    classify = pipeline("text-classification", model=str(out), top_k=None, device="cpu")
+    theirs = cast(list[list[dict[str, Any]]], classify(texts, batch_size=batch_size))  # top_k=None: every label
     differ, worst = 0, 0.0
     for prediction, rows in zip(mine, theirs, strict=True):
         probabilities = {row["label"]: row["score"] for row in rows}

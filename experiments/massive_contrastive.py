@@ -156,6 +156,11 @@ def value(rows: list[dict], recipe: str, seed: str, split: str, metric: str = "a
     return None
 
 
+def drop(clean: float | None, noisy: float | None) -> str:
+    """Accuracy points lost from the clean to the noisiest labels."""
+    return f"{100 * (clean - noisy):.1f}" if clean is not None and noisy is not None else "(not run yet)"
+
+
 def base_model_section() -> list[str]:
     """SupCon -> frozen probe with all-mpnet-base-v2 beside MiniLM-L6's same recipe, against the 88.5 target."""
     rows = [
@@ -325,19 +330,14 @@ def render() -> Path:
         fraction: {m: value(noise, f"{m}_noise{int(fraction * 100)}", "1", "test") for m in NOISE_METHODS}
         for fraction in NOISE
     }
-    for fraction, cells in by_noise.items():
+    for fraction, by_method in by_noise.items():
         lines.append(
             f"| {int(fraction * 100)} % | "
-            + " | ".join(f"{100 * c:.2f}" if c is not None else "not run yet" for c in cells.values())
+            + " | ".join(f"{100 * c:.2f}" if c is not None else "not run yet" for c in by_method.values())
             + " |"
         )
     clean, noisiest = by_noise[NOISE[0]], by_noise[NOISE[-1]]
-    loss = {
-        m: f"{100 * (clean[m] - noisiest[m]):.1f}"
-        if clean[m] is not None and noisiest[m] is not None
-        else "(not run yet)"
-        for m in NOISE_METHODS
-    }
+    loss = {m: drop(clean[m], noisiest[m]) for m in NOISE_METHODS}
     lines += [
         "",
         "One run each (seed 1; the flipped labels are the same for every method at a given rate), 6.6 min per CE + 0.3 SCL run.",

@@ -183,13 +183,13 @@ def render() -> Path:
         test = {recipe: accuracies(seed_one(rows, split_recipe(recipe, k), "test")) for recipe in tests}
         if all(test.values()):
             gains.append(test[SST2_RECIPE][0] - test[SELECTED][0])
-        for recipe, values in test.items():
+        for recipe, split_tests in test.items():
             name = split_recipe(recipe, k)
-            walls = [float(r["wall_s"]) for r in rows if r["recipe"] == name and r["seed"] == "1"]
-            tests[recipe] += values
+            split_walls = [float(r["wall_s"]) for r in rows if r["recipe"] == name and r["seed"] == "1"]
+            tests[recipe] += split_tests
             cells.append(
-                f"{mean_sd(values)} | {mean_sd(accuracies(seed_one(rows, name, 'dev')))} | {walls[0] / 60:.1f} min"
-                if walls
+                f"{mean_sd(split_tests)} | {mean_sd(accuracies(seed_one(rows, name, 'dev')))} | {split_walls[0] / 60:.1f} min"
+                if split_walls
                 else "not run yet | |"
             )
         label = f"{k} (the table's split)" if k == TABLE_SPLIT else str(k)
