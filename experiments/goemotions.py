@@ -84,6 +84,9 @@ def render() -> Path:
             )
     lines += [
         "",
+        "all-mpnet-base-v2 was trained for 1 epoch instead of 3 (`--train.epochs 1`: one epoch of 43k comments is",
+        "about 85 min on one thread of a 2-core CPU); its class-weights row was not run.",
+        "",
         "Published BERT-base (Demszky et al. 2020): macro-F1 0.46 (precision 0.40, recall 0.63), threshold 0.3.",
         "Targets (the out-of-scope / multi-label issue): MiniLM-L6 >= 0.46, MPNet-base >= 0.50 macro-F1 on test.",
         "Machine-readable rows: `experiments/results.csv` (experiment `goemotions`).",

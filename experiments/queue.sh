@@ -36,7 +36,7 @@ case "${1:-all}" in
     $PY experiments/goemotions.py
     $PY experiments/clinc150_oos.py $BASE
     $PY experiments/calibration.py $BASE
-    $PY experiments/goemotions.py $BASE ;;
+    $PY experiments/goemotions.py $BASE --recipes per_label global fixed_0.5 --train.epochs 1 ;;
   all)
     "$0" pairs
     "$0" classification ;;
