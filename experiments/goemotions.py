@@ -67,8 +67,13 @@ def class_weights_note(test_rows: list[dict]) -> list[str]:
             notes.append(
                 f"Class weights, {checkpoint}: test macro-F1 {f1['balanced']:.4f} with `balanced` (BCE pos_weight = "
                 f"negatives / positives per label) against {f1['per_label']:.4f} without ({f1['balanced'] - f1['per_label']:+.4f}; "
-                "one seed each, possibly on two CPUs: see the rows). A likely reason it does not help: one threshold "
-                "per label tuned on dev already moves each label's decision point, which is most of what the weights do."
+                "one seed each, possibly on two CPUs: see the rows)."
+                + (
+                    " A likely reason it does not help: one threshold per label tuned on dev already moves each"
+                    " label's decision point, which is most of what the weights do."
+                    if f1["balanced"] <= f1["per_label"]
+                    else ""
+                )
             )
     return ["", *notes] if notes else []
 
@@ -101,7 +106,7 @@ def render() -> Path:
                 f"{value['weighted_precision']:.3f} / {value['weighted_recall']:.3f} | {met} | "
                 f"{float(first['wall_s']) / 60:.1f} min | {first['examples_per_s']} | {first['precision']}, {first['cpu']} |"
             )
-    lines += [*class_weights_note(rows)]
+    lines += class_weights_note(rows)
     lines += [
         "",
         "all-mpnet-base-v2 was trained for 1 epoch instead of 3 (`--train.epochs 1`: one epoch of 43k comments is",
