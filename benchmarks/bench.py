@@ -595,7 +595,7 @@ def checkpoint_path(args: argparse.Namespace) -> Path:
     return resolve_checkpoint(args.checkpoint)
 
 
-BF16_FLAGS = {True: "yes", False: "no, bf16 is emulated"}
+BF16_FLAGS: dict[bool | None, str] = {True: "yes", False: "no, bf16 is emulated", None: "unknown"}
 
 
 def cpu_facts() -> str:
@@ -713,7 +713,7 @@ def main() -> None:
         "train/minbert-bf16",
         "train/minbert-hf-init",
     )
-    for name in [n for n in order if n in results] if train_hf else []:
+    for name in [n for n in order if n in results and train_hf]:
         r = results[name]
         anchor = results.get("train/transformers-bf16" if precision(name) == "bf16" else "train/transformers")
         same = ratio(r["examples_per_s"], anchor["examples_per_s"]) if anchor and "minbert" in name else ""
@@ -748,7 +748,7 @@ def main() -> None:
         "infer/minbert-onnx",
         "infer/minbert-onnx-int8",
     )
-    for name in [n for n in names if n in results] if infer_hf else []:
+    for name in [n for n in names if n in results and infer_hf]:
         r = results[name]
         anchors = [
             results[n]["sentences_per_s"]
@@ -766,7 +766,7 @@ def main() -> None:
         lines += [
             "",
             f"machine: {cpu_facts()}; GEMM 2048^2 {gemm['fp32']:.0f} GFLOP/s fp32, {gemm['bf16']:.0f} GFLOP/s bf16 "
-            f"(CPU bf16 instructions: {BF16_FLAGS.get(gemm['native_bf16'], 'unknown') if 'native_bf16' in gemm else 'unknown'}). GEMM share: encoder FLOPs on real "
+            f"(CPU bf16 instructions: {BF16_FLAGS.get(gemm.get('native_bf16'), 'unknown')}). GEMM share: encoder FLOPs on real "
             "tokens (training: 3x forward) per second over the GEMM rate of the row's precision (int8 rows: not computed)",
         ]
     pad = results.get("padding")

@@ -60,9 +60,9 @@ def test_kill_during_a_save_over_an_existing_model_leaves_the_old_or_the_new(tmp
     seen = set()
     # A save over an existing model can take longer than the timed one, and the load can change between
     # them: after the planned fractions, wait longer and longer until a kill lands after a finished save.
-    fractions = [0.1, 0.3, 0.5, 0.7, 0.9, 1.5, 3.0, 6.0, 12.0, 24.0]
-    for attempt, fraction in enumerate(fractions):
-        if attempt >= 6 and "new" in seen:
+    planned, longer = (0.1, 0.3, 0.5, 0.7, 0.9, 1.5), (3.0, 6.0, 12.0, 24.0)
+    for attempt, fraction in enumerate((*planned, *longer)):
+        if attempt >= len(planned) and "new" in seen:
             break
         old_model.save(directory)
         saver = start_saver(directory, 2)
