@@ -33,10 +33,10 @@ case "${1:-all}" in
   oos)  # out-of-scope, calibration and multi-label (CLINC150, MASSIVE, GoEmotions) with MiniLM, then the base model
     $PY experiments/clinc150_oos.py
     $PY experiments/calibration.py
-    $PY experiments/goemotions.py
+    $PY experiments/goemotions.py --recipes per_label global fixed_0.5 balanced
     $PY experiments/clinc150_oos.py $BASE
     $PY experiments/calibration.py $BASE
-    $PY experiments/goemotions.py $BASE --recipes per_label global fixed_0.5 --train.epochs 1 ;;
+    $PY experiments/goemotions.py $BASE --recipes per_label global fixed_0.5 ;;
   all)
     "$0" pairs
     "$0" classification ;;

@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from minbert.config import RunConfig, load_config
-from minbert.run import RunResult, refit, train
+from minbert.run import refit, train
 from minbert.runtime import cpu_description
 
 HERE = Path(__file__).resolve().parent
@@ -175,7 +176,9 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
         refit_overrides = ["--output_dir", str(run.output_dir), "--train.overwrite", "true", *run.overrides]
         with WallClock(run.output_dir / "wall_s.json") as clock:
             result = refit(source.output_dir, refit_overrides)
-        return result_rows(run, load_config(run.output_dir / "config.yaml"), result, round(clock.total(), 1))
+        return result_rows(
+            run, load_config(run.output_dir / "config.yaml"), result.results, result.summary, clock.total()
+        )
     out = run.output_dir
     overrides = [
         "--output_dir",
@@ -192,13 +195,44 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
     ]
     config = load_config(run.config, overrides)
     rehome(config, data_dir)
+    if (out / "results.json").is_file() and (out / "model" / "minbert.json").is_file():
+        return finished_rows(run, config, data_dir)
     with WallClock(out / "wall_s.json") as clock:
         result = train(config)
-    return result_rows(run, config, result, round(clock.total(), 1))
+    return result_rows(run, config, result.results, result.summary, clock.total())
 
 
-def result_rows(run: Run, config: RunConfig, result: RunResult, wall: float) -> list[dict]:
-    rate = result.summary["train_examples_per_second"]
+# Train settings that change how a run is managed, not what it trains.
+RUN_MANAGEMENT = {
+    *("resume", "overwrite", "progress", "threads", "device", "eval_batch_size"),
+    *("checkpoint_every", "checkpoint_interval_s", "keep_checkpoint"),
+}
+
+
+def finished_rows(run: Run, config: RunConfig, data_dir: Path) -> list[dict]:
+    """The rows of a run that finished but never reached results.csv (killed between the two, or trained
+    by hand into the run's directory with the recipe's config), read from its results.json instead of
+    training it again. Its wall time is wall_s.json's sittings when the runner kept them, else the run's
+    own training seconds. A finished run of another config is refused rather than recorded as this recipe."""
+    out = run.output_dir
+    trained = load_config(out / "config.yaml")
+    rehome(trained, data_dir)
+    ignored: dict[str, Any] = {"output_dir": True, "train": RUN_MANAGEMENT}
+    if trained.model_dump(exclude=ignored) != config.model_dump(exclude=ignored):
+        raise SystemExit(
+            f"{out} holds a finished run of another config than recipe {run.recipe!r}'s; move it away or delete it"
+        )
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    walls = out / "wall_s.json"
+    wall = sum(json.loads(walls.read_text())) if walls.is_file() else float(saved["summary"]["train_seconds"])
+    print(f"    {out} holds a finished run: recording it without training again", flush=True)
+    return result_rows(run, trained, saved["results"], saved["summary"], wall)
+
+
+def result_rows(
+    run: Run, config: RunConfig, results: dict[str, dict[str, float]], summary: dict[str, Any], wall: float
+) -> list[dict]:
+    rate = summary["train_examples_per_second"]
     base = {
         "precision": "bf16" if config.train.bf16 else "fp32",
         "cpu": cpu_description(),
@@ -206,23 +240,23 @@ def result_rows(run: Run, config: RunConfig, result: RunResult, wall: float) -> 
         "recipe": run.recipe,
         "checkpoint": run.checkpoint,
         "seed": run.seed,
-        "wall_s": wall,
+        "wall_s": round(wall, 1),
         "examples_per_s": rate,
     }
     wanted = run.metrics or {"accuracy": "accuracy", "macro_f1": "macro_f1"}
     rows = [
         {**base, "split": split, "metric": name, "value": round(metrics[key], 6)}
-        for split, metrics in result.results.items()
+        for split, metrics in results.items()
         for key, name in wanted.items()
         if key in metrics
     ]
-    if result.summary.get("dev_accuracy_before_training") is not None:
+    if summary.get("dev_accuracy_before_training") is not None:
         rows.append(
             {
                 **base,
                 "split": "dev",
                 "metric": "accuracy_before_finetuning",
-                "value": round(result.summary["dev_accuracy_before_training"], 6),
+                "value": round(summary["dev_accuracy_before_training"], 6),
             }
         )
     return rows

@@ -1,6 +1,7 @@
 """The experiment runner: its wall clock sums a run's sittings, including one that was killed; retargeting
 a run keeps its key (so it resumes) and gives training overrides to the run a refit refits; a run retrained
-because its model is gone keeps the retrain's rows apart from the rows on record."""
+because its model is gone keeps the retrain's rows apart from the rows on record; a finished run missing from
+results.csv is recorded from its directory, and one of another config is refused."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import multiprocessing
 import sys
 import time
 
+import pytest
+
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "experiments"))
 
 import runner  # noqa: E402
-from runner import Run, WallClock, ensure_model, finished_runs, read_rows, retarget  # noqa: E402
+from runner import Run, WallClock, ensure_model, execute, finished_runs, read_rows, retarget  # noqa: E402
 
 
 def sit_until_killed(path: str) -> None:
@@ -80,3 +83,30 @@ def test_a_retrain_is_recorded_apart_and_fills_the_run_only_when_it_has_no_rows(
         ("exp", "msp_retrained"),
         ("other", "teacher_retrained"),
     }
+
+
+def test_a_finished_run_missing_from_results_is_recorded_without_training(tmp_path, monkeypatch):
+    config = REPO / "configs" / "goemotions.yaml"
+    run = Run("exp", "per_label", config, seed=1, checkpoint="enc", metrics={"macro_f1": "macro_f1"})
+    monkeypatch.setattr(runner, "HERE", tmp_path)
+    out = run.output_dir
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "minbert.json").write_text("{}")
+    overrides = ["--output_dir", str(out), "--model.checkpoint", "enc", "--train.threads", "2"]
+    (out / "config.yaml").write_text(runner.load_config(config, overrides).to_yaml())
+    summary = {"train_examples_per_second": 16.5, "train_seconds": 9000.0}
+    results = {"dev": {"macro_f1": 0.51}, "test": {"macro_f1": 0.5, "micro_f1": 0.6}}
+    (out / "results.json").write_text(json.dumps({"results": results, "summary": summary}))
+    monkeypatch.setattr(runner, "train", lambda config: pytest.fail("a finished run was trained again"))
+
+    rows = execute(run)
+    assert [(r["split"], r["metric"], r["value"]) for r in rows] == [
+        ("dev", "macro_f1", 0.51),
+        ("test", "macro_f1", 0.5),
+    ]
+    assert {(r["wall_s"], r["examples_per_s"], r["checkpoint"]) for r in rows} == {(9000.0, 16.5, "enc")}
+    (out / "wall_s.json").write_text("[100.0, 20.5]")
+    assert {r["wall_s"] for r in execute(run)} == {120.5}
+
+    with pytest.raises(SystemExit, match="another config"):
+        execute(Run("exp", "per_label", config, seed=1, overrides=["--train.epochs", "1"], checkpoint="enc"))
