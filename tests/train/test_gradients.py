@@ -1,4 +1,5 @@
-"""The kept embedding gradient trains exactly as the dense one, and is undone afterwards."""
+"""The kept embedding gradient trains exactly as the dense one, and is undone afterwards; clipping gives
+torch's gradients bit for bit."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from minbert.data.readers import read_examples
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
 from minbert.tasks.head_task import HeadTask
-from minbert.train.gradients import KeptEmbeddingGradients
+from minbert.train.gradients import KeptEmbeddingGradients, clip_grad_norm
 from minbert.train.metrics_log import MetricsLog
 from minbert.train.trainer import Trainer
 
@@ -67,3 +68,25 @@ def test_one_backward_gives_the_same_dense_gradient():
         kept.reset()
         assert table.weight.grad.abs().sum() == 0
     assert table.weight.grad is None and not table.sparse
+
+
+@pytest.mark.parametrize("case", ["clipped", "within the bound", "a NaN gradient"])
+def test_clipping_gives_torchs_gradients_bit_for_bit(case):
+    torch.manual_seed(0)
+    shapes = [(30, 8), (8,), (5, 3, 2), (1,)]
+    grads = [torch.randn(shape) * 0.3 for shape in shapes]
+    if case == "a NaN gradient":
+        grads[2][1, 1, 0] = float("nan")
+    max_norm = 1e6 if case == "within the bound" else 0.5
+    ours = [torch.zeros(shape, requires_grad=True) for shape in shapes]
+    theirs = [torch.zeros(shape, requires_grad=True) for shape in shapes]
+    for mine, reference, grad in zip(ours, theirs, grads, strict=True):
+        mine.grad, reference.grad = grad.clone(), grad.clone()
+    unused = torch.zeros(3, requires_grad=True)  # no gradient: skipped by both
+    norm = clip_grad_norm([*ours, unused], max_norm)
+    expected = torch.nn.utils.clip_grad_norm_([*theirs, unused], max_norm)
+    assert torch.equal(norm, expected) or (norm.isnan() and expected.isnan())
+    for mine, reference, grad in zip(ours, theirs, grads, strict=True):
+        assert mine.grad is not None and reference.grad is not None
+        assert torch.equal(mine.grad.nan_to_num(7.0), reference.grad.nan_to_num(7.0))
+        assert torch.equal(mine.grad, grad) == (case == "within the bound")  # left alone exactly then

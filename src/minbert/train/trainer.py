@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from minbert.config import TrainConfig
 from minbert.runtime import autocast
 from minbert.train.distributed import DataParallelLoss, is_main, world
-from minbert.train.gradients import KeptEmbeddingGradients
+from minbert.train.gradients import KeptEmbeddingGradients, clip_grad_norm
 from minbert.train.metrics_log import MetricsLog
 from minbert.train.optim import build_optimizer
 from minbert.train.resume import load_state, restore_rng, save_state
@@ -167,7 +167,7 @@ class Trainer:
                 if (i + 1) % cfg.grad_accum and i + 1 != len(batches):
                     continue
                 if cfg.max_grad_norm:
-                    nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+                    clip_grad_norm(trainable, cfg.max_grad_norm)
                 lrs = [group["lr"] for group in optimizer.param_groups]
                 optimizer.step()
                 scheduler.step()
