@@ -127,9 +127,10 @@ def render() -> Path:
     lines += class_weights_note(rows)
     lines += [
         "",
-        'The "1 epoch only" rows are all-mpnet-base-v2\'s first run, shortened to one epoch (`--train.epochs 1`; one',
-        "epoch of 43k comments is about 85 min on one thread of a 2-core CPU); the rows above them are the full",
-        "3-epoch recipe. The base model's class-weights row was not run.",
+        "all-mpnet-base-v2's full recipe trained on two threads (its wall is two sittings, the first",
+        'stopped after epoch 1 and resumed from its checkpoint). The "1 epoch only" rows are its first run, shortened',
+        "to one epoch (`--train.epochs 1`, one thread): the rare labels (grief, relief, pride) were not learned yet.",
+        "The base model's class-weights row was not run.",
         "",
         "Published BERT-base (Demszky et al. 2020): macro-F1 0.46 (precision 0.40, recall 0.63), threshold 0.3.",
         "Targets (the out-of-scope / multi-label issue): MiniLM-L6 >= 0.46, MPNet-base >= 0.50 macro-F1 on test.",
