@@ -2,7 +2,8 @@
 
 A run is identified by (experiment, recipe, checkpoint, seed); one already in results.csv is
 skipped, so a sweep interrupted anywhere continues where it stopped when started again. A run
-killed part-way resumes from its last epoch checkpoint (train.resume) instead of starting over.
+killed part-way resumes from its last epoch checkpoint (train.resume) instead of starting over;
+one that finished but never reached results.csv is recorded from its directory (see finished_rows).
 Its wall time is the sum over every sitting, killed ones included (see WallClock).
 """
 
@@ -235,7 +236,7 @@ def result_rows(
     rate = summary["train_examples_per_second"]
     base = {
         "precision": "bf16" if config.train.bf16 else "fp32",
-        "cpu": cpu_description(),
+        "cpu": summary.get("cpu") or cpu_description(),  # where it trained (a recorded run may be from elsewhere)
         "experiment": run.experiment,
         "recipe": run.recipe,
         "checkpoint": run.checkpoint,

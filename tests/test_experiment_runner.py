@@ -94,7 +94,7 @@ def test_a_finished_run_missing_from_results_is_recorded_without_training(tmp_pa
     (out / "model" / "minbert.json").write_text("{}")
     overrides = ["--output_dir", str(out), "--model.checkpoint", "enc", "--train.threads", "2"]
     (out / "config.yaml").write_text(runner.load_config(config, overrides).to_yaml())
-    summary = {"train_examples_per_second": 16.5, "train_seconds": 9000.0}
+    summary = {"train_examples_per_second": 16.5, "train_seconds": 9000.0, "cpu": "the CPU it trained on"}
     results = {"dev": {"macro_f1": 0.51}, "test": {"macro_f1": 0.5, "micro_f1": 0.6}}
     (out / "results.json").write_text(json.dumps({"results": results, "summary": summary}))
     monkeypatch.setattr(runner, "train", lambda config: pytest.fail("a finished run was trained again"))
@@ -104,7 +104,9 @@ def test_a_finished_run_missing_from_results_is_recorded_without_training(tmp_pa
         ("dev", "macro_f1", 0.51),
         ("test", "macro_f1", 0.5),
     ]
-    assert {(r["wall_s"], r["examples_per_s"], r["checkpoint"]) for r in rows} == {(9000.0, 16.5, "enc")}
+    assert {(r["wall_s"], r["examples_per_s"], r["checkpoint"], r["cpu"]) for r in rows} == {
+        (9000.0, 16.5, "enc", "the CPU it trained on")
+    }
     (out / "wall_s.json").write_text("[100.0, 20.5]")
     assert {r["wall_s"] for r in execute(run)} == {120.5}
 
