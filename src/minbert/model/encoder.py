@@ -34,6 +34,7 @@ from minbert.model.checkpoint import (
     save_checkpoint,
     to_minbert_state_dict,
 )
+from minbert.model.dropout import Dropout
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class Embeddings(nn.Module):
         self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size) if config.type_vocab_size else None
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def positions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """0, 1, 2, ... (BERT); or, fairseq's rule (RoBERTa, XLM-R, MPNet), pad_id + 1, pad_id + 2, ... over
@@ -195,8 +196,8 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.out = nn.Linear(config.hidden_size, config.hidden_size)
-        self.attention_dropout = config.attention_probs_dropout_prob
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.probs_dropout = Dropout(config.attention_probs_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
@@ -206,16 +207,22 @@ class SelfAttention(nn.Module):
         q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
         if mask is not None and mask.dtype != torch.bool:  # an additive bias (MPNet) in the queries' dtype (bf16 too)
             mask = mask.to(q.dtype)
-        if mask is not None and mask.dtype != torch.bool and torch.onnx.is_in_onnx_export():
-            # the exporter's decomposition of SDPA with an additive mask loses a layout copy: the same math, spelled out
-            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size) + mask
-            context = torch.softmax(scores, dim=-1) @ v
+        additive = mask is not None and mask.dtype != torch.bool
+        if (self.training and self.probs_dropout.p > 0) or (additive and torch.onnx.is_in_onnx_export()):
+            context = self.spelled_out(q, k, v, mask)
         else:
-            context = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0
-            )
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         context = context.transpose(1, 2).reshape(x.shape)
         return self.dropout(self.out(context))
+
+    def spelled_out(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """SDPA's own math, written out where SDPA does not fit: dropout on the attention probabilities (SDPA would
+        draw that mask with PyTorch's slow CPU generator) and ONNX export with an additive mask (the exporter's
+        decomposition of SDPA loses a layout copy there)."""
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+        return self.probs_dropout(torch.softmax(scores, dim=-1)) @ v
 
 
 class FeedForward(nn.Module):
@@ -226,7 +233,7 @@ class FeedForward(nn.Module):
         self.up = nn.Linear(config.hidden_size, config.intermediate_size)
         self.activation = ACTIVATIONS[config.hidden_act]
         self.down = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.down(self.activation(self.up(x))))
@@ -347,8 +354,6 @@ class Encoder(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Dropout):
                 module.p = p
-            if isinstance(module, SelfAttention):
-                module.attention_dropout = p
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> Encoder:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minbert.errors import MinbertError
+from minbert.model.dropout import Dropout
 from minbert.model.encoder import EncoderOutput
 
 POOLING_MODES = ("cls", "mean", "pooler")
@@ -62,9 +63,9 @@ class ClassificationHead(nn.Module):
         self, in_features: int, num_labels: int, hidden_size: int = 512, activation: str = "relu", dropout: float = 0.1
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Dropout(dropout)]
+        layers: list[nn.Module] = [Dropout(dropout)]
         if hidden_size > 0:
-            layers += [nn.Linear(in_features, hidden_size), HEAD_ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            layers += [nn.Linear(in_features, hidden_size), HEAD_ACTIVATIONS[activation](), Dropout(dropout)]
             in_features = hidden_size
         layers.append(nn.Linear(in_features, num_labels))
         self.layers = nn.Sequential(*layers)
