@@ -1,7 +1,7 @@
 """Dropout whose mask is drawn by a fast generator: the same regularisation as `nn.Dropout`, a quarter of the cost.
 
 On CPU, `nn.Dropout` draws its mask with `bernoulli_` from PyTorch's Mersenne Twister, one element at a time on
-one thread: ~9 ns per element, a sixth of a MiniLM training step. Here each call takes one 63-bit seed from
+one thread: ~9 ns per element, a sixth of a MiniLM training step. Here each call takes one 62-bit seed from
 PyTorch's default generator (so `torch.manual_seed` and a resumed run's restored RNG state still decide every
 mask) and expands it with NumPy's SFC64 into 16 random bits per element, ~0.6 ns each. An element is kept when
 its bits clear round(p * 65536), so the drop rate is p to within 1/131072, and kept elements are scaled by
