@@ -14,6 +14,7 @@ AutoModelForSequenceClassification builds it). Prints a table and writes benchma
    AutoModelForSequenceClassification with a plain torch AdamW loop (shuffled, padded per batch), fp32 and
    under bf16 autocast (transformers' own bf16 path on CPU);
    minbert again with transformers' classifier init (one-epoch accuracy depends on it);
+   --train-rounds N trains each of them N times in alternating order and reports the median round;
    and a frozen-encoder probe: seconds per epoch on cached sentence vectors vs re-encoding every epoch
 2. inference: sentences/s over all dev sentences at batch 64, and p50/p99 latency at batch 1; the
    contenders' processes stay loaded side by side and take turns, one pass each per round, so a slow
@@ -532,6 +533,22 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
     return worker_result(name, args, done.returncode, done.stdout, done.stderr)
 
 
+def run_in_rounds(names: list[str], args: argparse.Namespace) -> dict[str, dict]:
+    """Training contenders, each `--train-rounds` times in a fresh process, the order reversed every other round
+    so that a slow spell of a shared machine falls on all of them alike; each reports its median round
+    (by examples/s) and the examples/s of every round."""
+    rounds: dict[str, list[dict]] = {name: [] for name in names}
+    for round_index in range(args.train_rounds):
+        for name in names if round_index % 2 == 0 else names[::-1]:
+            print(f"running {name} (round {round_index + 1} of {args.train_rounds}) ...", file=sys.stderr, flush=True)
+            rounds[name].append(run_worker(name, args))
+    results = {}
+    for name, runs in rounds.items():
+        ranked = sorted(runs, key=lambda r: r["examples_per_s"])
+        results[name] = {**ranked[(len(ranked) - 1) // 2], "rounds": [r["examples_per_s"] for r in runs]}
+    return results
+
+
 def run_taking_turns(names: list[str], args: argparse.Namespace) -> dict[str, dict]:
     """Inference contenders side by side: each process is started and warmed up in turn, then every round
     gives each one throughput pass (rotating who goes first) for `repeats` rounds, and each reports the
@@ -624,6 +641,13 @@ def main() -> None:
         "--repeats", type=int, default=5, help="passes over the inference sentences; the median is reported"
     )
     parser.add_argument("--latency-examples", type=int, default=300, help="sentences for batch-1 latency")
+    parser.add_argument(
+        "--train-rounds",
+        type=int,
+        default=1,
+        help="train every training contender this many times, in alternating order (reversed every other round), "
+        "and report each one's median round: on a shared host a training row moves by ~10 %% between runs",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument(
         "--checkpoint", help="the encoder (default all-MiniLM-L6-v2; e.g. all-mpnet-base-v2, once downloaded)"
@@ -651,6 +675,8 @@ def main() -> None:
     parser.add_argument("--turns", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint-path", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.train_rounds < 1:
+        parser.error("--train-rounds takes a whole number from 1 (e.g. 3)")
     if args.setup_st_onnx:
         setup_st_onnx()
     if args.smoke:
@@ -681,8 +707,8 @@ def main() -> None:
             continue
         chosen.append(name)
     taking_turns = [] if args.one_at_a_time else [n for n in chosen if n.startswith("infer/")]
-    results = {}
-    for name in [n for n in chosen if n not in taking_turns]:
+    results = run_in_rounds([n for n in chosen if n.startswith("train/")], args)
+    for name in [n for n in chosen if n not in taking_turns and not n.startswith("train/")]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run_worker(name, args)
     if taking_turns:
@@ -703,7 +729,8 @@ def main() -> None:
         + (f", {args.train_examples} training examples" if args.train_examples else "")
         + (" (SMOKE: tiny sizes, numbers not meaningful)" if args.smoke else ""),
         "",
-        "training (1 epoch)            examples/s   vs HF fp32   vs HF same precision   peak RSS MB   dev acc   GEMM share",
+        "training (1 epoch)            examples/s   vs HF fp32   vs HF same precision   peak RSS MB   dev acc   GEMM share"
+        + (f"   (median of {args.train_rounds} alternating rounds)" if args.train_rounds > 1 else ""),
     ]
     train_hf = results.get("train/transformers") or {}
     order = (

@@ -18,7 +18,16 @@ def test_benchmark_smoke(tmp_path, data_dir):
     out = tmp_path / "bench.json"
     done = subprocess.run(
         # --setup-st-onnx: sentence-transformers' ONNX contenders need their own environment (made once, kept)
-        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--smoke", "--setup-st-onnx", "--out", str(out)],
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench.py"),
+            "--smoke",
+            "--setup-st-onnx",
+            "--train-rounds",
+            "2",
+            "--out",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "MINBERT_DATA": str(data_dir)},
@@ -52,3 +61,6 @@ def test_benchmark_smoke(tmp_path, data_dir):
     assert 1.0 <= results["padding"]["length_sorted"] <= results["padding"]["input_order"]
     assert results["train/minbert"]["examples_per_s"] > 0 and 0 <= results["train/minbert"]["dev_accuracy"] <= 1
     assert results["train/minbert"]["gflops"] > 0 and results["infer/transformers"]["gflops"] > 0
+    assert "median of 2 alternating rounds" in done.stdout
+    for name in [n for n in results if n.startswith("train/")]:  # each row is one of its two rounds
+        assert len(results[name]["rounds"]) == 2 and results[name]["examples_per_s"] in results[name]["rounds"]
