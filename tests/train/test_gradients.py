@@ -90,3 +90,45 @@ def test_clipping_gives_torchs_gradients_bit_for_bit(case):
         assert mine.grad is not None and reference.grad is not None
         assert torch.equal(mine.grad.nan_to_num(7.0), reference.grad.nan_to_num(7.0))
         assert torch.equal(mine.grad, grad) == (case == "within the bound")  # left alone exactly then
+
+
+def test_touched_rows_give_the_clipping_of_the_whole_table():
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(5000, 8, padding_idx=0)
+    other = torch.nn.Linear(8, 2)
+    ids = torch.tensor([[5, 7, 5, 0], [7, 4999, 5, 0]])
+    with KeptEmbeddingGradients(table) as kept:
+        kept.reset()
+        for batch in (ids, torch.tensor([[9, 12, 0, 0]])):  # two micro-batches: the rows of both count
+            other(table(batch)).pow(2).sum().backward()
+        rows = kept.touched_rows()
+        grad = table.weight.grad
+        assert grad is not None and {5, 7, 9, 12, 4999} <= set(rows[grad].tolist()) <= {0, 5, 7, 9, 12, 4999}
+        assert grad.abs().sum(1).nonzero().flatten().tolist() == [5, 7, 9, 12, 4999]  # the padding row: no gradient
+        dense = [table.weight.grad.clone(), other.weight.grad.clone(), other.bias.grad.clone()]
+        norm = clip_grad_norm([table.weight, other.weight, other.bias], 0.01, rows)
+        expected = torch.linalg.vector_norm(torch.cat([g.flatten() for g in dense]))
+        assert torch.allclose(norm, expected, rtol=1e-6)
+        scale = 0.01 / (expected + 1e-6)
+        for param, before in zip([table.weight, other.weight, other.bias], dense, strict=True):
+            assert param.grad is not None and torch.allclose(param.grad, before * scale, rtol=1e-6, atol=0)
+        kept.reset()  # zeroes the touched rows alone, and the whole table is zero again
+        assert table.weight.grad.abs().sum() == 0
+        assert kept.touched_rows()[table.weight.grad].numel() == 0
+
+
+def test_a_dense_gradient_on_a_kept_table_makes_every_row_count():
+    """A weight used elsewhere too (a tied output layer) gets a dense gradient: no row may be skipped then."""
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(5000, 8)
+    ids = torch.tensor([[5, 7]])
+    with KeptEmbeddingGradients(table) as kept:
+        kept.reset()
+        hidden = table(ids)
+        (hidden @ table.weight.t()).logsumexp(-1).sum().backward()  # tied: every row's gradient is nonzero
+        assert kept.touched_rows() == {}
+        before = table.weight.grad.clone()
+        norm = clip_grad_norm([table.weight], 0.01, kept.touched_rows())
+        assert torch.allclose(norm, torch.linalg.vector_norm(before), rtol=1e-6)
+        kept.reset()
+        assert table.weight.grad.abs().sum() == 0  # the whole table zeroed, not the looked-up rows only

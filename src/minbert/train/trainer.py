@@ -167,7 +167,7 @@ class Trainer:
                 if (i + 1) % cfg.grad_accum and i + 1 != len(batches):
                     continue
                 if cfg.max_grad_norm:
-                    clip_grad_norm(trainable, cfg.max_grad_norm)
+                    clip_grad_norm(trainable, cfg.max_grad_norm, self.kept.touched_rows())
                 lrs = [group["lr"] for group in optimizer.param_groups]
                 optimizer.step()
                 scheduler.step()
