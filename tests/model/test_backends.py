@@ -46,6 +46,17 @@ def test_export_matches_pytorch_and_int8_stays_close(saved_model, capsys):
     assert [p.label for p in predictions] == [Model.load(saved_model).labels[i] for i in reference.argmax(-1).tolist()]
 
 
+def test_attention_is_one_fused_node_per_layer(saved_model):
+    import onnx
+
+    files = export_onnx(saved_model, int8=True)
+    layers = Model.load(saved_model).encoder.config.num_hidden_layers
+    for file in files.values():
+        ops = [node.op_type for node in onnx.load(str(file)).graph.node]
+        assert ops.count("MultiHeadAttention") == layers
+        assert "Softmax" not in ops and "Transpose" not in ops  # nothing of the decomposed attention is left
+
+
 def test_predict_cli_with_onnx_backend(saved_model, capsys):
     export_onnx(saved_model)
     capsys.readouterr()

@@ -6,10 +6,11 @@ torch.compile (`torch-compiled`), and the ONNX export run by ONNX Runtime (`onnx
 
 The export holds the encoder, the shared projection and every head that reads one sequence (single
 sentences or cross-encoded pairs), one output per head, and a second one (`TASK:in_scope`) for a head whose
-out-of-scope method scores the sentence vector (mahalanobis, knn); bi-encoder heads stay PyTorch-only. The int8
-export (`model/quantize.py`) stores the weights of every linear layer as int8 (one scale per output channel) and
-quantises activations at run time with one scale per row, so a text gets the same answer in any batch; on
-AVX-512 VNNI CPUs the matrix products run in int8.
+out-of-scope method scores the sentence vector (mahalanobis, knn); bi-encoder heads stay PyTorch-only.
+Attention is written as ONNX Runtime's fused MultiHeadAttention kernel (`model/onnx_attention.py`), so the
+files are for ONNX Runtime. The int8 export (`model/quantize.py`) stores the weights of every linear layer as
+int8 (one scale per output channel) and quantises activations at run time with one scale per row, so a text
+gets the same answer in any batch; on AVX-512 VNNI CPUs the matrix products run in int8.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from minbert.errors import MinbertError
 from minbert.model.heads import HeadSpec
 from minbert.model.inference import run_in_length_order
 from minbert.model.layout import model_directory
+from minbert.model.onnx_attention import translations
 from minbert.model.quantize import quantize_per_row
 from minbert.model.task_model import HeadPredictions, Model, load, read_config
 from minbert.model.tokenizer import Batch, Pair, Tokenizer
@@ -131,6 +133,7 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
             dynamo=True,
             verbose=False,
             dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUTS},
+            custom_translation_table=translations(),
         )
     exporter_log.setLevel(level)
     if program is None:

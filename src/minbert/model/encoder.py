@@ -35,6 +35,7 @@ from minbert.model.checkpoint import (
     to_minbert_state_dict,
 )
 from minbert.model.dropout import Dropout
+from minbert.model.onnx_attention import attention
 
 log = logging.getLogger(__name__)
 
@@ -204,11 +205,18 @@ class SelfAttention(nn.Module):
         return x.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():  # one fused ONNX Runtime node (model/onnx_attention.py)
+            keep = bias = None
+            if mask is not None and mask.dtype == torch.bool:  # (batch, 1, 1, length): which tokens are real
+                keep = mask[:, 0, 0, :].to(torch.int32)
+            elif mask is not None:
+                bias = mask.to(x.dtype)
+            context = attention(self.query(x), self.key(x), self.value(x), keep, bias, self.num_heads)
+            return self.dropout(self.out(context))
         q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
         if mask is not None and mask.dtype != torch.bool:  # an additive bias (MPNet) in the queries' dtype (bf16 too)
             mask = mask.to(q.dtype)
-        additive = mask is not None and mask.dtype != torch.bool
-        if (self.training and self.probs_dropout.p > 0) or (additive and torch.onnx.is_in_onnx_export()):
+        if self.training and self.probs_dropout.p > 0:
             context = self.spelled_out(q, k, v, mask)
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -216,9 +224,8 @@ class SelfAttention(nn.Module):
         return self.dropout(self.out(context))
 
     def spelled_out(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """SDPA's own math, written out where SDPA does not fit: dropout on the attention probabilities (SDPA would
-        draw that mask with PyTorch's slow CPU generator) and ONNX export with an additive mask (the exporter's
-        decomposition of SDPA loses a layout copy there)."""
+        """SDPA's own math, written out for dropout on the attention probabilities (SDPA would draw that mask with
+        PyTorch's slow CPU generator)."""
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
