@@ -73,7 +73,6 @@ class KeptEmbeddingGradients:
         """Give each table its zeroed dense gradient back (zero_grad(set_to_none=True) dropped it)."""
         if not self.buffers:
             self.buffers = [torch.zeros_like(m.weight) for m in self.modules]
-            self.seen = [[] for _ in self.modules]
         for i, (module, buffer) in enumerate(zip(self.modules, self.buffers, strict=True)):
             seen = self.seen[i]
             if seen is None:
@@ -91,7 +90,7 @@ class KeptEmbeddingGradients:
         for module in self.modules:
             module.sparse = False
             module.weight.grad = None
-        self.buffers, self.hooks = [], []
+        self.buffers, self.hooks, self.seen = [], [], [[] for _ in self.modules]
 
 
 def clip_grad_norm(
