@@ -219,7 +219,10 @@ def finished_rows(run: Run, config: RunConfig, data_dir: Path) -> list[dict]:
     trained = load_config(out / "config.yaml")
     rehome(trained, data_dir)
     ignored: dict[str, Any] = {"output_dir": True, "train": RUN_MANAGEMENT}
-    if trained.model_dump(exclude=ignored) != config.model_dump(exclude=ignored):
+    same = trained.with_absolute_paths().model_dump(exclude=ignored) == config.with_absolute_paths().model_dump(
+        exclude=ignored
+    )
+    if not same:
         raise SystemExit(
             f"{out} holds a finished run of another config than recipe {run.recipe!r}'s; move it away or delete it"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -124,6 +125,31 @@ def test_a_resolved_config_reloads_as_it_was(tmp_path):
         config = load_config(None, overrides)
         (tmp_path / "config.yaml").write_text(config.to_yaml())
         assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_a_saved_config_names_its_input_files_absolutely(tmp_path, monkeypatch):
+    """A run's config.yaml is read again by refit, card, serve and re-runs, perhaps from another directory."""
+    here = tmp_path / "start"
+    (here / "ckpt").mkdir(parents=True)
+    monkeypatch.chdir(here)
+    overrides = ["--data.train", "../d/t.jsonl", "--data.exclude", "[{path: x.tsv, format: tsv}]"]
+    config = load_config(None, [*overrides, "--distill.teacher", "runs/teacher", "--model.checkpoint", "ckpt"])
+    saved = config.with_absolute_paths()
+    root = tmp_path.resolve()
+    assert saved.data.train == root / "d" / "t.jsonl" and saved.data.exclude[0].path == root / "start" / "x.tsv"
+    assert saved.distill.teacher == root / "start" / "runs" / "teacher"
+    assert saved.model.checkpoint == str(root / "start" / "ckpt")
+    assert saved.output_dir == config.output_dir == Path("runs/latest")  # where it writes stays as given
+    assert config.data.train == Path("../d/t.jsonl")  # the run's own config is untouched
+    (tmp_path / "config.yaml").write_text(saved.to_yaml())
+    monkeypatch.chdir(tmp_path)
+    assert load_config(tmp_path / "config.yaml") == saved
+    multitask = ["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv, oos_test: [o.csv]}}]"]
+    (task,) = load_config(None, multitask).with_absolute_paths().tasks
+    assert task.data.train == root / "x.csv" and task.data.oos_test == [root / "o.csv"]
+    assert load_config(None, ["--model.checkpoint", "all-MiniLM-L6-v2"]).with_absolute_paths().model.checkpoint == (
+        "all-MiniLM-L6-v2"
+    )
 
 
 def test_a_single_task_config_is_a_one_entry_task_list():

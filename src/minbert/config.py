@@ -541,6 +541,29 @@ class RunConfig(Section):
     def to_yaml(self) -> str:
         return yaml.safe_dump(json.loads(self.model_dump_json()), sort_keys=False)
 
+    def with_absolute_paths(self) -> RunConfig:
+        """A copy whose input files (data, teacher, a checkpoint directory) are absolute, so that a run's
+        saved config.yaml reads the same files when refit, evaluated or re-run from another directory.
+        output_dir stays as given: re-running a config writes where the config says, as any other does."""
+        copy = _absolute_paths(self)
+        copy.output_dir = self.output_dir
+        if Path(self.model.checkpoint).exists():
+            copy.model.checkpoint = str(Path(self.model.checkpoint).resolve())
+        return copy
+
+
+def _absolute_paths(value: Any) -> Any:
+    """`value` with every Path in it, through sections and lists, resolved against the current directory."""
+    if isinstance(value, Path):
+        return value.resolve()
+    if isinstance(value, list):
+        return [_absolute_paths(item) for item in value]
+    if isinstance(value, Section):
+        return value.model_copy(
+            update={name: _absolute_paths(getattr(value, name)) for name in type(value).model_fields}
+        )
+    return value
+
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)

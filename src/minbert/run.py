@@ -1,7 +1,7 @@
 """One training run = one output directory, whatever the config holds (one head or several).
 
     output_dir/
-      config.yaml     the resolved config (re-run with `minbert train output_dir/config.yaml`)
+      config.yaml     the resolved config, input paths absolute (re-run with `minbert train output_dir/config.yaml`)
       metrics.jsonl   every train step and dev evaluation
       results.json    final dev/test metrics, timings
       report.md       the page to read; plots beside it
@@ -329,7 +329,7 @@ def claim_output_dir(output_dir: Path, cfg: TrainConfig) -> None:
 def start_run(config: RunConfig, output_dir: Path) -> torch.device:
     """What every run does first: record the resolved config, seed everything, pick threads and device."""
     if is_main():
-        (output_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        (output_dir / "config.yaml").write_text(config.with_absolute_paths().to_yaml(), encoding="utf-8")
     seed_everything(config.train.seed)
     set_threads(config.train.threads)
     return resolve_device(config.train.device)
