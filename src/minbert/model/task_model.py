@@ -252,11 +252,11 @@ class Model(HeadPredictions, nn.Module):
         device = self.device
 
         def run(batch: Batch) -> torch.Tensor:
-            with autocast(device, bf16):
-                return self.pooled(batch.to(device)).float().cpu()
+            return self.pooled(batch.to(device)).float().cpu()
 
         try:
-            return run_in_length_order(self.tokenizer, inputs, batch_size, run)
+            with autocast(device, bf16):  # one context for every batch: each weight is cast to bf16 once
+                return run_in_length_order(self.tokenizer, inputs, batch_size, run)
         finally:
             self.train(was_training)
 
