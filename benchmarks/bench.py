@@ -625,6 +625,11 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
+def selects(word: str, name: str) -> bool:
+    """`--only` word: a contender's whole name picks it alone, anything else is a prefix."""
+    return word == name if word in WORKERS else name.startswith(word)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every measurement runs (CI)")
@@ -653,7 +658,11 @@ def main() -> None:
         "--checkpoint", help="the encoder (default all-MiniLM-L6-v2; e.g. all-mpnet-base-v2, once downloaded)"
     )
     parser.add_argument(
-        "--only", nargs="*", default=[], help="run only the contenders whose name starts with one of these (e.g. infer)"
+        "--only",
+        nargs="*",
+        default=[],
+        help="run only these contenders: a whole name picks that one (train/minbert), "
+        "any other text the contenders whose name starts with it (infer, train/minbert-)",
     )
     parser.add_argument(
         "--model",
@@ -698,9 +707,12 @@ def main() -> None:
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
 
+    unknown = [word for word in args.only if not any(name.startswith(word) for name in WORKERS)]
+    if unknown:
+        parser.error(f"--only {' '.join(unknown)}: no contender is named so; they are {', '.join(WORKERS)}")
     chosen = []
     for name in WORKERS:
-        if args.only and not any(name.startswith(prefix) for prefix in args.only):
+        if args.only and not any(selects(word, name) for word in args.only):
             continue
         if name in ST_ONNX_WORKERS and not (ST_ONNX_VENV / "bin" / "python").is_file():
             print(f"skipping {name}: its environment is missing (run with --setup-st-onnx once)", file=sys.stderr)
