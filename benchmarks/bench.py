@@ -707,7 +707,7 @@ def main() -> None:
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
 
-    unknown = [word for word in args.only if not any(name.startswith(word) for name in WORKERS)]
+    unknown = [word for word in args.only if not any(selects(word, name) for name in WORKERS)]
     if unknown:
         parser.error(f"--only {' '.join(unknown)}: no contender is named so; they are {', '.join(WORKERS)}")
     chosen = []

@@ -128,23 +128,14 @@ def checkpoints_in(rows: list[dict]) -> list[str]:
     return sorted({row["checkpoint"] for row in rows}, key=lambda name: (name != DEFAULT_CHECKPOINT, name))
 
 
-def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> None:
-    """Configs name ../shared/data; point every data path (splits and exclusions, of every task) at data_dir instead."""
+def rehome(config: RunConfig, data_dir: Path = DATA_DIR) -> RunConfig:
+    """Configs name ../shared/data; the config with every such path (splits and exclusions, of every task) under
+    data_dir instead."""
 
     def moved(path: Path) -> Path:
         return data_dir / str(path).split("shared/data/", 1)[1] if "shared/data/" in str(path) else path
 
-    for data in [config.data, *(task.data for task in config.tasks)]:
-        for holder, name in [
-            *((data, split) for split in ("train", "dev", "test")),
-            *((source, "path") for source in data.exclude),
-        ]:
-            path = getattr(holder, name)
-            if path is not None:
-                setattr(holder, name, moved(path))
-        for name in ("oos_dev", "oos_test", "oos_train"):
-            setattr(data, name, [moved(path) for path in getattr(data, name)])
-    config.distill.data = [moved(path) for path in config.distill.data]
+    return config.map_paths(moved)
 
 
 def ensure_model(
@@ -194,8 +185,7 @@ def execute(run: Run, data_dir: Path = DATA_DIR) -> list[dict]:
         run.checkpoint,
         *run.overrides,
     ]
-    config = load_config(run.config, overrides)
-    rehome(config, data_dir)
+    config = rehome(load_config(run.config, overrides), data_dir)
     if (out / "results.json").is_file() and (out / "model" / "minbert.json").is_file():
         return finished_rows(run, config, data_dir)
     with WallClock(out / "wall_s.json") as clock:
@@ -216,8 +206,7 @@ def finished_rows(run: Run, config: RunConfig, data_dir: Path) -> list[dict]:
     training it again. Its wall time is wall_s.json's sittings when the runner kept them, else the run's
     own training seconds. A finished run of another config is refused rather than recorded as this recipe."""
     out = run.output_dir
-    trained = load_config(out / "config.yaml")
-    rehome(trained, data_dir)
+    trained = rehome(load_config(out / "config.yaml"), data_dir)
     ignored: dict[str, Any] = {"output_dir": True, "train": RUN_MANAGEMENT}
     same = trained.with_absolute_paths().model_dump(exclude=ignored) == config.with_absolute_paths().model_dump(
         exclude=ignored

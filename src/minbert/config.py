@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -545,22 +545,26 @@ class RunConfig(Section):
         """A copy whose input files (data, teacher, a checkpoint directory) are absolute, so that a run's
         saved config.yaml reads the same files when refit, evaluated or re-run from another directory.
         output_dir stays as given: re-running a config writes where the config says, as any other does."""
-        copy = _absolute_paths(self)
+        copy = self.map_paths(Path.resolve)
         copy.output_dir = self.output_dir
         if Path(self.model.checkpoint).exists():
             copy.model.checkpoint = str(Path(self.model.checkpoint).resolve())
         return copy
 
+    def map_paths(self, change: Callable[[Path], Path]) -> RunConfig:
+        """A copy with `change` applied to every Path field, through sections and lists (data splits,
+        exclusions, OOS files, teacher, distillation data, every task's data, output_dir)."""
+        return _map_paths(self, change)
 
-def _absolute_paths(value: Any) -> Any:
-    """`value` with every Path in it, through sections and lists, resolved against the current directory."""
+
+def _map_paths(value: Any, change: Callable[[Path], Path]) -> Any:
     if isinstance(value, Path):
-        return value.resolve()
+        return change(value)
     if isinstance(value, list):
-        return [_absolute_paths(item) for item in value]
+        return [_map_paths(item, change) for item in value]
     if isinstance(value, Section):
         return value.model_copy(
-            update={name: _absolute_paths(getattr(value, name)) for name in type(value).model_fields}
+            update={name: _map_paths(getattr(value, name), change) for name in type(value).model_fields}
         )
     return value
 

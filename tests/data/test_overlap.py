@@ -60,8 +60,7 @@ def test_exclude_drops_logs_and_refuses_to_empty_train(tmp_path, caplog):
 def test_sst2_stage_trains_on_no_sst5_or_uci_evaluation_sentence(data_dir):
     """GLUE SST-2's phrases come from SST train sentences, yet short stock phrases ("bad", "awful", "gets the job
     done") are also SST-5 / UCI evaluation sentences; the stage's data.exclude must remove every one of them."""
-    config = load_config(REPO / "configs" / "sst2_intermediate.yaml")
-    rehome(config, data_dir)
+    config = rehome(load_config(REPO / "configs" / "sst2_intermediate.yaml"), data_dir)
     task = config.tasks[0]
     evaluation = {
         "CS224N SST-5 dev": read_examples(data_dir / "cs224n_multitask" / "ids-sst-dev.csv", "cs224n"),
