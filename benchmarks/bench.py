@@ -110,8 +110,8 @@ def train_minbert(args: argparse.Namespace, bf16: bool, hf_init: bool = False) -
     from minbert.model.heads import HeadSpec, TaskHead
     from minbert.model.task_model import Model
     from minbert.tasks.head_task import HeadTask, evaluate_examples
-    from minbert.train.metrics_log import MetricsLog
-    from minbert.train.trainer import Trainer
+    from minbert.training.metrics_log import MetricsLog
+    from minbert.training.trainer import Trainer
 
     texts, labels = load_split("train", args.train_examples)
     dev_texts, dev_labels = load_split("validation", args.dev_examples)
@@ -152,9 +152,9 @@ def train_probe(args: argparse.Namespace, cached: bool) -> dict:
     from minbert.model.heads import HeadSpec
     from minbert.model.task_model import Model
     from minbert.tasks.head_task import HeadTask
-    from minbert.train.metrics_log import MetricsLog
-    from minbert.train.optim import apply_freezing
-    from minbert.train.trainer import Trainer
+    from minbert.training.metrics_log import MetricsLog
+    from minbert.training.optim import apply_freezing
+    from minbert.training.trainer import Trainer
 
     texts, labels = load_split("train", args.train_examples)
     train = [Example(t, y, "train", i) for i, (t, y) in enumerate(zip(texts, labels, strict=True))]

@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 from minbert import MinbertError, load_config, train
 from minbert.model.checkpoint import resolve_checkpoint
-from minbert.train.metrics_log import read_metrics
-from tests.train.test_resume import head_rows
+from minbert.training.metrics_log import read_metrics
+from tests.training.test_resume import head_rows
 
 pytestmark = pytest.mark.slow
 

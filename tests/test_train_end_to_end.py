@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import minbert
 from minbert.cli import main
-from minbert.train.metrics_log import read_metrics
+from minbert.training.metrics_log import read_metrics
 
 pytestmark = pytest.mark.slow
 

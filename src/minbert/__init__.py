@@ -1,42 +1,108 @@
 """minbert: pretrained BERT encoders -> sentence-level models, fast on a CPU.
 
 import minbert
-config = minbert.load_config("configs/massive_intent.yaml", ["--train.epochs", "1"])
-run = minbert.train(config)                     # fine-tune, evaluate, save, report
-model = minbert.load(run.output_dir)            # reload anywhere
+model = minbert.Model.from_pretrained("all-MiniLM-L6-v2")        # a directory, a known name or a Hub id
+result = minbert.fit(model, train=(texts, labels), dev=dev_df, epochs=3, lr=1e-4)
 model.predict(["wake me up at seven"])[0].label
-# every run reloads as a Model: encoder, pooling, optional projection, named heads
-#   multitask: model.predict([("a man plays", "a man is playing")], task="sts")  -> [4.6]
-#   no heads (a plain checkpoint): minbert.load().encode(["a sentence"])
+model.save("intent-model"); minbert.load("intent-model")
+# pairs: fit(..., head={"kind": "regression", "input": "cross"}); multitask: train={"sst": ..., "sts": ...}
 
-encoder = minbert.Encoder.from_pretrained()     # all-MiniLM-L6-v2, bundled
-tokenizer = minbert.Tokenizer.from_pretrained()
-out = encoder(**tokenizer(["hello world"]).as_kwargs())
+config = minbert.load_config("configs/massive_intent.yaml", ["--train.epochs", "1"])
+run = minbert.train(config)                     # the file-based run: read files, fit, write the run directory
+minbert.evaluate(run.output_dir, "test.jsonl", "massive")
 """
 
-from minbert.config import RunConfig, load_config
-from minbert.errors import MinbertError
-from minbert.model.encoder import Encoder, EncoderConfig, EncoderOutput
-from minbert.model.heads import HeadSpec
-from minbert.model.task_model import Model, Prediction, load
-from minbert.model.tokenizer import Tokenizer
-from minbert.run import train
-from minbert.scoring import evaluate
+from __future__ import annotations
 
-__version__ = "0.2.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from minbert.api import fit
+    from minbert.config import (
+        ContrastiveConfig,
+        DataConfig,
+        DistillConfig,
+        HeadConfig,
+        ModelConfig,
+        MultitaskConfig,
+        OosConfig,
+        RunConfig,
+        TaskConfig,
+        TrainConfig,
+        load_config,
+    )
+    from minbert.errors import MinbertError
+    from minbert.model.encoder import Encoder, EncoderConfig, EncoderOutput
+    from minbert.model.heads import HeadSpec
+    from minbert.model.task_model import Model, Prediction, load
+    from minbert.model.tokenizer import Tokenizer
+    from minbert.run import RunResult, train
+    from minbert.scoring import evaluate
+
+# Where each public name lives: imported on first use, so `import minbert` (and `minbert --help`) stays light
+# and torch loads only when a model does.
+_LAZY = {
+    **dict.fromkeys(("fit",), "minbert.api"),
+    **dict.fromkeys(
+        (
+            "ContrastiveConfig",
+            "DataConfig",
+            "DistillConfig",
+            "HeadConfig",
+            "ModelConfig",
+            "MultitaskConfig",
+            "OosConfig",
+            "RunConfig",
+            "TaskConfig",
+            "TrainConfig",
+            "load_config",
+        ),
+        "minbert.config",
+    ),
+    "MinbertError": "minbert.errors",
+    **dict.fromkeys(("Encoder", "EncoderConfig", "EncoderOutput"), "minbert.model.encoder"),
+    "HeadSpec": "minbert.model.heads",
+    **dict.fromkeys(("Model", "Prediction", "load"), "minbert.model.task_model"),
+    "Tokenizer": "minbert.model.tokenizer",
+    **dict.fromkeys(("RunResult", "train"), "minbert.run"),
+    "evaluate": "minbert.scoring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'minbert' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+__version__ = "0.3.0"
 
 __all__ = [
+    "ContrastiveConfig",
+    "DataConfig",
+    "DistillConfig",
     "Encoder",
     "EncoderConfig",
     "EncoderOutput",
+    "HeadConfig",
     "HeadSpec",
     "MinbertError",
     "Model",
+    "ModelConfig",
+    "MultitaskConfig",
+    "OosConfig",
     "Prediction",
     "RunConfig",
+    "RunResult",
+    "TaskConfig",
     "Tokenizer",
+    "TrainConfig",
     "__version__",
     "evaluate",
+    "fit",
     "load",
     "load_config",
     "train",

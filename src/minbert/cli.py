@@ -40,6 +40,14 @@ examples:
 """
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the torch backends run: auto (a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:N",
+    )
+
+
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True, labels: bool = True) -> None:
     """--data FILE, --format and the column mapping, shared by the commands that read a file."""
     parser.add_argument("--data", type=Path, required=required, help="data file" + (" (labelled)" if labels else ""))
@@ -114,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=128)
     evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
+    add_device_argument(evaluate)
     evaluate.add_argument("--out", type=Path, help="also write the metrics JSON here")
     evaluate.add_argument("--task", help="multitask models: which task's head to score (default: the only one)")
     evaluate.add_argument(
@@ -137,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--batch-size", type=int, default=128)
     predict.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
+    add_device_argument(predict)
     predict.add_argument("--task", help="multitask models: which task's head to use (default: the only one)")
     predict.add_argument(
         "--encoding",
@@ -163,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=TORCH_BACKENDS,
         help="torch (default) or torch-compiled (see predict --help)",
     )
+    add_device_argument(embed)
     embed.set_defaults(handler=cmd_embed)
 
     plot = commands.add_parser(
@@ -260,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="let web pages from this origin call the API (repeatable; default: none)",
     )
     serve.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    add_device_argument(serve)
     serve.add_argument("--runs", metavar="DIR", help="also browse the training runs under DIR at /runs/")
     serve.set_defaults(handler=cmd_serve)
 
@@ -335,7 +347,7 @@ def config_path(args: argparse.Namespace) -> Path:
 def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.run import train
     from minbert.runtime import resolve_device
-    from minbert.train import distributed
+    from minbert.training import distributed
 
     path = config_path(args)
     flags = [
@@ -353,9 +365,15 @@ def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
         distributed.finish()
     if not main_process:
         return 0
-    report = result.report_path.read_text(encoding="utf-8")
-    print(report.split("\n### ", 1)[0].rstrip())
-    print(f"\nfull report: {result.report_path}\nmodel: {result.output_dir / 'model'}")
+    return print_run(result.output_dir)
+
+
+def print_run(output_dir: Path | None) -> int:
+    """The head of a finished run's report, and where the rest and the model are."""
+    assert output_dir is not None, "a file-based run always has an output_dir"
+    report = output_dir / "report.md"
+    print(report.read_text(encoding="utf-8").split("\n### ", 1)[0].rstrip())
+    print(f"\nfull report: {report}\nmodel: {output_dir / 'model'}")
     return 0
 
 
@@ -381,6 +399,7 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
         backend=args.backend,
         task=args.task,
         oos_data=args.oos_data,
+        device=args.device,
     )
     text = json.dumps(metrics, indent=2)
     if args.out:
@@ -412,7 +431,7 @@ def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     lines = input_lines(raw, args.encoding)
     if not lines:
         raise MinbertError("no texts to label: pass them as arguments or one per line on standard input")
-    model = load_backend(args.model_dir, args.backend)
+    model = load_backend(args.model_dir, args.backend, args.device)
     task = args.task or model.default_task()
     spec = model.spec(task)
     for line in lines:
@@ -476,7 +495,7 @@ def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     texts = args.texts or [
         e.text for e in read_examples(args.data, args.format, text_column=args.text_column, require_labels=False)
     ]
-    model = load_backend(args.model_dir, args.backend)
+    model = load_backend(args.model_dir, args.backend, args.device)
     vectors = model.encode(texts, batch_size=args.batch_size, normalize=False if args.no_normalize else None)  # type: ignore[union-attr]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, vectors.astype(np.float32))
@@ -486,7 +505,7 @@ def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 def cmd_plot_embeddings(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.data.readers import read_examples
-    from minbert.evaluate.embedding_map import compare_models, plot_panels
+    from minbert.evaluation.embedding_map import compare_models, plot_panels
     from minbert.model.checkpoint import resolve_checkpoint
     from minbert.model.task_model import load
 
@@ -620,6 +639,7 @@ def cmd_serve(args: argparse.Namespace, overrides: Sequence[str]) -> int:
         read_api_key(args.api_key_file),
         args.cors_origin,
         args.runs,
+        args.device,
     )
     return 0
 
@@ -656,9 +676,7 @@ def cmd_refit(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     if not any(o == "--output_dir" or o.startswith("--output_dir=") for o in overrides):
         raise MinbertError("refit writes a new run: give --output_dir DIR (the trained run is not changed)")
     result = refit(args.run_dir, [*overrides, *(["--train.overwrite", "true"] if args.overwrite else [])])
-    print(result.report_path.read_text(encoding="utf-8").split("\n### ", 1)[0].rstrip())
-    print(f"\nfull report: {result.report_path}\nmodel: {result.output_dir / 'model'}")
-    return 0
+    return print_run(result.output_dir)
 
 
 def cmd_card(args: argparse.Namespace, overrides: Sequence[str]) -> int:

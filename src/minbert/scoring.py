@@ -12,7 +12,7 @@ from pathlib import Path
 from minbert.data.prepare import read_texts
 from minbert.data.readers import Example, read_examples
 from minbert.errors import MinbertError
-from minbert.evaluate.metrics import regression_metrics
+from minbert.evaluation.metrics import regression_metrics
 from minbert.model.backends import load_backend
 from minbert.model.task_model import Model
 from minbert.tasks.head_task import model_inputs, score_raw, targets_of
@@ -30,11 +30,12 @@ def evaluate(
     backend: str = "torch",
     task: str | None = None,
     oos_data: str | Path | None = None,
+    device: str = "cpu",
 ) -> dict[str, float]:
     """Score a saved model's head (PyTorch or its ONNX export) on a labelled file; or, for a sentence
     encoder (any checkpoint, no head), the cosine similarity of the pairs' embeddings against the gold score.
     With `oos_data`, out-of-scope texts: the head's rejection (its saved method and threshold) is scored too."""
-    model = load_backend(model_dir, backend)
+    model = load_backend(model_dir, backend, device)
     examples = read_examples(data, format, text_column=text_column, label_column=label_column, split="test")
     if isinstance(model, Model) and not model.tasks:
         if task is not None:

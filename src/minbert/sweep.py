@@ -32,7 +32,7 @@ from typing import Any
 
 from minbert.config import ParamSpec, RunConfig, build_config, field_paths, merge
 from minbert.errors import MinbertError
-from minbert.evaluate.report import markdown_table
+from minbert.evaluation.report import markdown_table
 from minbert.run import selection_metric, train
 
 log = logging.getLogger("minbert")

@@ -118,18 +118,20 @@ def test_bf16_autocast_runs_for_every_family(saved):
 
 
 def test_pooler_pooling_on_a_family_without_pooler_is_a_clear_error(tmp_path):
-    from minbert.model.task_model import ModelConfig
+    from minbert.model.task_model import ModelDescription
 
     reference_model("distilbert").save_pretrained(tmp_path)
     with pytest.raises(MinbertError, match="a distilbert encoder has no pooler; use --model.pooling cls or mean"):
-        Model(Encoder.from_pretrained(tmp_path), minbert.Tokenizer.from_pretrained(), ModelConfig(pooling="pooler"))
+        Model(
+            Encoder.from_pretrained(tmp_path), minbert.Tokenizer.from_pretrained(), ModelDescription(pooling="pooler")
+        )
 
 
 @pytest.mark.slow
 def test_torch_compiled_and_onnx_paths_work_for_every_family(saved, tmp_path):
     """A classifier on each family (MiniLM's tokenizer: its ids fit every tiny vocabulary) through torch.compile and ONNX."""
     from minbert.model.backends import OnnxModel, export_onnx, load_backend
-    from minbert.model.task_model import ModelConfig
+    from minbert.model.task_model import ModelDescription
 
     _, _, directory = saved
     texts = ["wake me up at seven", "play some jazz", "hi"]
@@ -137,7 +139,7 @@ def test_torch_compiled_and_onnx_paths_work_for_every_family(saved, tmp_path):
     model = Model(
         Encoder.from_pretrained(directory),
         minbert.Tokenizer.from_pretrained(max_length=32),
-        ModelConfig([head], "mean", max_length=32),
+        ModelDescription([head], "mean", max_length=32),
     )
     model.save(tmp_path / "model")
     eager = model.eval().raw_outputs("main", texts)

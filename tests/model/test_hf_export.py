@@ -11,7 +11,7 @@ from minbert.cli import main
 from minbert.model.encoder import Encoder
 from minbert.model.heads import HeadSpec
 from minbert.model.hf_export import HF_HEADS, export_transformers
-from minbert.model.task_model import Model, ModelConfig, load
+from minbert.model.task_model import Model, ModelDescription, load
 from tests.helpers import classifier
 from tests.model.test_families import saved  # noqa: F401  (the tiny family checkpoints, one per family)
 
@@ -56,7 +56,9 @@ def test_every_family_exports_its_own_head_with_the_same_logits(saved, tmp_path)
     )
     torch.manual_seed(1)
     model = Model(
-        encoder, minbert.Tokenizer.from_pretrained(max_length=32), ModelConfig([head], layout.pooling, max_length=32)
+        encoder,
+        minbert.Tokenizer.from_pretrained(max_length=32),
+        ModelDescription([head], layout.pooling, max_length=32),
     )
     model.save(tmp_path / "model")
     export_transformers(tmp_path / "model", tmp_path / "hf")

@@ -7,7 +7,7 @@ import pickle
 import yaml
 
 from minbert.cli import main
-from tests.train.test_resume import write_config
+from tests.training.test_resume import write_config
 
 
 class Payload:

@@ -14,7 +14,7 @@ from minbert.data.readers import read_examples
 from minbert.model.checkpoint import resolve_checkpoint
 from minbert.tasks.contrastive import ContrastiveModel, ContrastiveTask
 from minbert.tasks.head_task import HeadTask
-from minbert.train.metrics_log import read_metrics
+from minbert.training.metrics_log import read_metrics
 from tests.helpers import classifier
 from tests.test_train_end_to_end import slice_config
 

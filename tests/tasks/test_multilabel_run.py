@@ -14,7 +14,7 @@ from minbert.data.readers import read_examples
 from minbert.model.backends import export_onnx, load_backend
 from minbert.model.heads import HeadSpec
 from minbert.model.hf_export import export_transformers
-from minbert.model.task_model import Model, ModelConfig
+from minbert.model.task_model import Model, ModelDescription
 from tests.helpers import classifier
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def test_the_goemotions_format_makes_a_multilabel_run_with_tuned_thresholds(tagg
     assert len(spec.thresholds) == 28 and len(set(spec.thresholds)) > 3  # tuned per label, not all 0.5
     test = tagged.results["test"]
     assert {"micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss"} <= set(test)
-    from minbert.evaluate.multilabel import multilabel_metrics
+    from minbert.evaluation.multilabel import multilabel_metrics
     from minbert.tasks.head_task import targets_of
 
     truth = targets_of(spec, read_examples(goemotions / "test.tsv", "goemotions")).numpy()
@@ -165,7 +165,7 @@ def test_a_multilabel_classifier_exports_to_transformers_as_multi_label(tmp_path
     model = classifier(["joy", "anger", "fear"], pooling="pooler", hidden_size=0, max_length=32)
     spec = model.spec("main")
     spec.loss, spec.multilabel = "bce", True
-    multi = Model(model.encoder, model.tokenizer, ModelConfig([spec], "pooler", max_length=32))
+    multi = Model(model.encoder, model.tokenizer, ModelDescription([spec], "pooler", max_length=32))
     multi.save(tmp_path / "model")
     out = export_transformers(tmp_path / "model", tmp_path / "hf")
     assert json.loads((out / "config.json").read_text())["problem_type"] == "multi_label_classification"

@@ -16,11 +16,11 @@ from minbert.data.readers import Example, read_examples
 from minbert.data.sampling import split_examples
 from minbert.model.encoder import Encoder
 from minbert.model.heads import HeadSpec
-from minbert.model.task_model import Model, ModelConfig
+from minbert.model.task_model import Model, ModelDescription
 from minbert.tasks.head_task import HeadTask, targets_of
 from minbert.tasks.multitask import MultitaskTask, overall_score
-from minbert.train.losses import cosent
-from minbert.train.task_sampling import task_schedule, task_weights
+from minbert.training.losses import cosent
+from minbert.training.task_sampling import task_schedule, task_weights
 
 PAIRS = [
     ("A man is playing a guitar.", "A man plays the guitar."),
@@ -30,7 +30,9 @@ PAIRS = [
 
 def tiny_model(tokenizer, *specs: HeadSpec, projection: int = 0) -> Model:
     return Model(
-        Encoder.from_pretrained(), tokenizer, ModelConfig(heads=list(specs), pooling="mean", projection_size=projection)
+        Encoder.from_pretrained(),
+        tokenizer,
+        ModelDescription(heads=list(specs), pooling="mean", projection_size=projection),
     )
 
 

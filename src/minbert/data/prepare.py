@@ -55,16 +55,31 @@ def read_splits(data: DataConfig, seed: int) -> Splits:
     train = read_split(data, "train")
     if train is None:
         raise MinbertError("no training data: set data.train (e.g. --data.train path/to/train.jsonl)")
-    if data.split is None:
-        return train, read_split(data, "dev"), read_split(data, "test")
-    if data.dev is not None or data.test is not None:
+    if data.split is not None and (data.dev is not None or data.test is not None):
         raise MinbertError(
             "data.split makes dev/test from the train file; leave data.dev and data.test unset (or drop data.split)"
         )
+    return split_train(train, read_split(data, "dev"), read_split(data, "test"), data, seed)
+
+
+def split_train(
+    train: list[Example], dev: list[Example] | None, test: list[Example] | None, data: DataConfig, seed: int
+) -> Splits:
+    """The splits as given, or with data.split, seeded stratified parts of train as train/dev[/test]."""
+    if data.split is None:
+        return train, dev, test
+    if dev is not None or test is not None:
+        raise MinbertError("data.split makes dev/test from the training data; give no dev or test (or drop split)")
     split_seed = data.sample_seed if data.sample_seed is not None else seed
     parts = split_examples(train, data.split, split_seed)
     log.info("data.split %s of %s (seed %s): %s examples", data.split, data.train, split_seed, [len(p) for p in parts])
     return parts[0], parts[1] or None, (parts[2] or None) if len(parts) > 2 else None
+
+
+def task_data(splits: Splits, data: DataConfig, seed: int) -> TaskData:
+    """A task's examples from its splits: the training set prepared as data asks, the whole of it kept."""
+    train, dev, test = splits
+    return TaskData(prepare_train(train, data, seed), dev, test, train)
 
 
 def prepare_train(examples: list[Example], data: DataConfig, seed: int) -> list[Example]:
@@ -107,8 +122,7 @@ def read_task(task: TaskConfig, seed: int, optional: bool = False) -> TaskData |
         raise MinbertError(f"task {task.name!r}: no data.train; set it (--tasks.{task.name}.data.train PATH)")
     if optional and not Path(task.data.train).exists():
         return f"train file {task.data.train} not found"
-    train, dev, test = read_splits(task.data, seed)
-    return TaskData(prepare_train(train, task.data, seed), dev, test, train)
+    return task_data(read_splits(task.data, seed), task.data, seed)
 
 
 def read_unlabelled(

@@ -33,7 +33,7 @@ from minbert.model.onnx_attention import translations
 from minbert.model.quantize import quantize_per_row
 from minbert.model.task_model import HeadPredictions, Model, load, read_config
 from minbert.model.tokenizer import Batch, Pair, Tokenizer
-from minbert.runtime import compile_encoder
+from minbert.runtime import compile_encoder, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -244,10 +244,11 @@ class OnnxModel(HeadPredictions):
         return run_in_length_order(self.tokenizer, inputs, batch_size, run)
 
 
-def load_backend(model_dir: str | Path | None, backend: str = "torch") -> Model | OnnxModel:
-    """A saved model (or, for the torch backends, any checkpoint as a sentence encoder) on one backend."""
+def load_backend(model_dir: str | Path | None, backend: str = "torch", device: str = "cpu") -> Model | OnnxModel:
+    """A saved model (or, for the torch backends, any checkpoint as a sentence encoder) on one backend; the torch
+    backends run on `device` ('auto' = a CUDA GPU when there is one), the ONNX ones on ONNX Runtime's CPU."""
     if backend in TORCH_BACKENDS:
-        model = load(model_dir)
+        model = load(model_dir, device=resolve_device(device))
         return compile_encoder(model) if backend == "torch-compiled" else model
     if model_dir is None:
         raise MinbertError("the ONNX backends run exported minbert models; give the model's directory")

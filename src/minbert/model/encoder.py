@@ -216,16 +216,17 @@ class SelfAttention(nn.Module):
         q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
         if mask is not None and mask.dtype != torch.bool:  # an additive bias (MPNet) in the queries' dtype (bf16 too)
             mask = mask.to(q.dtype)
-        if self.training and self.probs_dropout.p > 0:
+        dropout = self.probs_dropout.p if self.training else 0.0
+        if dropout > 0 and not q.is_cuda:
             context = self.spelled_out(q, k, v, mask)
-        else:
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:  # on a GPU, SDPA's fused kernels draw the attention dropout themselves
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         context = context.transpose(1, 2).reshape(x.shape)
         return self.dropout(self.out(context))
 
     def spelled_out(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """SDPA's own math, written out for dropout on the attention probabilities (SDPA would draw that mask with
-        PyTorch's slow CPU generator)."""
+        """SDPA's own math, written out for dropout on the attention probabilities on a CPU (SDPA would draw that
+        mask with PyTorch's slow CPU generator)."""
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ModelConfig:
+class ModelDescription:
     """What the model is, saved as minbert.json so it reloads and predicts the same way."""
 
     heads: list[HeadSpec] = field(default_factory=list)
@@ -128,7 +128,7 @@ class HeadPredictions:
 class Model(HeadPredictions, nn.Module):
     """Build with `from_checkpoint` (new heads on a pretrained encoder), reload with `minbert.load(dir)`."""
 
-    def __init__(self, encoder: Encoder, tokenizer: Tokenizer, config: ModelConfig) -> None:
+    def __init__(self, encoder: Encoder, tokenizer: Tokenizer, config: ModelDescription) -> None:
         super().__init__()
         if config.pooling == "pooler" and not encoder.config.has_pooler:
             raise MinbertError(
@@ -153,10 +153,11 @@ class Model(HeadPredictions, nn.Module):
         normalize: bool = False,
         max_length: int | None = 128,
     ) -> Model:
-        """New (randomly initialised) heads on a pretrained encoder."""
-        encoder = Encoder.from_pretrained(checkpoint)
-        tokenizer = Tokenizer.from_pretrained(checkpoint, max_length=max_length)
-        config = ModelConfig(
+        """New (randomly initialised) heads on a pretrained encoder (a directory, a known name or a Hub id)."""
+        directory = resolve_checkpoint(checkpoint)
+        encoder = Encoder.from_pretrained(directory)
+        tokenizer = Tokenizer.from_pretrained(directory, max_length=max_length)
+        config = ModelDescription(
             heads=list(heads),
             pooling=pooling,
             projection_size=projection_size,
@@ -167,12 +168,38 @@ class Model(HeadPredictions, nn.Module):
         return cls(encoder, tokenizer, config)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None) -> Model:
-        """A checkpoint as a sentence encoder (no heads): the pooling, normalisation and length of its
-        sentence-transformers layout when it has one, mean pooling otherwise."""
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        *,
+        pooling: str | None = None,
+        max_length: int | None = None,
+        normalize: bool | None = None,
+    ) -> Model:
+        """A checkpoint (a directory, a known name or a Hub id) as a sentence encoder without heads; `fit`
+        adds them. Pooling, normalisation and length default to its sentence-transformers layout when it has
+        one (mean pooling otherwise); given ones replace them."""
         directory = resolve_checkpoint(path)
-        pooling, normalize, max_length = read_sentence_transformers_layout(directory)
-        return cls.from_checkpoint(directory, pooling=pooling, normalize=normalize, max_length=max_length)
+        layout_pooling, layout_normalize, layout_length = read_sentence_transformers_layout(directory)
+        model = cls.from_checkpoint(
+            directory,
+            pooling=pooling or layout_pooling,
+            normalize=layout_normalize if normalize is None else normalize,
+            max_length=max_length or layout_length,
+        )
+        model.config.base_checkpoint = str(path or DEFAULT_CHECKPOINT)
+        return model
+
+    def set_heads(self, heads: Sequence[HeadSpec], *, projection_size: int = 0, normalize: bool = False) -> None:
+        """New, randomly initialised heads (and shared projection) in place of the model's own: what `fit`
+        trains. Initialised from torch's generator, so a seeded caller gets the same heads every time."""
+        if self.heads:
+            log.info("replacing the model's heads (%s) with new ones", ", ".join(self.heads))
+        width = self.encoder.config.hidden_size
+        self.config.heads, self.config.projection_size, self.config.normalize = list(heads), projection_size, normalize
+        device = self.device
+        self.projection = nn.Linear(width, projection_size).to(device) if projection_size else None
+        self.heads = nn.ModuleDict({s.name: TaskHead(s, projection_size or width) for s in heads}).to(device)
 
     def train(self, mode: bool = True) -> Model:
         """A fully frozen encoder stays in eval mode: no dropout, so its features are fixed."""
@@ -354,7 +381,7 @@ class Model(HeadPredictions, nn.Module):
         return model.to(device).eval()
 
 
-def read_config(directory: Path) -> tuple[ModelConfig, str, dict[str, str]]:
+def read_config(directory: Path) -> tuple[ModelDescription, str, dict[str, str]]:
     """The model description of a saved directory (any format; its files checked against the manifest),
     with the name of its weights file and the weight renames an old format needs."""
     raw = read_description(directory)
@@ -362,7 +389,7 @@ def read_config(directory: Path) -> tuple[ModelConfig, str, dict[str, str]]:
     description, weights_file, renames = upgrade(raw)
     try:
         heads = [HeadSpec(**h) for h in description["heads"]]
-        config = ModelConfig(**{k: v for k, v in description.items() if k not in ("files", "heads")}, heads=heads)
+        config = ModelDescription(**{k: v for k, v in description.items() if k not in ("files", "heads")}, heads=heads)
     except (TypeError, KeyError) as e:
         raise MinbertError(f"{directory / 'minbert.json'}: not a model description minbert can read ({e})") from e
     return config, weights_file, renames

@@ -73,13 +73,13 @@ class ServedModel:
     Its kind: `sentence-encoder` (no heads: /embed only), `classifier` (one head on single sentences:
     {"texts": [...]} only), `multitask` (anything else: a task and texts or pairs)."""
 
-    def __init__(self, model_dir: str | Path, backend: str = "torch") -> None:
+    def __init__(self, model_dir: str | Path, backend: str = "torch", device: str = "cpu") -> None:
         self.model_dir, self.backend = str(model_dir), backend
         if not is_model_directory(model_dir) and backend not in TORCH_BACKENDS:
             raise MinbertError(
                 f"{model_dir}: the ONNX backends serve exported minbert models; this is a plain checkpoint"
             )
-        self.model = load_backend(model_dir, backend)
+        self.model = load_backend(model_dir, backend, device)
         self._torch_model: Model | None = self.model if isinstance(self.model, Model) else None
 
     @property
@@ -165,12 +165,13 @@ def create_app(
     api_key: str | None = None,
     cors_origins: list[str] | None = None,
     runs_dir: str | Path | None = None,
+    device: str = "cpu",
 ) -> FastAPI:
     """The app for one model; the model loads now, so a bad path fails before the server starts.
 
     `api_key`: required on every request but the probes. `cors_origins`: browsers on these origins
     may call the API (none by default). `runs_dir`: a folder of runs, browsed at /runs (`serving/runs.py`)."""
-    served = ServedModel(model_dir, backend)
+    served = ServedModel(model_dir, backend, device)
     lifecycle = Lifecycle()
     batchers: dict[tuple[str, str, bool], MicroBatcher] = {}
     metrics = ServerMetrics(lambda: sum(b.queued for b in batchers.values()))
@@ -316,9 +317,10 @@ def serve(
     api_key: str | None = None,
     cors_origins: list[str] | None = None,
     runs_dir: str | Path | None = None,
+    device: str = "cpu",
 ) -> None:
     from minbert.serving.server import bind, run
 
     sock = bind(host, port)  # before loading the model: a taken port fails at once
-    app = create_app(model_dir, backend, limits, api_key, cors_origins, runs_dir)
+    app = create_app(model_dir, backend, limits, api_key, cors_origins, runs_dir, device)
     run(app, sock, host, header_timeout_s=limits.header_timeout_s)

@@ -15,19 +15,29 @@ classification tasks' labelled sentences for SupCon (labels kept apart per task)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from minbert.config import RunConfig
 from minbert.data.batching import bucketed_batches
-from minbert.data.labels import LabelVocab
+from minbert.data.labels import LabelVocab, label_names
+from minbert.data.prepare import TaskData
 from minbert.data.readers import Example
+from minbert.errors import MinbertError
 from minbert.model.encoder import Encoder
-from minbert.model.heads import Pooling
+from minbert.model.heads import HeadSpec, Pooling
+from minbert.model.task_model import Model
 from minbert.model.tokenizer import Batch, Tokenizer
-from minbert.train.losses import nt_xent, supcon
+from minbert.training.losses import nt_xent, supcon
+from minbert.training.metrics_log import MetricsLog
+from minbert.training.trainer import Trainer
+
+log = logging.getLogger("minbert")
 
 
 @dataclass
@@ -114,3 +124,88 @@ class ContrastiveTask:
 
     def evaluate(self, model: nn.Module) -> None:
         return None
+
+
+def contrastive_examples(
+    specs: list[HeadSpec], data: dict[str, TaskData], objective: str
+) -> tuple[list[Example], LabelVocab | None]:
+    """What the contrastive stage trains on: every sentence (SimCSE), or the labelled single sentences
+    of the classification tasks, labels kept apart per task when there are several (SupCon; a multilabel
+    row's positives are the rows with the same label set)."""
+    if objective == "simcse":
+        sentences = [
+            Example(text, None, e.source, e.line)
+            for spec in specs
+            for e in data[spec.name].train
+            for text in (e.text, e.text_pair)
+            if text is not None
+        ]
+        return sentences, None
+    labelled = [s for s in specs if s.kind == "classification" and s.input == "single"]
+    if not labelled:
+        raise MinbertError(
+            "contrastive.objective supcon needs a classification task on single sentences (its labels make the positives); use simcse"
+        )
+    several = len(labelled) > 1
+
+    def positive_key(spec: HeadSpec, example: Example) -> str:
+        """Rows with the same key are positives: the same label, or (multilabel) the same label set."""
+        label = " + ".join(sorted(label_names(example))) if spec.multilabel else str(example.label)
+        return f"{spec.name}:{label}" if several else label
+
+    examples = [
+        Example(e.text, positive_key(spec, e), e.source, e.line) for spec in labelled for e in data[spec.name].train
+    ]
+    return examples, LabelVocab.from_examples(examples)
+
+
+def contrastive_stage(
+    model: Model,
+    specs: list[HeadSpec],
+    data: dict[str, TaskData],
+    config: RunConfig,
+    metrics_log: MetricsLog,
+    device: torch.device,
+    checkpoint_dir: Path | None,
+) -> None:
+    """Stage one of the two-stage protocol: contrastive training of the encoder (the projection is discarded)."""
+    stage = config.contrastive
+    examples, labels = contrastive_examples(specs, data, stage.objective)
+    stage_model = ContrastiveModel(model.encoder, model.pooling, stage.projection_size)
+    task = ContrastiveTask(
+        model.tokenizer,
+        labels,
+        examples,
+        objective=stage.objective,
+        temperature=stage.temperature,
+        batch_size=stage.batch_size,
+        views=stage.views,
+        seed=config.train.seed,
+        bucket=config.train.bucket,
+    )
+    stage_config = config.train.model_copy(
+        update={
+            "epochs": stage.epochs,
+            "batch_size": stage.batch_size,
+            "lr": stage.lr,
+            "head_lr": None,
+            "warmup_ratio": stage.warmup_ratio,
+            "schedule": stage.schedule,
+            "llrd": 1.0,
+            "eval_before": False,
+            "patience": None,
+            "eval_every": 0,
+        }
+    )
+    log.info(
+        "contrastive stage: %s, tau %g, %d view(s), %d epochs of %d examples",
+        stage.objective,
+        stage.temperature,
+        stage.views,
+        stage.epochs,
+        len(examples),
+    )
+    fit = Trainer(
+        stage_model, task, stage_config, metrics_log, device, stage="contrastive_", checkpoint_dir=checkpoint_dir
+    ).fit()
+    log.info("contrastive stage done in %.0f s (%.0f examples/s)", fit.train_seconds, fit.examples_per_second)

@@ -32,14 +32,14 @@ from minbert.data.batching import bucketed_batches
 from minbert.data.labels import LabelVocab
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
-from minbert.evaluate.calibration import expected_calibration_error, negative_log_likelihood
-from minbert.evaluate.metrics import classification_metrics, regression_metrics
-from minbert.evaluate.multilabel import multilabel_metrics, tune_thresholds
+from minbert.evaluation.calibration import expected_calibration_error, negative_log_likelihood
+from minbert.evaluation.metrics import classification_metrics, regression_metrics
+from minbert.evaluation.multilabel import multilabel_metrics, tune_thresholds
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
 from minbert.model.tokenizer import Batch
 from minbert.tasks.distillation import Distillation
-from minbert.train.losses import ce_plus_scl, cosent, distillation_loss
+from minbert.training.losses import ce_plus_scl, cosent, distillation_loss
 
 
 @dataclass

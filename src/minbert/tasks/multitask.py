@@ -16,7 +16,7 @@ import torch
 
 from minbert.model.task_model import Model
 from minbert.tasks.head_task import FeatureBatch, HeadBatch, HeadTask
-from minbert.train.task_sampling import task_schedule, task_weights
+from minbert.training.task_sampling import task_schedule, task_weights
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import torch
 
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
-from minbert.evaluate.calibration import expected_calibration_error, fit_temperature
-from minbert.evaluate.multilabel import tune_thresholds
-from minbert.evaluate.oos import choose_threshold, oos_metrics, rejection_metrics
+from minbert.evaluation.calibration import expected_calibration_error, fit_temperature
+from minbert.evaluation.multilabel import tune_thresholds
+from minbert.evaluation.oos import choose_threshold, oos_metrics, rejection_metrics
 from minbert.model.heads import VECTOR_OOS_METHODS, HeadSpec, KnnScore
 from minbert.model.task_model import Model
 from minbert.tasks.head_task import model_inputs, targets_of

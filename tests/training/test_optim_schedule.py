@@ -9,8 +9,8 @@ import torch
 
 from minbert.model.encoder import Encoder, EncoderConfig
 from minbert.model.heads import ClassificationHead
-from minbert.train.optim import apply_freezing, parameter_groups
-from minbert.train.schedule import build_scheduler, lr_factor
+from minbert.training.optim import apply_freezing, parameter_groups
+from minbert.training.schedule import build_scheduler, lr_factor
 
 
 class TinyClassifier(torch.nn.Module):
@@ -115,7 +115,7 @@ def test_scheduler_drives_every_group_including_llrd():
 
 def test_freezing_errors_are_user_errors():
     from minbert import MinbertError
-    from minbert.train.optim import build_optimizer
+    from minbert.training.optim import build_optimizer
 
     with pytest.raises(MinbertError, match=r"bottom:9 but the encoder has 4 layers"):
         apply_freezing(TinyClassifier(layers=4), "bottom:9")

@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 from minbert.model.tokenizer import Batch
 from minbert.tasks.head_task import HeadBatch
 from minbert.tasks.multitask import TaskBatch
-from minbert.train.distributed import shard
-from tests.train.test_resume import head_rows
+from minbert.training.distributed import shard
+from tests.training.test_resume import head_rows
 
 
 def test_shard_splits_every_tensor_of_nested_batches():

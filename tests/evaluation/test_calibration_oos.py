@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from minbert import MinbertError
-from minbert.evaluate.calibration import expected_calibration_error, fit_temperature, negative_log_likelihood
-from minbert.evaluate.oos import choose_threshold, oos_metrics
+from minbert.evaluation.calibration import expected_calibration_error, fit_temperature, negative_log_likelihood
+from minbert.evaluation.oos import choose_threshold, oos_metrics
 from minbert.model.heads import HeadSpec, KnnScore, MahalanobisScore, TaskHead
 from minbert.model.task_model import predictions
 

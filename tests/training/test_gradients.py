@@ -13,12 +13,12 @@ from minbert.data.readers import read_examples
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
 from minbert.tasks.head_task import HeadTask
-from minbert.train.gradients import KeptEmbeddingGradients, clip_grad_norm
-from minbert.train.metrics_log import MetricsLog
-from minbert.train.trainer import Trainer
+from minbert.training.gradients import KeptEmbeddingGradients, clip_grad_norm
+from minbert.training.metrics_log import MetricsLog
+from minbert.training.trainer import Trainer
 
 pytestmark = pytest.mark.slow
-trainer_module = importlib.import_module("minbert.train.trainer")  # minbert.train is also the train() function
+trainer_module = importlib.import_module("minbert.training.trainer")
 
 
 def fit(tmp_path, data_dir, kept: bool, name: str) -> Model:

@@ -22,12 +22,13 @@ from tqdm.auto import tqdm
 
 from minbert.config import TrainConfig
 from minbert.runtime import autocast
-from minbert.train.distributed import DataParallelLoss, is_main, world
-from minbert.train.gradients import KeptEmbeddingGradients, clip_grad_norm
-from minbert.train.metrics_log import MetricsLog
-from minbert.train.optim import build_optimizer
-from minbert.train.resume import load_state, restore_rng, save_state
-from minbert.train.schedule import build_scheduler
+from minbert.training.distributed import DataParallelLoss, is_main, world
+from minbert.training.gradients import KeptEmbeddingGradients, clip_grad_norm
+from minbert.training.metrics_log import MetricsLog
+from minbert.training.optim import build_optimizer
+from minbert.training.resume import load_state, restore_rng, save_state
+from minbert.training.schedule import build_scheduler
+from minbert.training.step_losses import StepLosses
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 30.0  # a progress line this often when stderr is not a terminal
@@ -62,6 +63,10 @@ class FitResult:
         return self.examples_seen / max(self.train_seconds, 1e-9)
 
 
+# Called with (step, dev metrics) after each evaluation: progress callbacks, a sweep pruning its trial.
+EvaluationHook = Callable[[int, dict[str, float]], None]
+
+
 class Trainer:
     def __init__(
         self,
@@ -72,7 +77,7 @@ class Trainer:
         device: torch.device,
         stage: str = "",
         checkpoint_dir: Path | None = None,
-        on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
+        on_evaluate: EvaluationHook | None = None,
     ) -> None:
         """`stage` prefixes the metrics.jsonl events of a run with several stages (e.g. 'contrastive_');
         `checkpoint_dir` (None = not resumable) holds the state that `config.resume` continues from."""
@@ -109,6 +114,7 @@ class Trainer:
         self.kept.reset()
         result = FitResult(None, 0, 0.0, 0, False, 0.0, 0)
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.pending_losses: StepLosses | None = None  # this epoch's step losses not yet in metrics.jsonl
         self.bad_evaluations = 0
         self.eval_seconds = 0.0
         rank, processes = world()
@@ -150,8 +156,9 @@ class Trainer:
                 leave=False,
             )
             next_report = time.perf_counter() + PROGRESS_EVERY_S
-            epoch_started, epoch_examples, running_loss = time.perf_counter(), 0, None
-            loss_sum, loss_batches = 0.0, 0
+            epoch_started, epoch_examples = time.perf_counter(), 0
+            losses = StepLosses(self.metrics, f"{self.stage}train", lazy=self.device.type != "cpu")
+            self.pending_losses = losses
             for i, batch in enumerate(batches):
                 if i < skip:
                     continue
@@ -161,9 +168,7 @@ class Trainer:
                 (loss / cfg.grad_accum).backward()
                 bar.update(1)
                 epoch_examples += len(batch)
-                loss_value = parallel_loss.global_value(loss) if parallel_loss else loss.item()
-                running_loss = loss_value if running_loss is None else 0.9 * running_loss + 0.1 * loss_value
-                loss_sum, loss_batches = loss_sum + loss_value, loss_batches + 1
+                losses.add(parallel_loss.global_value(loss) if parallel_loss else loss)
                 if (i + 1) % cfg.grad_accum and i + 1 != len(batches):
                     continue
                 if cfg.max_grad_norm:
@@ -175,13 +180,13 @@ class Trainer:
                 self.kept.reset()
                 step += 1
                 rate = epoch_examples / max(time.perf_counter() - epoch_started, 1e-9)
-                self.metrics.write(
-                    f"{self.stage}train", step, epoch=epoch + (i + 1) / len(batches), loss=loss_value, lr=max(lrs)
-                )
-                bar.set_postfix(loss=f"{running_loss:.4f}", lr=f"{max(lrs):.2e}", ex_s=f"{rate:.0f}")
+                losses.close_step(step, epoch=epoch + (i + 1) / len(batches), lr=max(lrs))
+                if losses.running is not None:
+                    bar.set_postfix(loss=f"{losses.running:.4f}", lr=f"{max(lrs):.2e}", ex_s=f"{rate:.0f}")
                 if bar.disable and cfg.progress and rank == 0 and time.perf_counter() >= next_report:
                     # stderr is a file or a pipe: plain lines now and then instead of a bar's carriage returns
                     next_report = time.perf_counter() + PROGRESS_EVERY_S
+                    losses.flush()
                     log.info(
                         "%sepoch %d/%d: batch %d/%d, loss %.4f, lr %.2e, %.0f examples/s",
                         self.stage,
@@ -189,7 +194,7 @@ class Trainer:
                         cfg.epochs,
                         i + 1,
                         len(batches),
-                        running_loss,
+                        losses.running,
                         max(lrs),
                         rate,
                     )
@@ -205,13 +210,11 @@ class Trainer:
             result.examples_seen += epoch_examples
             # The epoch mean, not the progress bar's moving average: that follows the last few batches and
             # swings with them (small contrastive batches), which reads like the model getting worse.
-            mean_loss = loss_sum / loss_batches if loss_batches else float("nan")
             log.info(
                 "epoch %d/%d: mean loss %.4f over %d batches, %.0f examples/s",
                 epoch + 1,
                 cfg.epochs,
-                mean_loss,
-                loss_batches,
+                *losses.epoch_mean(),
                 rate,
             )
             if result.stopped_early:  # by an evaluation inside the epoch (eval_every)
@@ -250,6 +253,8 @@ class Trainer:
     ) -> None:
         """Save everything a resumed run needs, at an optimizer-step boundary (no pending gradients);
         at most every checkpoint_interval_s seconds unless `force`."""
+        if self.pending_losses is not None:  # the state records how many metrics.jsonl lines it covers
+            self.pending_losses.flush()
         path = self.checkpoint_path
         due = (
             force
@@ -299,6 +304,8 @@ class Trainer:
 
     def _evaluate(self, result: FitResult, step: int, epoch: float) -> bool:
         """Evaluate on dev, keep the best weights; True when early stopping says stop."""
+        if self.pending_losses is not None:  # the train steps before it go first in metrics.jsonl
+            self.pending_losses.flush()
         started = time.perf_counter()
         metrics = self.task.evaluate(self.model)
         if metrics is None:  # no dev set: the last weights are the result

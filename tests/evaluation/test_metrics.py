@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from minbert.evaluate.metrics import classification_metrics, pearson, regression_metrics, spearman
+from minbert.evaluation.metrics import classification_metrics, pearson, regression_metrics, spearman
 
 
 def test_pearson_and_spearman_match_scipy_with_ties():

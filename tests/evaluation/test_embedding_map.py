@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from minbert.cli import main
-from minbert.evaluate.embedding_map import cluster_scores, first_classes
+from minbert.evaluation.embedding_map import cluster_scores, first_classes
 
 
 def test_knn_accuracy_by_hand():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from minbert.evaluate.multilabel import THRESHOLD_GRID, multilabel_metrics, per_label_report, tune_thresholds
+from minbert.evaluation.multilabel import THRESHOLD_GRID, multilabel_metrics, per_label_report, tune_thresholds
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import predictions
 from minbert.tasks.head_task import class_weights, head_loss

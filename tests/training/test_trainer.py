@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from minbert.config import TrainConfig
-from minbert.train.metrics_log import MetricsLog, read_metrics
-from minbert.train.trainer import Trainer
-from tests.train.test_optim_schedule import TinyClassifier
+from minbert.training.metrics_log import MetricsLog, read_metrics
+from minbert.training.trainer import Trainer
+from tests.training.test_optim_schedule import TinyClassifier
 
 
 @dataclass
@@ -95,7 +95,7 @@ def test_eval_every_n_steps_and_at_the_end(tmp_path):
 def test_epoch_log_reports_the_mean_loss_of_the_epoch(tmp_path, caplog):
     """The epoch line must be the mean over the epoch's batches (the bar's moving average follows the last few)."""
     task = ScriptedTask([0.1, 0.2, 0.3], batches_per_epoch=5)
-    with caplog.at_level("INFO", logger="minbert.train.trainer"):
+    with caplog.at_level("INFO", logger="minbert.training.trainer"):
         _, _, records = fit(tmp_path, task, epochs=2)
     losses = [r["loss"] for r in records if r["event"] == "train"]
     lines = [m for m in caplog.messages if m.startswith("epoch ")]
@@ -117,7 +117,7 @@ def test_a_run_resumed_with_a_patience_it_has_used_up_stops_before_training_more
     log = MetricsLog(tmp_path / "resumed.jsonl")
     model = TinyClassifier()
     resumed = config.model_copy(update={"resume": True, "patience": 2})
-    with caplog.at_level("INFO", logger="minbert.train.trainer"):
+    with caplog.at_level("INFO", logger="minbert.training.trainer"):
         result = Trainer(model, resumed_task, resumed, log, torch.device("cpu"), checkpoint_dir=tmp_path / "ckpt").fit()
     log.close()
     assert result.stopped_early and result.best_epoch == 1.0 and result.steps == 12

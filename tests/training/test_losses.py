@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minbert.train.losses import ce_plus_scl, nt_xent, supcon
+from minbert.training.losses import ce_plus_scl, nt_xent, supcon
 
 
 def unit(*rows):
@@ -94,7 +94,7 @@ def test_ce_plus_scl_mixes_the_two_terms():
 
 
 def test_distillation_loss_is_zero_on_the_teacher_and_grows_away_from_it():
-    from minbert.train.losses import distillation_loss
+    from minbert.training.losses import distillation_loss
 
     torch.manual_seed(0)
     teacher = torch.randn(8, 5)
@@ -112,7 +112,7 @@ def test_distillation_loss_is_zero_on_the_teacher_and_grows_away_from_it():
 
 def test_distillation_kl_is_scaled_by_t_squared_so_gradients_keep_their_size():
     """Hinton et al.: the soft-target gradient shrinks as 1/T^2; multiplying by T^2 keeps it about constant."""
-    from minbert.train.losses import distillation_loss
+    from minbert.training.losses import distillation_loss
 
     torch.manual_seed(1)
     teacher, start = torch.randn(16, 10), torch.randn(16, 10)

@@ -113,7 +113,7 @@ def plot_reliability(
 ) -> Path:
     """Accuracy against confidence per bin (15 equal-width bins), before and after temperature scaling; a
     calibrated model lies on the diagonal. Bar widths of the histogram below: how many inputs each bin holds."""
-    from minbert.evaluate.calibration import expected_calibration_error, reliability
+    from minbert.evaluation.calibration import expected_calibration_error, reliability
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.2), height_ratios=[3, 1], sharex=True)
     top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
@@ -170,13 +170,16 @@ def plot_oos_scores(
 
 
 def plot_dev_curves(runs: dict[str, list[dict[str, Any]]], metric: str, out: Path | BinaryIO) -> Path | BinaryIO:
-    """One dev metric of several runs against the epoch (epochs compare runs of different batch sizes)."""
+    """One dev metric of several runs against the epoch (epochs compare runs of different batch sizes). Names
+    are shown as plain text (a `$` never starts matplotlib's mathtext); points that are not numbers are left out."""
     fig, axis = plt.subplots(figsize=(9, 4.5))
     for name, records in runs.items():
-        dev = [r for r in records if r.get("event") == "dev" and metric in r]
+        dev = [
+            r for r in records if r.get("event") == "dev" and all(_plain_number(r.get(k)) for k in ("epoch", metric))
+        ]
         if dev:
-            axis.plot([r["epoch"] for r in dev], [r[metric] for r in dev], "o-", markersize=3, label=name)
-    axis.set(xlabel="epoch", ylabel=metric, title=f"Dev {metric}")
+            axis.plot([r["epoch"] for r in dev], [r[metric] for r in dev], "o-", markersize=3, label=_literal(name))
+    axis.set(xlabel="epoch", ylabel=_literal(metric), title=_literal(f"Dev {metric}"))
     axis.grid(alpha=0.3)
     if axis.get_legend_handles_labels()[0]:
         axis.legend(loc="best", fontsize=8)
@@ -184,3 +187,12 @@ def plot_dev_curves(runs: dict[str, list[dict[str, Any]]], metric: str, out: Pat
     fig.savefig(out, dpi=100, format="png")
     plt.close(fig)
     return out
+
+
+def _literal(text: str) -> str:
+    """Text that matplotlib draws as written: `$` would start mathtext, which fails on `$\\frac{$`."""
+    return text.replace("$", r"\$")
+
+
+def _plain_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

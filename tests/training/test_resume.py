@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from minbert import load_config, train
-from minbert.train.metrics_log import read_metrics
+from minbert.training.metrics_log import read_metrics
 
 TRAIN = {
     "epochs": 3,

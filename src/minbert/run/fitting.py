@@ -1,0 +1,213 @@
+"""Fitting a model on in-memory examples: heads from the data, the optional contrastive stage, the
+training loop, then the post-hoc steps and dev/test scores. The file-based run (`run/file_run.py`) reads
+files into `RunData` and calls `fit_run`; the Python API (`minbert.fit`) builds `RunData` from lists and
+frames and calls the same function, so both give the same numbers for the same data and seed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from minbert.config import RunConfig
+from minbert.errors import MinbertError
+from minbert.model.encoder import Encoder, count_parameters
+from minbert.model.heads import HeadSpec
+from minbert.model.task_model import Model
+from minbert.run.inputs import RunData
+from minbert.run.posthoc import Concluded, conclude
+from minbert.runtime import cpu_description, seed_everything
+from minbert.tasks.contrastive import contrastive_stage
+from minbert.tasks.distillation import Distillation
+from minbert.tasks.head_task import HeadTask, model_inputs, targets_of
+from minbert.tasks.multitask import MultitaskTask
+from minbert.tasks.specs import head_spec
+from minbert.training.distributed import is_main
+from minbert.training.metrics_log import MetricsLog
+from minbert.training.optim import apply_freezing
+from minbert.training.trainer import EvaluationHook, FitResult, Trainer
+
+log = logging.getLogger("minbert")
+
+
+class Fitted(NamedTuple):
+    """A fitted run: its heads, the post-hoc steps and scores (None on the other ranks of a multi-process
+    run), and the summary of how it went."""
+
+    specs: list[HeadSpec]
+    concluded: Concluded | None
+    summary: dict[str, Any]
+
+
+def selection_metric(config: RunConfig) -> str:
+    """The dev metric that picks the checkpoint: train.metric; a multitask run selects on overall (or loss)."""
+    cfg = config.train
+    if config.task != "multitask" or cfg.metric in ("overall", "loss"):
+        return cfg.metric
+    if "metric" in cfg.model_fields_set:
+        raise MinbertError(
+            f"train.metric {cfg.metric} is a classification metric; a multitask run selects on overall or loss"
+        )
+    return "overall"
+
+
+def adapt_encoder(encoder: Encoder, config: RunConfig) -> None:
+    """Re-initialise the top layers and set the encoder's dropout, as the config asks."""
+    encoder.reinit_top_layers(config.train.reinit_top)
+    if config.model.encoder_dropout is not None:
+        encoder.set_dropout(config.model.encoder_dropout)
+
+
+def build_heads(model: Model, config: RunConfig, read: RunData, distill: Distillation | None) -> list[HeadSpec]:
+    """Every task's head from its config and training rows, checked against every split before anything
+    trains, then set on the model (initialised from train.seed, whenever the encoder was loaded)."""
+    specs = [head_spec(t, read.data[t.name].all_train) for t in read.tasks]
+    if distill is not None:  # the student predicts the teacher's classes, also those its own rows lack
+        specs = [distill.adopt_labels(spec) for spec in specs]
+    for spec in specs:  # fail now, on rows the head cannot read or labels it does not know
+        for part in read.data[spec.name][:3]:
+            if part:
+                model_inputs(spec, part)
+                targets_of(spec, part)
+    seed_everything(config.train.seed)
+    model.set_heads(specs, projection_size=config.multitask.projection_size, normalize=config.multitask.normalize)
+    return specs
+
+
+def fit_run(
+    model: Model,
+    config: RunConfig,
+    read: RunData,
+    metrics_log: MetricsLog,
+    device: torch.device,
+    checkpoints: Path | None = None,
+    on_evaluate: EvaluationHook | None = None,
+) -> Fitted:
+    """Train `model` (its heads built here) on `read`, keep the best dev state, then conclude."""
+    multitask = config.task == "multitask"
+    cfg = config.train.model_copy(update={"metric": selection_metric(config)})
+    distill = (
+        Distillation.load(config.distill.teacher, config.distill.alpha, config.distill.temperature)
+        if config.distill.teacher is not None
+        else None
+    )
+    specs = build_heads(model, config, read, distill)
+    adapt_encoder(model.encoder, config)
+    data = read.data
+    resumed_past_stage = cfg.resume and checkpoints is not None and (checkpoints / "trainer.pt").is_file()
+    if config.contrastive.objective != "none" and not resumed_past_stage:
+        contrastive_stage(model, specs, data, config, metrics_log, device, checkpoints)
+    apply_freezing(model, cfg.freeze)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info(
+        "model: %s, %d parameters (%d trainable), device %s, heads: %s",
+        config.model.checkpoint,
+        count_parameters(model),
+        trainable,
+        device,
+        ", ".join(f"{s.name} ({s.kind}, {s.input}, {s.loss})" for s in specs),
+    )
+    scl = (cfg.scl_lambda, cfg.scl_temperature) if cfg.objective == "ce+scl" else None
+    if scl is not None and not any(s.loss == "ce" for s in specs):
+        multilabel = (
+            " (a multilabel head trains with bce: use train.objective ce)" if any(s.multilabel for s in specs) else ""
+        )
+        raise MinbertError(
+            f"train.objective ce+scl adds a contrastive term to cross-entropy heads, and no head has loss ce{multilabel}"
+        )
+    head_tasks = [
+        HeadTask(
+            spec,
+            model,
+            data[spec.name].train,
+            data[spec.name].dev,
+            batch_size=cfg.batch_size,
+            eval_batch_size=cfg.eval_batch_size,
+            seed=cfg.seed,
+            bucket=cfg.bucket,
+            bf16=cfg.bf16,
+            cache_features=cfg.cache_features,
+            scl=scl if spec.loss == "ce" else None,
+            distill=distill,
+            unlabelled=read.unlabelled,
+            weights=cfg.class_weights,
+        )
+        for spec in specs
+    ]
+    mixed = MultitaskTask(
+        head_tasks,
+        weights={t.name: t.weight for t in read.tasks},
+        sampling=config.multitask.sampling,
+        steps_per_epoch=config.multitask.steps_per_epoch,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        prefixed=multitask,
+    )
+    if trainable:
+        fit = Trainer(model, mixed, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate).fit()
+    else:
+        log.warning(
+            "train.freeze %s: nothing is trainable, so nothing trains; the results are the untrained model's",
+            cfg.freeze,
+        )
+        fit = FitResult(None, 0, 0.0, 0, False, 0.0, 0)
+        model.to(device).eval()
+    if not is_main():  # multi-process training: rank 0 evaluates, saves and reports
+        return Fitted(specs, None, {})
+    concluded = conclude(model, specs, read, config, metrics_log, fit.steps)
+    summary = run_summary(config, read, specs, mixed.num_train_examples, concluded.posthoc)
+    before = fit.evaluations[0] if cfg.eval_before and fit.evaluations else None
+    before_metric = cfg.metric if multitask else "accuracy"
+    summary[f"dev_{before_metric}_before_training"] = before.get(before_metric) if before else None
+    summary.update(fit_summary(fit, cfg.metric, trainable, device))
+    return Fitted(specs, concluded, summary)
+
+
+def run_summary(
+    config: RunConfig,
+    read: RunData,
+    specs: list[HeadSpec],
+    train_examples: int,
+    posthoc: dict[str, Any],
+) -> dict[str, Any]:
+    """What the run trained on and what the post-hoc steps chose, for results.json and the report."""
+    multitask = config.task == "multitask"
+    summary: dict[str, Any] = {}
+    if multitask:
+        summary["tasks"] = ", ".join(s.name for s in specs)
+        summary["skipped_tasks"] = "; ".join(f"{k}: {v}" for k, v in read.skipped.items()) or "none"
+    summary["train_examples"] = train_examples
+    for split_index, split in ((1, "dev"), (2, "test")):
+        rows = sum(len(read.data[s.name][split_index] or []) for s in specs)
+        if rows:
+            summary[f"{split}_examples"] = rows
+    summary |= {k: v for k, v in posthoc.items() if not k.startswith("dev_")}
+    if "dev_ece_before_calibration" in posthoc:
+        summary["dev_ece_before_calibration"] = posthoc["dev_ece_before_calibration"]
+    if config.distill.teacher is not None:
+        summary["distilled_from"] = (
+            f"{config.distill.teacher} (alpha {config.distill.alpha:g}, T {config.distill.temperature:g}"
+            + (f", {len(read.unlabelled)} unlabelled texts" if read.unlabelled else "")
+            + ")"
+        )
+    if not multitask:
+        summary["labels"] = len(specs[0].labels)
+    return summary
+
+
+def fit_summary(fit: FitResult, metric: str, trainable: int, device: torch.device) -> dict[str, Any]:
+    """How training went, for results.json and the report (the same keys for every kind of run)."""
+    return {
+        "steps": fit.steps,
+        "best_step": fit.best_step,
+        "best_epoch": round(fit.best_epoch, 2),
+        f"best_dev_{metric}": fit.best_metric,
+        "stopped_early": fit.stopped_early,
+        "train_seconds": round(fit.train_seconds, 1),
+        "train_examples_per_second": round(fit.examples_per_second, 1),
+        "trainable_parameters": trainable,
+        "device": str(device),
+        "cpu": cpu_description(),
+    }
