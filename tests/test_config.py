@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minbert import MinbertError
 from minbert.config import describe_fields, load_config
+from tests.conftest import REPO
 
 
 def test_yaml_and_overrides(tmp_path):
@@ -163,3 +167,90 @@ def test_a_single_task_config_is_a_one_entry_task_list():
         64,
         0.2,
     )
+
+
+# Free-text fields: every string a user types must reach the config unchanged (`freeze` and a task's name have
+# patterns of their own, tested with their validators).
+PATTERNED = {"train.freeze"}
+
+
+def text_fields() -> list[str]:
+    from minbert.config import _annotation_kinds, field_paths
+
+    return sorted(
+        name
+        for name, info in field_paths().items()
+        if str in _annotation_kinds(info.annotation)
+        and _annotation_kinds(info.annotation) <= {str, type(None)}
+        and name not in PATTERNED
+    )
+
+
+def test_the_text_fields_are_found():
+    fields = text_fields()
+    assert {"data.label_separator", "data.text_column", "oos.label", "model.checkpoint", "data.format"} <= set(fields)
+    assert "train.lr" not in fields and "train.bf16" not in fields
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    field=st.sampled_from(text_fields()), text=st.text(alphabet=st.characters(categories=["L", "N", "P", "S", "Zs"]))
+)
+def test_a_text_field_takes_any_printable_string_verbatim(field, text):
+    from minbert.config import field_paths
+
+    optional = type(None) in typing.get_args(field_paths()[field].annotation)
+    expected = None if text == "null" and optional else text
+    for args in (["--" + field, text], [f"--{field}={text}"]):
+        try:
+            config = load_config(None, args)
+        except MinbertError as e:  # only a rule of the field itself may refuse it (an empty separator)
+            assert field == "data.label_separator" and text == "", e
+            continue
+        value = config
+        for part in field.split("."):
+            value = getattr(value, part)
+        assert value == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lr=st.floats(min_value=1e-9, max_value=10, allow_nan=False),
+    epochs=st.integers(min_value=1, max_value=1000),
+    bf16=st.booleans(),
+    split=st.sampled_from([[0.8, 0.2], [0.8, 0.1, 0.1], [0.5, 0.25, 0.25]]),
+    threshold=st.one_of(st.sampled_from(["global", "per_label"]), st.floats(min_value=0, max_value=1)),
+)
+def test_a_typed_field_parses_to_its_value(lr, epochs, bf16, split, threshold):
+    config = load_config(
+        None,
+        [
+            *("--train.lr", repr(lr), "--train.epochs", str(epochs), "--train.bf16", str(bf16).lower()),
+            *("--data.split", str(split), "--model.multilabel_threshold", str(threshold)),
+        ],
+    )
+    assert (config.train.lr, config.train.epochs, config.train.bf16) == (lr, epochs, bf16)
+    assert config.data.split == split and config.model.multilabel_threshold == threshold
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "expected"),
+    [
+        (["--data.label_separator", "#"], "data.label_separator", "#"),
+        (["--data.label_separator", " | "], "data.label_separator", " | "),
+        (["--oos.label", "no"], "oos.label", "no"),
+        (["--data.text_column", "on"], "data.text_column", "on"),
+        (["--data.label_column", "null"], "data.label_column", None),
+        (["--oos.label", "null"], "oos.label", "null"),
+        (["--tasks.sts.data.label_separator", "#"], "tasks", "#"),
+    ],
+)
+def test_the_probe_cases_read_as_typed(args, field, expected):
+    config = load_config(
+        REPO / "configs" / ("cs224n_multitask.yaml" if field == "tasks" else "massive_intent.yaml"), args
+    )
+    if field == "tasks":
+        assert config.tasks[2].data.label_separator == expected
+        return
+    section, name = field.split(".")
+    assert getattr(getattr(config, section), name) == expected

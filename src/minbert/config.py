@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import types
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +62,7 @@ class DataConfig(Section):
     skip_bad_rows: bool = Field(False, description="skip malformed rows, counting them in the log, instead of stopping")
     label_separator: str | None = Field(
         None,
+        min_length=1,
         description="split each label field into a label set on this string (e.g. '#' for 'a#b'): a multi-label run",
     )
     allow_empty_labels: bool = Field(
@@ -636,8 +639,35 @@ def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
         *parents, leaf = key.split(".")
         for parent in parents:
             section = section.setdefault(parent, {})
-        section[leaf] = _parse_scalar(value)
+        section[leaf] = parse_value(value, _field_info(key, known))
     return nested
+
+
+def _field_info(key: str, known: dict[str, Any]) -> Any:
+    if key.startswith("tasks."):
+        return field_paths(TaskConfig).get(".".join(key.split(".")[2:]))
+    return known.get(key)
+
+
+def parse_value(value: str, info: Any) -> Any:
+    """A command-line value as its field's type reads it: a text field (a string or a path) takes the text
+    verbatim (`#`, ` | `, `no`, `on`, `1e-5`, the empty string), `null` only where the field is optional; any
+    other field (numbers, booleans, lists, mappings, choices) parses as a YAML scalar."""
+    kinds = _annotation_kinds(info.annotation) if info is not None else set()
+    if kinds and kinds <= {str, Path, type(None)} and {str, Path} & kinds:
+        return None if value == "null" and type(None) in kinds else value
+    return _parse_scalar(value)
+
+
+def _annotation_kinds(annotation: Any) -> set[Any]:
+    """The plain types a field annotation admits: `str | None` -> {str, NoneType}; Literal and generics as
+    themselves (so they are not text)."""
+    if annotation in (str, Path, type(None)):
+        return {annotation}
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and args:
+        return set().union(*(_annotation_kinds(a) for a in args))
+    return {annotation}
 
 
 def _check_task_field(key: str) -> None:
