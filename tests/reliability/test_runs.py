@@ -8,7 +8,7 @@ import yaml
 
 from minbert import MinbertError, load_config, train
 from minbert.cli import main
-from tests.train.test_resume import write_config
+from tests.training.test_resume import write_config
 
 pytestmark = pytest.mark.slow
 
@@ -67,3 +67,35 @@ def test_keep_checkpoint_keeps_one_on_a_run_shorter_than_the_interval(tmp_path, 
         )
     )
     assert (tmp_path / "run" / "checkpoint" / "trainer.pt").is_file()
+
+
+def test_overwrite_removes_only_what_a_minbert_run_wrote(tmp_path):
+    from minbert.config import TrainConfig
+    from minbert.run.directory import MARKER, claim_output_dir
+
+    overwrite = TrainConfig(overwrite=True)
+    stranger = tmp_path / "holiday"
+    stranger.mkdir()
+    for name in ("config.yaml", "holiday_photo.png", "notes.txt", "confusion_beach.png"):
+        (stranger / name).write_text(name)
+    with pytest.raises(MinbertError, match="holds files that no minbert run wrote .config.yaml, confusion_beach.png"):
+        claim_output_dir(stranger, overwrite)
+    assert sorted(p.name for p in stranger.iterdir()) == [
+        "config.yaml",
+        "confusion_beach.png",
+        "holiday_photo.png",
+        "notes.txt",
+    ]
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    for name in (MARKER, "results.json", "config.yaml", "learning_curves.png", "confusion_test.png", "notes.txt"):
+        (run / name).write_text("x")
+    (run / "my_photo.png").write_text("mine")
+    claim_output_dir(run, overwrite)
+    assert sorted(p.name for p in run.iterdir()) == [MARKER, "my_photo.png", "notes.txt"]
+
+    with pytest.raises(MinbertError, match="is inside the run it reads"):
+        claim_output_dir(run / "model", overwrite, source=run)
+    with pytest.raises(MinbertError, match="is inside the run it reads"):
+        claim_output_dir(run / "deeper" / "out", overwrite, source=run)

@@ -71,3 +71,60 @@ def test_pages_escape_html_refuse_other_paths_and_compare(folder):
 def test_a_missing_folder_is_one_clear_error(tmp_path):
     with pytest.raises(MinbertError, match="not a directory of runs"):
         create_ui_app(tmp_path / "nope")
+
+
+def test_files_outside_the_folder_are_never_served_through_symlinks(folder, tmp_path_factory):
+    secret = tmp_path_factory.mktemp("elsewhere") / "secret.txt"
+    secret.write_text("the secret")
+    run = folder / "a"
+    (run / "leak.png").symlink_to(secret)
+    (run / "report.md").unlink()
+    (run / "report.md").symlink_to(secret)
+    (run / "model" / "README.md").symlink_to(secret)
+    linked = folder / "linked"
+    linked.symlink_to(secret.parent, target_is_directory=True)  # a run folder that is a link out
+    (secret.parent / "results.json").write_text('{"results": {}}')
+    with running(create_ui_app(folder)) as url:
+        assert httpx.get(f"{url}/file", params={"run": "a", "name": "leak.png"}).status_code == 404
+        for page in ("run", "card"):
+            reply = httpx.get(f"{url}/{page}", params={"name": "a"})
+            assert reply.status_code == 200 and "the secret" not in reply.text
+        assert httpx.get(f"{url}/run", params={"name": "linked"}).status_code == 404
+        assert "linked" not in {row["name"] for row in httpx.get(f"{url}/api/runs").json()}
+
+
+def test_a_fifo_or_a_malformed_run_is_one_unreadable_row_never_a_hang_or_a_500(folder):
+    import os
+
+    fifo_run = folder / "fifo"
+    fifo_run.mkdir()
+    os.mkfifo(fifo_run / "results.json")  # would block any reader until something writes to it
+    bad = {
+        "list": "[]",
+        "dev_number": '{"results": {"dev": 5}}',
+        "not_json": "{",
+        "bool_metric": '{"results": {"dev": {"accuracy": true}}, "summary": {"train_seconds": "soon"}}',
+    }
+    for name, text in bad.items():
+        (folder / name).mkdir()
+        (folder / name / "results.json").write_text(text)
+    (folder / "dev_number" / "config.yaml").write_text("task: 5\nmodel: [1]\n")
+    (folder / "bomb").mkdir()
+    (folder / "bomb" / "results.json").write_text('{"results": {}}')
+    (folder / "bomb" / "config.yaml").write_text("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n")
+    (folder / "a" / "metrics.jsonl").write_text('{"event": "dev", "epoch": 1, "accuracy": 0.5}\nnot json\n[1]\n')
+    with running(create_ui_app(folder)) as url:
+        rows = {row["name"]: row for row in httpx.get(f"{url}/api/runs", timeout=10).json()}
+        assert (
+            rows["fifo"]["kind"] == "unreadable: results.json is not a regular file of at most 20 MB inside the folder"
+        )
+        assert rows["list"]["kind"].startswith("unreadable") and rows["not_json"]["kind"].startswith("unreadable")
+        assert rows["bomb"]["kind"].startswith("unreadable: YAML aliases")
+        assert rows["dev_number"]["metrics"]["dev"] is None and rows["bool_metric"]["metrics"]["dev"] is None
+        assert httpx.get(f"{url}/", timeout=10).status_code == 200
+        for name in ("list", "dev_number", "bool_metric", "a"):
+            assert httpx.get(f"{url}/run", params={"name": name}).status_code == 200
+            assert httpx.get(f"{url}/compare", params={"run": [name, "a"]}).status_code == 200
+        assert httpx.get(f"{url}/curves.png", params={"run": "a", "metric": "accuracy"}).status_code == 200
+        assert httpx.get(f"{url}/run", params={"name": "\x00"}).status_code == 404
+        assert httpx.get(f"{url}/curves.png", params={"run": "a", "metric": "$\\frac{$"}).status_code == 200

@@ -18,6 +18,8 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,10 +30,10 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 from markdown_it import MarkdownIt
 
-from minbert.evaluate.plots import plot_dev_curves
-from minbert.train.metrics_log import read_metrics
+from minbert.evaluation.plots import plot_dev_curves
 
 MAX_DEPTH = 6  # experiments/runs/<experiment>/<recipe>/<checkpoint>/seed1 is five deep
+MAX_FILE_BYTES = 20_000_000  # a run's report, results, metrics or plot; anything larger is not shown
 # The headline numbers of the runs table, the first found of each group.
 COLUMNS = {
     "dev": ("overall", "accuracy", "macro_f1", "pearson"),
@@ -57,6 +59,36 @@ class RunRow:
         return "run?" + urlencode({"name": self.name})
 
 
+def read_run_file(root: Path, run: Path, relative: str) -> bytes | None:
+    """A file of a run, or None unless it is a regular file reached without a symbolic link, inside the runs
+    folder and at most MAX_FILE_BYTES: a link out of the folder, a FIFO that would block, or a huge file
+    is never read."""
+    path, info = run, None
+    for part in Path(relative).parts:
+        path = path / part
+        try:
+            info = path.lstat()
+        except (OSError, ValueError):
+            return None
+        if stat.S_ISLNK(info.st_mode):
+            return None
+    if info is None or not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+        return None
+    if not path.resolve().is_relative_to(root.resolve()):
+        return None
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as handle:
+            return handle.read(MAX_FILE_BYTES)
+    except OSError:
+        return None
+
+
+def read_run_text(root: Path, run: Path, relative: str) -> str | None:
+    data = read_run_file(root, run, relative)
+    return data.decode("utf-8", errors="replace") if data is not None else None
+
+
 def find_runs(root: Path) -> list[RunRow]:
     """Every run directory under `root` (results.json), newest first."""
     found = []
@@ -64,34 +96,61 @@ def find_runs(root: Path) -> list[RunRow]:
         relative = results.parent.relative_to(root)
         if len(relative.parts) > MAX_DEPTH or "model" in relative.parts or "checkpoint" in relative.parts:
             continue
+        if results.is_symlink() or not results.resolve().is_relative_to(root.resolve()):
+            continue
         found.append(describe(root, results.parent))
     return sorted(found, key=lambda row: row.finished, reverse=True)
 
 
 def describe(root: Path, run: Path) -> RunRow:
+    """A run's row; a run whose files cannot be read or do not have the shape minbert writes is one row marked
+    unreadable, with the reason, so one bad run never breaks the list."""
+    name = run.relative_to(root).as_posix() or "."
     try:
-        written = json.loads((run / "results.json").read_text(encoding="utf-8"))
-        config = (
-            yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) if (run / "config.yaml").is_file() else {}
+        text = read_run_text(root, run, "results.json")
+        if text is None:
+            raise ValueError("results.json is not a regular file of at most 20 MB inside the folder")
+        written = json.loads(text)
+        config_text = read_run_text(root, run, "config.yaml")
+        config = yaml.load(config_text, Loader=NoAliasLoader) if config_text else {}
+        if not isinstance(written, dict) or not isinstance(config or {}, dict):
+            raise ValueError("results.json or config.yaml is not a mapping")
+        results, summary = _mapping(written.get("results")), _mapping(written.get("summary"))
+        metrics: dict[str, float | None] = {}
+        for column, keys in COLUMNS.items():
+            split = _mapping(results.get("dev" if column == "dev" else "test"))
+            metrics[column] = next((_number(split[k]) for k in keys if _number(split.get(k)) is not None), None)
+        model = _mapping((config or {}).get("model"))
+        kind = str((config or {}).get("task", "?")) + (" (refit)" if "refitted_from" in summary else "")
+        return RunRow(
+            name=name,
+            kind=kind,
+            checkpoint=str(model.get("checkpoint", "?")),
+            metrics=metrics,
+            train_seconds=_number(summary.get("train_seconds")),
+            examples_per_second=_number(summary.get("train_examples_per_second")),
+            finished=_modified(run / "results.json"),
         )
-    except (OSError, ValueError, yaml.YAMLError):
-        written, config = {}, {}
-    results, summary = written.get("results", {}), written.get("summary", {})
-    metrics: dict[str, float | None] = {}
-    for column, keys in COLUMNS.items():
-        split = "dev" if column == "dev" else "test"
-        found = next((k for k in keys if k in results.get(split, {})), None)
-        metrics[column] = results[split][found] if found else None
-    kind = (config or {}).get("task", "?") + (" (refit)" if "refitted_from" in summary else "")
-    return RunRow(
-        name=run.relative_to(root).as_posix() or ".",
-        kind=kind,
-        checkpoint=str(((config or {}).get("model") or {}).get("checkpoint", "?")),
-        metrics=metrics,
-        train_seconds=summary.get("train_seconds"),
-        examples_per_second=summary.get("train_examples_per_second"),
-        finished=_modified(run / "results.json"),
-    )
+    except (OSError, ValueError, yaml.YAMLError, RecursionError) as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        return RunRow(name, f"unreadable: {reason}", "?", dict.fromkeys(COLUMNS), None, None, "")
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a config.yaml from a run folder cannot expand into a billion nodes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases are not read here")
+        return super().compose_node(parent, index)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _modified(path: Path) -> str:
@@ -101,9 +160,14 @@ def _modified(path: Path) -> str:
 
 
 def resolve_run(root: Path, name: str) -> Path:
-    """The run directory called `name` under root, or 404; names that lead outside root are refused the same way."""
-    run = (root / name).resolve()
-    if not run.is_relative_to(root.resolve()) or not (run / "results.json").is_file():
+    """The run directory called `name` under root, or 404; names that lead outside root (through `..` or a
+    symbolic link), or that no filesystem can hold (a NUL byte), are refused the same way."""
+    try:
+        run = (root / name).resolve()
+        found = run.is_relative_to(root.resolve()) and read_run_file(root, run, "results.json") is not None
+    except (OSError, ValueError):
+        found = False
+    if not found:
         raise HTTPException(404, f"no run {name!r} in this folder; see the list of runs")
     return run
 
@@ -113,7 +177,7 @@ def markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
-def render_report(run: Path, name: str) -> str:
+def render_report(root: Path, run: Path, name: str) -> str:
     """report.md as HTML (raw HTML in it is escaped), its images pointed at this server's /file route."""
     md = markdown()
 
@@ -125,9 +189,8 @@ def render_report(run: Path, name: str) -> str:
         return str(renderer.image(tokens, index, options, env))
 
     md.add_render_rule("image", image)
-    report = run / "report.md"
-    text = report.read_text(encoding="utf-8") if report.is_file() else "# No report.md in this run"
-    return md.render(text)
+    text = read_run_text(root, run, "report.md")
+    return md.render(text if text is not None else "# No report.md in this run")
 
 
 STYLE = """
@@ -193,15 +256,30 @@ def runs_page(rows: list[RunRow], folder: str) -> str:
     return page("minbert runs", body, SORT_SCRIPT)
 
 
-def flat_results(run: Path) -> dict[str, float]:
-    results = json.loads((run / "results.json").read_text(encoding="utf-8")).get("results", {})
+def flat_results(root: Path, run: Path) -> dict[str, float]:
+    try:
+        results = _mapping(_mapping(json.loads(read_run_text(root, run, "results.json") or "{}")).get("results"))
+    except ValueError:
+        return {}
     return {
-        f"{split} {k}": v for split, values in results.items() for k, v in values.items() if isinstance(v, float | int)
+        f"{split} {k}": v
+        for split, values in results.items()
+        for k, v in _mapping(values).items()
+        if isinstance(v, float | int) and not isinstance(v, bool)
     }
 
 
-def metrics_of(run: Path) -> list[dict[str, Any]]:
-    return read_metrics(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
+def metrics_of(root: Path, run: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl's records; a line that is not a JSON object is left out (a run still writing, or damaged)."""
+    records = []
+    for line in (read_run_text(root, run, "metrics.jsonl") or "").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def dev_metric_names(records: list[dict[str, Any]]) -> list[str]:
@@ -215,13 +293,13 @@ def dev_metric_names(records: list[dict[str, Any]]) -> list[str]:
 
 def compare_page(root: Path, names: list[str], metric: str | None) -> str:
     runs = {name: resolve_run(root, name) for name in names}
-    flat = {name: flat_results(run) for name, run in runs.items()}
+    flat = {name: flat_results(root, run) for name, run in runs.items()}
     keys = sorted({k for values in flat.values() for k in values}, key=lambda k: (not k.startswith("test"), k))
     head = "<th>metric</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names)
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td>" + "".join(_cell(flat[n].get(k)) for n in names) + "</tr>" for k in keys
     )
-    common = set.intersection(*(set(dev_metric_names(metrics_of(r))) for r in runs.values()))
+    common = set.intersection(*(set(dev_metric_names(metrics_of(root, r))) for r in runs.values()))
     choices = [m for m in ("overall", "accuracy", "macro_f1", "pearson", "loss") if m in common] + sorted(
         common - {"overall", "accuracy", "macro_f1", "pearson", "loss"}
     )
@@ -268,12 +346,12 @@ def runs_router(root: str | Path) -> APIRouter:
             f'<p><a href=".">all runs</a> · <a href="card?{query}">model card</a> · '
             f'<a href="compare?run={quote(name)}">dev curves</a></p>'
         )
-        return page(f"minbert run {name}", body + render_report(directory, name))
+        return page(f"minbert run {name}", body + render_report(folder, directory, name))
 
     @router.get("/card", response_class=HTMLResponse)
     async def card(name: str) -> str:
-        card = resolve_run(folder, name) / "model" / "README.md"
-        text = card.read_text(encoding="utf-8") if card.is_file() else "# No model card (minbert card RUN writes one)"
+        text = read_run_text(folder, resolve_run(folder, name), "model/README.md")
+        text = text if text is not None else "# No model card (minbert card RUN writes one)"
         front, body = "", text
         if text.startswith("---\n") and "\n---\n" in text[4:]:
             front, body = text[4:].split("\n---\n", 1)
@@ -285,10 +363,12 @@ def runs_router(root: str | Path) -> APIRouter:
     @router.get("/file")
     async def file(run: str, name: str) -> Response:
         directory = resolve_run(folder, run)
-        path = directory / name
-        if "/" in name or "\\" in name or not name.endswith(".png") or not path.is_file():
+        data = None
+        if "/" not in name and "\\" not in name and name.endswith(".png"):
+            data = read_run_file(folder, directory, name)
+        if data is None:
             raise HTTPException(404, f"no picture {name!r} in run {run!r}")
-        return Response(path.read_bytes(), media_type="image/png")
+        return Response(data, media_type="image/png")
 
     @router.get("/compare", response_class=HTMLResponse)
     async def compare(run: Annotated[list[str], Query()], metric: str | None = None) -> str:
@@ -296,7 +376,7 @@ def runs_router(root: str | Path) -> APIRouter:
 
     @router.get("/curves.png")
     async def curves(metric: str, run: Annotated[list[str], Query()]) -> Response:
-        records = {name: metrics_of(resolve_run(folder, name)) for name in run}
+        records = {name: metrics_of(folder, resolve_run(folder, name)) for name in run}
         buffer = io.BytesIO()
         plot_dev_curves(records, metric, buffer)
         return Response(buffer.getvalue(), media_type="image/png")
