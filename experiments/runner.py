@@ -35,6 +35,9 @@ COLUMNS = [
 DEFAULT_CHECKPOINT = "all-MiniLM-L6-v2"
 RETRAINED_SUFFIX = "_retrained"  # recipe of a run's retrain (see ensure_model)
 DATA_DIR = Path(os.environ.get("MINBERT_DATA", REPO.parent / "shared" / "data"))
+# Where run directories (and their resumable checkpoints) live: set it outside the work tree to resume a long
+# run in a later checkout of the repository.
+RUNS_DIR = Path(os.environ.get("MINBERT_EXPERIMENT_RUNS", HERE / "runs"))
 
 
 @dataclass
@@ -56,7 +59,7 @@ class Run:
     def output_dir(self) -> Path:
         """runs/<experiment>/<recipe>/seed<n>, with the checkpoint's name inserted for a non-default checkpoint
         (so a base-model run never resumes from a small-model run's checkpoint)."""
-        base = HERE / "runs" / self.experiment / self.recipe
+        base = RUNS_DIR / self.experiment / self.recipe
         return (base if self.checkpoint == DEFAULT_CHECKPOINT else base / self.checkpoint) / f"seed{self.seed}"
 
 
