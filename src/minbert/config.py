@@ -70,8 +70,13 @@ class DataConfig(Section):
     )
     max_train_examples: int | None = Field(None, ge=1, description="use a seeded random subset of train (quick runs)")
     few_shot: int | None = Field(None, ge=1, description="train on N examples sampled with the label distribution")
+    shots_per_class: int | None = Field(
+        None, ge=1, description="train on K examples of each class (seeded by sample_seed; all of a smaller class)"
+    )
     label_noise: float = Field(0.0, ge=0.0, le=1.0, description="flip this fraction of training labels (robustness)")
-    sample_seed: int | None = Field(None, description="seed of few_shot / label_noise sampling (default: train.seed)")
+    sample_seed: int | None = Field(
+        None, description="seed of few_shot / shots_per_class / label_noise sampling (default: train.seed)"
+    )
     exclude: list[ExcludeSource] = Field(
         default_factory=list,
         description="drop training rows whose text occurs in these files ([{path, format}], compared on letters and digits); logged",
@@ -96,6 +101,12 @@ class DataConfig(Section):
     @classmethod
     def _one_file_is_a_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str | Path) else value
+
+    @model_validator(mode="after")
+    def _one_sampling(self) -> DataConfig:
+        if self.few_shot is not None and self.shots_per_class is not None:
+            raise ValueError("few_shot samples N rows in all, shots_per_class K per class: set one of the two")
+        return self
 
     @field_validator("split")
     @classmethod
@@ -242,7 +253,8 @@ class HeadConfig(Section):
     )
     loss: Literal["ce", "bce", "mse", "cosent"] = Field(
         "ce",
-        description="ce | bce (2 classes, or regression targets in [0, 1]: sigmoid + BCE) | mse | cosent (regression)",
+        description="ce | bce (2 classes, or regression targets in [0, 1]: sigmoid + BCE) | mse | cosent (regression); "
+        "default ce, mse for a regression head",
     )
     hidden_size: int = Field(0, ge=0, description="units of the head's hidden layer (0 = linear head)")
     activation: Literal["relu", "gelu", "tanh"] = Field("relu", description="activation of the head's hidden layer")
@@ -256,6 +268,14 @@ class HeadConfig(Section):
     multilabel_threshold: Literal["global", "per_label"] | float = Field(
         "global", description="multilabel: global | per_label (tuned on dev for macro-F1) | a fixed probability"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regression_defaults_to_mse(cls, data: Any) -> Any:
+        """A regression head without a loss trains with MSE (ce is the classifier's default)."""
+        if isinstance(data, dict) and data.get("kind") == "regression" and "loss" not in data:
+            return {**data, "loss": "mse"}
+        return data
 
     @model_validator(mode="after")
     def _fields_this_head_reads(self) -> HeadConfig:

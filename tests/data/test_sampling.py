@@ -47,3 +47,51 @@ def test_noise_flips_exactly_the_fraction(massive_train, fraction):
     assert flipped == round(fraction * len(massive_train))
     assert [e.text for e in noisy] == [e.text for e in massive_train]
     assert noisy == inject_label_noise(massive_train, fraction, seed=1)
+
+
+def test_per_class_sampling_takes_k_of_every_class_seeded_and_stable():
+    from minbert.data.sampling import per_class_sample
+
+    rows = [
+        Example(f"{label} {i}", label, "train.csv", i)
+        for label, n in (("a", 30), ("b", 12), ("c", 3))
+        for i in range(n)
+    ]
+    first = per_class_sample(rows, 8, seed=5)
+    counts = {label: sum(e.label == label for e in first) for label in "abc"}
+    assert counts == {"a": 8, "b": 8, "c": 3}  # a class with fewer than k keeps all it has
+    assert [e.text for e in first] == [e.text for e in per_class_sample(rows, 8, seed=5)]
+    assert {e.text for e in first} != {e.text for e in per_class_sample(rows, 8, seed=6)}
+    assert len({e.text for e in first}) == len(first)  # no row twice
+
+
+def test_per_class_sampling_through_the_config(tmp_path):
+    from minbert import MinbertError, load_config
+    from minbert.data.prepare import read_task
+
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(f'{{"text": "t{i}", "label": "{"xyz"[i % 3]}"}}\n' for i in range(60)))
+    config = load_config(None, ["--data.train", str(path), "--data.shots_per_class", "5", "--data.sample_seed", "2"])
+    task = read_task(config.task_list()[0], seed=1)
+    assert not isinstance(task, str)
+    assert sorted(e.label for e in task.train) == ["x"] * 5 + ["y"] * 5 + ["z"] * 5 and len(task.all_train) == 60
+    with pytest.raises(MinbertError, match="set one of the two"):
+        load_config(None, ["--data.train", str(path), "--data.shots_per_class", "5", "--data.few_shot", "9"])
+
+
+def test_small_data_gets_advice_in_the_log_and_enough_steps_do_not(caplog):
+    from minbert.data.prepare import TaskData
+    from minbert.model.heads import HeadSpec
+    from minbert.run.fitting import advise_small_data
+
+    rows = [Example(f"text {i}", f"intent{i % 64}", "train_10.csv", i) for i in range(640)]
+    data = {"main": TaskData(rows, None, None, rows)}
+    spec = HeadSpec("main", labels=sorted({str(e.label) for e in rows}))
+    with caplog.at_level("WARNING", logger="minbert"):
+        advise_small_data([spec], data, epochs=3, batch=32, patience=None)
+    assert "small data (640 rows, about 10 per class) and 3 epochs give only 60 optimizer steps" in caplog.text
+    assert "--train.epochs 15 with early stopping on dev (--train.patience 3)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="minbert"):
+        advise_small_data([spec], data, epochs=15, batch=32, patience=3)
+    assert caplog.text == ""

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from minbert.config import DataConfig, TaskConfig
 from minbert.data.overlap import drop_overlap
 from minbert.data.readers import Example, read_examples, subsample
-from minbert.data.sampling import few_shot_sample, inject_label_noise, split_examples
+from minbert.data.sampling import few_shot_sample, inject_label_noise, per_class_sample, split_examples
 from minbert.errors import MinbertError
 
 log = logging.getLogger("minbert")
@@ -88,6 +88,11 @@ def prepare_train(examples: list[Example], data: DataConfig, seed: int) -> list[
     if data.exclude:
         examples = exclude_texts(examples, data)
     examples = subsample(examples, data.max_train_examples, seed)
+    if data.shots_per_class:
+        examples = per_class_sample(examples, data.shots_per_class, seed)
+        log.info(
+            "shots_per_class: %d training examples, %d per class (seed %d)", len(examples), data.shots_per_class, seed
+        )
     if data.few_shot:
         examples = few_shot_sample(examples, data.few_shot, seed)
         log.info("few-shot: %d training examples sampled with the label distribution (seed %d)", len(examples), seed)

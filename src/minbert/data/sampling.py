@@ -1,6 +1,7 @@
 """Training-set manipulations for the few-shot and robustness protocols (Gunel et al. 2021).
 
 few_shot_sample   N examples that follow the training set's label distribution, seeded
+per_class_sample  K examples of every class, seeded (SetFit's and DNNC's protocol)
 inject_label_noise  flip exactly round(fraction * N) labels to a different label, seeded
 split_examples    train/dev/test parts of one labelled file (datasets without official splits), seeded
 """
@@ -47,6 +48,22 @@ def few_shot_sample(examples: Sequence[Example], n: int, seed: int) -> list[Exam
     rng = random.Random(seed)
     quota = stratified_counts({label: len(group) for label, group in by_label.items()}, n)
     chosen = [e for label in sorted(by_label) for e in rng.sample(by_label[label], quota[label])]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def per_class_sample(examples: Sequence[Example], k: int, seed: int) -> list[Example]:
+    """K examples of every class (all of a class that has fewer), drawn with a seeded generator: the per-class
+    few-shot protocol of SetFit and DNNC. Same examples, seed and k give the same sample, in the same order."""
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        if not isinstance(example.label, str):
+            raise MinbertError(
+                f"{example.where}: shots_per_class samples single-label rows; this row has {example.label!r}"
+            )
+        by_label[example.label].append(example)
+    rng = random.Random(seed)
+    chosen = [e for label in sorted(by_label) for e in rng.sample(by_label[label], min(k, len(by_label[label])))]
     rng.shuffle(chosen)
     return chosen
 

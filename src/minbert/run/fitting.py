@@ -6,12 +6,15 @@ frames and calls the same function, so both give the same numbers for the same d
 from __future__ import annotations
 
 import logging
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
 from minbert.config import RunConfig
+from minbert.data.prepare import TaskData
 from minbert.errors import MinbertError
 from minbert.model.encoder import Encoder, count_parameters
 from minbert.model.heads import HeadSpec
@@ -145,6 +148,7 @@ def fit_run(
         seed=cfg.seed,
         prefixed=multitask,
     )
+    advise_small_data(specs, data, cfg.epochs, cfg.batch_size * cfg.grad_accum, cfg.patience)
     if trainable:
         fit = Trainer(model, mixed, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate).fit()
     else:
@@ -163,6 +167,41 @@ def fit_run(
     summary[f"dev_{before_metric}_before_training"] = before.get(before_metric) if before else None
     summary.update(fit_summary(fit, cfg.metric, trainable, device))
     return Fitted(specs, concluded, summary)
+
+
+# Below these, a classifier usually underfits: few examples per class and few optimizer steps in all.
+SMALL_DATA_PER_CLASS = 20
+ENOUGH_STEPS = 300
+
+
+def advise_small_data(
+    specs: list[HeadSpec], data: dict[str, TaskData], epochs: int, batch: int, patience: int | None
+) -> None:
+    """Say in the log what to change when a classifier has few examples per class and the recipe gives it few
+    optimizer steps (10 per class for 3 epochs at batch 32 is a few dozen steps: the model underfits)."""
+    for spec in specs:
+        if spec.kind != "classification" or spec.multilabel:
+            continue
+        rows = data[spec.name].train
+        counts = sorted(Counter(str(e.label) for e in rows).values())
+        per_class = counts[len(counts) // 2] if counts else 0
+        steps = epochs * math.ceil(len(rows) / batch)
+        if per_class >= SMALL_DATA_PER_CLASS or steps >= ENOUGH_STEPS:
+            continue
+        wanted = min(100, math.ceil(ENOUGH_STEPS / max(1, math.ceil(len(rows) / batch))))
+        stop = "" if patience else " with early stopping on dev (--train.patience 3)"
+        log.warning(
+            "task %s: small data (%d rows, about %d per class) and %d epochs give only %d optimizer steps, so the "
+            "model will likely underfit; train longer: --train.epochs %d%s (Python: epochs=%d)",
+            spec.name,
+            len(rows),
+            per_class,
+            epochs,
+            steps,
+            wanted,
+            stop,
+            wanted,
+        )
 
 
 def run_summary(
