@@ -17,12 +17,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.slowest]
 def test_benchmark_smoke(tmp_path, data_dir):
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        # --setup-st-onnx: sentence-transformers' ONNX contenders need their own environment (made once, kept)
+        # No --setup-st-onnx: the test suite never builds sentence-transformers' 1.5 GB ONNX environment; its
+        # contenders run when `bench.py --setup-st-onnx` made it, and are reported as skipped otherwise.
         [
             sys.executable,
             str(REPO / "benchmarks" / "bench.py"),
             "--smoke",
-            "--setup-st-onnx",
             "--train-rounds",
             "2",
             "--out",
@@ -43,8 +43,6 @@ def test_benchmark_smoke(tmp_path, data_dir):
         "infer/transformers-sorted",
         "infer/sentence-transformers",
         "infer/sentence-transformers-bf16",
-        "infer/sentence-transformers-onnx ",
-        "infer/sentence-transformers-onnx-qint8",
         "infer/transformers-sorted-bf16",
         "infer/minbert-unbucketed",
         "infer/minbert-bf16",
@@ -57,6 +55,12 @@ def test_benchmark_smoke(tmp_path, data_dir):
     )
     for row in rows:
         assert row in done.stdout
+    onnx_rows = ("infer/sentence-transformers-onnx", "infer/sentence-transformers-onnx-qint8")
+    for row in onnx_rows:
+        if (REPO / "benchmarks" / ".venv-st-onnx" / "bin" / "python").is_file():
+            assert row in done.stdout
+        else:
+            assert f"skipping {row}: its environment is missing (run with --setup-st-onnx once)" in done.stderr
     results = json.loads(out.read_text())["results"]
     assert 1.0 <= results["padding"]["length_sorted"] <= results["padding"]["input_order"]
     assert results["train/minbert"]["examples_per_s"] > 0 and 0 <= results["train/minbert"]["dev_accuracy"] <= 1

@@ -427,6 +427,13 @@ def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     if args.texts:
         raw = [os.fsencode(text) for text in args.texts]  # the argument's bytes as the shell passed them
     else:
+        if sys.stdin.isatty():  # a person at a terminal: say what the silence is waiting for
+            print(
+                "minbert predict: reading texts from standard input, one per line; end with Ctrl-D "
+                "(or give the texts as arguments)",
+                file=sys.stderr,
+                flush=True,
+            )
         raw = list(stdin) if stdin is not None else [line.encode("utf-8", "surrogateescape") for line in sys.stdin]
     lines = input_lines(raw, args.encoding)
     if not lines:
