@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from minbert.config import read_untrusted_yaml
 from minbert.errors import MinbertError
 from minbert.model.layout import MODEL_FILE
 
@@ -45,8 +46,11 @@ def base_license(checkpoint: str) -> str:
     except MinbertError:
         return "unknown"
     if text.startswith("---"):
-        front = yaml.safe_load(text.split("---", 2)[1]) or {}
-        return str(front.get("license", "unknown"))
+        try:
+            front = read_untrusted_yaml(text.split("---", 2)[1]) or {}
+        except yaml.YAMLError:
+            return "unknown (its README front matter is not plain YAML)"
+        return str(front.get("license", "unknown")) if isinstance(front, dict) else "unknown"
     return "unknown"
 
 
@@ -59,7 +63,7 @@ def read_run(run_dir: Path) -> tuple[dict, dict, dict, dict | None]:
             f"{run_dir}: not a finished minbert run ({', '.join(missing)} missing); give a training run's output_dir"
         )
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    config = read_untrusted_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))
     description = json.loads((run_dir / "model" / MODEL_FILE).read_text(encoding="utf-8"))
     per_class_file = run_dir / "per_class.json"
     per_class = json.loads(per_class_file.read_text(encoding="utf-8")) if per_class_file.is_file() else None

@@ -592,6 +592,19 @@ def _map_paths(value: Any, change: Callable[[Path], Path]) -> Any:
     return value
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases (*name) are not read in files from a model or run folder")
+        return super().compose_node(parent, index)
+
+
+def read_untrusted_yaml(text: str) -> Any:
+    """YAML from a model or run folder (a run's config.yaml, a checkpoint's README front matter): safe types
+    only and no aliases, so a few lines cannot expand into a billion nodes."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():

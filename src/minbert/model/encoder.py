@@ -49,6 +49,22 @@ ACTIVATIONS = {
 }
 
 
+# Sane maxima for the sizes a config.json may ask for, checked before allocating (the largest public BERT-family
+# encoders are well inside them: XLM-R XL has 250,002 words, hidden 2,560, 36 layers).
+SIZE_BOUNDS = {
+    "vocab_size": (1, 1_000_000),
+    "hidden_size": (1, 16_384),
+    "num_hidden_layers": (1, 256),
+    "num_attention_heads": (1, 1_024),
+    "intermediate_size": (1, 65_536),
+    "max_position_embeddings": (1, 65_536),
+    "type_vocab_size": (0, 1_024),
+    "pad_token_id": (0, 1_000_000),
+    "relative_attention_num_buckets": (0, 4_096),
+}
+MAX_PARAMETERS = 4_000_000_000
+
+
 @dataclass
 class EncoderConfig:
     """The sizes of an encoder and its family's switches; field names follow Hugging Face's BERT `config.json`.
@@ -79,6 +95,26 @@ class EncoderConfig:
     source: dict[str, Any] = field(default_factory=dict, repr=False)  # the config.json read, written back on save
 
     def __post_init__(self) -> None:
+        for name, (low, high) in SIZE_BOUNDS.items():  # before anything is allocated from an untrusted file
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} {value!r} is not a whole number from {low} to {high:,}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                raise ValueError(f"{name} {value!r} is not a probability in [0, 1)")
+        if (
+            isinstance(self.layer_norm_eps, bool)
+            or not isinstance(self.layer_norm_eps, int | float)
+            or not (0 < self.layer_norm_eps < 1)
+        ):
+            raise ValueError(f"layer_norm_eps {self.layer_norm_eps!r} is not a small positive number")
+        parameters = self.parameter_count()
+        if parameters > MAX_PARAMETERS:
+            raise ValueError(
+                f"these sizes make {parameters / 1e9:.1f}B parameters ({4 * parameters / 2**30:.0f} GiB in fp32); "
+                f"minbert loads encoders of up to {MAX_PARAMETERS / 1e9:.0f}B"
+            )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
@@ -126,6 +162,12 @@ class EncoderConfig:
             {"architectures": ["BertModel"], "position_embedding_type": "absolute"} if self.model_type == "bert" else {}
         )
         return {**defaults, **self.source, **ours}
+
+    def parameter_count(self) -> int:
+        """Roughly how many weights these sizes make (embeddings and layers), to refuse absurd ones up front."""
+        h, i = self.hidden_size, self.intermediate_size
+        embeddings = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h
+        return embeddings + self.num_hidden_layers * (4 * h * h + 2 * h * i)
 
     @property
     def max_tokens(self) -> int:

@@ -16,7 +16,9 @@ kept as buffers of the head so they are saved, reloaded and exported with it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +32,9 @@ POOLING_MODES = ("cls", "mean", "pooler")
 HEAD_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 HEAD_LOSSES = {"classification": ("ce", "bce"), "regression": ("mse", "bce", "cosent")}
 OOS_METHODS = ("none", "msp", "energy", "mahalanobis", "knn")
+MAX_LABELS = 100_000  # classes or labels of one head
+MAX_WIDTH = 65_536  # a head's hidden layer, a shared projection
+MAX_BANK_ROWS = 2_000_000  # training vectors a knn head keeps
 VECTOR_OOS_METHODS = ("mahalanobis", "knn")  # scored from the head's input vector, not its logits
 
 
@@ -76,7 +81,8 @@ class ClassificationHead(nn.Module):
 
 @dataclass
 class HeadSpec:
-    """What one head is; saved with the model so it reloads and predicts the same way."""
+    """What one head is; saved with the model so it reloads and predicts the same way (and is read from an
+    untrusted minbert.json, so every size and number is checked before anything is built from it)."""
 
     name: str
     kind: str = "classification"
@@ -97,8 +103,36 @@ class HeadSpec:
     multilabel: bool = False  # sigmoid per label (BCE): any subset of the labels
     thresholds: list[float] = field(default_factory=list)  # multilabel: probability threshold per label (tuned on dev)
 
+    def _check_bounds(self, where: str) -> None:
+        def whole(value: Any, low: int, high: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+        def finite(value: Any) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+        if not isinstance(self.labels, list) or not all(isinstance(label, str) for label in self.labels):
+            raise MinbertError(f"{where}: labels must be a list of names")
+        if len(self.labels) > MAX_LABELS:
+            raise MinbertError(f"{where}: {len(self.labels):,} labels; minbert heads hold at most {MAX_LABELS:,}")
+        for name, high in (("hidden_size", MAX_WIDTH), ("oos_bank_size", MAX_BANK_ROWS), ("oos_k", MAX_BANK_ROWS)):
+            if not whole(getattr(self, name), 0, high):
+                raise MinbertError(f"{where}: {name} {getattr(self, name)!r} is not a whole number from 0 to {high:,}")
+        if not finite(self.dropout) or not 0 <= self.dropout < 1:
+            raise MinbertError(f"{where}: dropout {self.dropout!r} is not a probability in [0, 1)")
+        if not finite(self.temperature) or self.temperature <= 0:
+            raise MinbertError(f"{where}: temperature {self.temperature!r} is not a positive number")
+        if self.oos_threshold is not None and not finite(self.oos_threshold):
+            raise MinbertError(f"{where}: oos_threshold {self.oos_threshold!r} is not a number")
+        if not (
+            isinstance(self.target_range, list) and len(self.target_range) == 2 and all(map(finite, self.target_range))
+        ):
+            raise MinbertError(f"{where}: target_range {self.target_range!r} is not [min, max]")
+        if not isinstance(self.thresholds, list) or not all(finite(t) and 0 <= t <= 1 for t in self.thresholds):
+            raise MinbertError(f"{where}: thresholds must be probabilities in [0, 1]")
+
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
+        self._check_bounds(where)
         if self.kind not in HEAD_LOSSES:
             raise MinbertError(f"{where}: head kind {self.kind!r} is not classification or regression")
         if self.input not in ("single", "cross", "bi"):

@@ -108,6 +108,19 @@ def check_manifest(directory: Path, raw: dict[str, Any]) -> None:
     files = raw.get("files")
     if files is None:
         return  # format 1 had no manifest
+    if not isinstance(files, dict) or not all(
+        isinstance(name, str)
+        and isinstance(entry, dict)
+        and isinstance(entry.get("bytes"), int)
+        and isinstance(entry.get("sha256"), str)
+        and not Path(name).is_absolute()
+        and ".." not in Path(name).parts
+        for name, entry in files.items()
+    ):
+        raise MinbertError(
+            f"{directory / MODEL_FILE}: its files manifest is not {{relative name: {{bytes, sha256}}}}; the model "
+            "directory is damaged: save or train it again"
+        )
     for name, expected in files.items():
         file = directory / name
         if not file.is_file():

@@ -31,7 +31,7 @@ from minbert.model.checkpoint import (
     write_safetensors,
 )
 from minbert.model.encoder import Encoder
-from minbert.model.heads import HeadSpec, Pooling, TaskHead
+from minbert.model.heads import MAX_WIDTH, HeadSpec, Pooling, TaskHead
 from minbert.model.inference import run_in_length_order
 from minbert.model.layout import (
     FORMAT_VERSION,
@@ -61,6 +61,19 @@ class ModelDescription:
     max_length: int = 128
     base_checkpoint: str = ""
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        """Read from an untrusted minbert.json: every field checked before a model is built from it."""
+        if not isinstance(self.heads, list) or not all(isinstance(h, HeadSpec) for h in self.heads):
+            raise MinbertError("heads must be a list of head descriptions")
+        if self.pooling not in ("cls", "mean", "pooler"):
+            raise MinbertError(f"pooling {self.pooling!r} is not cls, mean or pooler")
+        for name, (low, high) in (("projection_size", (0, MAX_WIDTH)), ("max_length", (2, 65_536))):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise MinbertError(f"{name} {value!r} is not a whole number from {low} to {high:,}")
+        if not isinstance(self.normalize, bool) or not isinstance(self.base_checkpoint, str):
+            raise MinbertError("normalize must be true or false and base_checkpoint a string")
 
 
 @dataclass
@@ -390,8 +403,10 @@ def read_config(directory: Path) -> tuple[ModelDescription, str, dict[str, str]]
     try:
         heads = [HeadSpec(**h) for h in description["heads"]]
         config = ModelDescription(**{k: v for k, v in description.items() if k not in ("files", "heads")}, heads=heads)
-    except (TypeError, KeyError) as e:
+    except (TypeError, KeyError, AttributeError, ValueError) as e:
         raise MinbertError(f"{directory / 'minbert.json'}: not a model description minbert can read ({e})") from e
+    except MinbertError as e:
+        raise MinbertError(f"{directory / 'minbert.json'}: {e}") from e
     return config, weights_file, renames
 
 

@@ -30,6 +30,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 from markdown_it import MarkdownIt
 
+from minbert.config import read_untrusted_yaml
 from minbert.evaluation.plots import plot_dev_curves
 
 MAX_DEPTH = 6  # experiments/runs/<experiment>/<recipe>/<checkpoint>/seed1 is five deep
@@ -112,7 +113,7 @@ def describe(root: Path, run: Path) -> RunRow:
             raise ValueError("results.json is not a regular file of at most 20 MB inside the folder")
         written = json.loads(text)
         config_text = read_run_text(root, run, "config.yaml")
-        config = yaml.load(config_text, Loader=NoAliasLoader) if config_text else {}
+        config = read_untrusted_yaml(config_text) if config_text else {}
         if not isinstance(written, dict) or not isinstance(config or {}, dict):
             raise ValueError("results.json or config.yaml is not a mapping")
         results, summary = _mapping(written.get("results")), _mapping(written.get("summary"))
@@ -134,15 +135,6 @@ def describe(root: Path, run: Path) -> RunRow:
     except (OSError, ValueError, yaml.YAMLError, RecursionError) as e:
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         return RunRow(name, f"unreadable: {reason}", "?", dict.fromkeys(COLUMNS), None, None, "")
-
-
-class NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: a config.yaml from a run folder cannot expand into a billion nodes."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("YAML aliases are not read here")
-        return super().compose_node(parent, index)
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -1,0 +1,88 @@
+"""A model directory is untrusted input: sizes and numbers in its config.json and minbert.json are checked
+before anything is allocated, and every bad value is a one-line MinbertError, never a traceback or a
+process that allocates until the machine runs out of memory."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from minbert import MinbertError, load
+from tests.helpers import classifier
+
+
+@pytest.fixture
+def saved(tmp_path):
+    return classifier(["alarm", "music"], hidden_size=8, max_length=16).save(tmp_path / "model")
+
+
+def rewrite(path, change):
+    raw = json.loads(path.read_text())
+    change(raw)
+    path.write_text(json.dumps(raw))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("num_hidden_layers", 100_000, "num_hidden_layers 100000 is not a whole number from 1 to 256"),
+        ("hidden_size", 10**9, "hidden_size 1000000000 is not a whole number from 1 to 16,384"),
+        ("vocab_size", "30522", "vocab_size '30522' is not a whole number"),
+        ("intermediate_size", 65_536, "parameters"),
+        ("hidden_dropout_prob", 2.5, "hidden_dropout_prob 2.5 is not a probability"),
+    ],
+)
+def test_encoder_sizes_are_checked_before_allocating(saved, field, value, message):
+    """A plain checkpoint directory (what a Hub id or a download gives) with absurd sizes in its config.json."""
+    config = saved / "encoder" / "config.json"
+    rewrite(config, lambda raw: raw.update({field: value}))
+    if field == "intermediate_size":  # each size allowed, together too many weights
+        rewrite(config, lambda raw: raw.update(hidden_size=16_384, num_attention_heads=16, num_hidden_layers=256))
+    started = time.perf_counter()
+    with pytest.raises(MinbertError, match=message):
+        load(saved / "encoder")
+    assert time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda raw: raw["heads"][0].update(labels=[f"l{i}" for i in range(1_000_000)]), "minbert heads hold at most"),
+        (lambda raw: raw["heads"][0].update(temperature=float("nan")), "temperature nan is not a positive number"),
+        (lambda raw: raw.update(max_length="64"), "max_length '64' is not a whole number"),
+        (lambda raw: raw.update(max_length=-1), "max_length -1 is not a whole number"),
+        (lambda raw: raw.update(max_length=0), "max_length 0 is not a whole number"),
+        (lambda raw: raw.update(projection_size=10**9), "projection_size 1000000000"),
+        (lambda raw: raw["heads"][0].update(oos_bank_size=10**12), "oos_bank_size"),
+        (lambda raw: raw["heads"].append(5), "not a model description minbert can read"),
+        (lambda raw: raw.update(heads=5), "not a model description minbert can read"),
+        (lambda raw: raw.update(files=[]), "its files manifest is not"),
+        (lambda raw: raw["files"].update({"../outside": {"bytes": 1, "sha256": "x"}}), "its files manifest is not"),
+        (lambda raw: raw["files"].update({"extra": 5}), "its files manifest is not"),
+    ],
+)
+def test_a_tampered_description_is_a_one_line_error(saved, change, message):
+    rewrite(saved / "minbert.json", change)
+    started = time.perf_counter()
+    with pytest.raises(MinbertError, match=message) as caught:
+        load(saved)
+    assert "\n" not in str(caught.value) and time.perf_counter() - started < 10
+
+
+def test_a_yaml_alias_bomb_in_a_checkpoint_readme_is_not_expanded(tmp_path, checkpoint_dir):
+    import shutil
+
+    from minbert.card import base_license
+
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(checkpoint_dir, folder)
+    levels = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (folder / "README.md").write_text("---\n" + "\n".join(levels) + "\nlicense: apache-2.0\n---\n# card\n")
+    started = time.perf_counter()
+    assert base_license(str(folder)).startswith("unknown (its README front matter is not plain YAML)")
+    assert time.perf_counter() - started < 5
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# card\n")
+    assert base_license(str(folder)) == "apache-2.0"
