@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 
 from minbert import MinbertError
 from minbert.serving.runs import create_ui_app, find_runs
+from tests.conftest import REPO
 from tests.serving.test_app import running
 
 
@@ -128,3 +130,39 @@ def test_a_fifo_or_a_malformed_run_is_one_unreadable_row_never_a_hang_or_a_500(f
         assert httpx.get(f"{url}/curves.png", params={"run": "a", "metric": "accuracy"}).status_code == 200
         assert httpx.get(f"{url}/run", params={"name": "\x00"}).status_code == 404
         assert httpx.get(f"{url}/curves.png", params={"run": "a", "metric": "$\\frac{$"}).status_code == 200
+
+
+def test_a_long_listing_never_blocks_the_server_and_a_second_one_reads_only_what_changed(tmp_path, monkeypatch):
+    import threading
+
+    from minbert.serving import runs as browser
+
+    config = (REPO / "configs" / "massive_intent.yaml").read_text()
+    for i in range(800):
+        run = tmp_path / f"exp{i // 100}" / f"run{i}"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text('{"results": {"dev": {"accuracy": 0.8}}, "summary": {}}')
+        (run / "config.yaml").write_text(config)
+    described = []
+    slow_describe = browser.describe
+
+    def describe(root, run):
+        described.append(run)
+        time.sleep(0.002)  # a slower disk: the first listing takes seconds
+        return slow_describe(root, run)
+
+    monkeypatch.setattr(browser, "describe", describe)
+    with running(create_ui_app(tmp_path)) as url:
+        finished: list[str] = []
+        listing = threading.Thread(
+            target=lambda: finished.append(str(len(httpx.get(f"{url}/api/runs", timeout=120).json())))
+        )
+        listing.start()
+        time.sleep(0.3)
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200
+        assert not finished  # /health was answered while the listing was still reading runs
+        listing.join()
+        assert finished == ["800"] and len(described) == 800
+        (tmp_path / "exp3" / "run300" / "results.json").write_text('{"results": {"dev": {"accuracy": 0.9}}}')
+        rows = {r["name"]: r for r in httpx.get(f"{url}/api/runs", timeout=120).json()}
+        assert len(described) == 801 and rows["exp3/run300"]["metrics"]["dev"] == 0.9  # only the changed run re-read

@@ -99,8 +99,31 @@ def find_runs(root: Path) -> list[RunRow]:
             continue
         if results.is_symlink() or not results.resolve().is_relative_to(root.resolve()):
             continue
-        found.append(describe(root, results.parent))
+        found.append(described(root, results.parent))
     return sorted(found, key=lambda row: row.finished, reverse=True)
+
+
+# Rows already read, keyed by the run's directory and what its results.json and config.yaml were then: a
+# listing reads (and parses the YAML of) only the runs that changed since the last one.
+_ROWS: dict[Path, tuple[tuple[Any, ...], RunRow]] = {}
+
+
+def described(root: Path, run: Path) -> RunRow:
+    key = (root, *(_signature(run / name) for name in ("results.json", "config.yaml")))
+    cached = _ROWS.get(run)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    row = describe(root, run)
+    _ROWS[run] = (key, row)
+    return row
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 def describe(root: Path, run: Path) -> RunRow:
@@ -314,7 +337,9 @@ def compare_page(root: Path, names: list[str], metric: str | None) -> str:
 
 
 def runs_router(root: str | Path) -> APIRouter:
-    """The pages above for the runs under `root` (a directory, checked now so a typo fails before serving)."""
+    """The pages above for the runs under `root` (a directory, checked now so a typo fails before serving). The
+    handlers are plain functions, so FastAPI runs their file reads in its thread pool, never on the event loop
+    that answers /health and /predict."""
     folder = Path(root)
     if not folder.is_dir():
         from minbert.errors import MinbertError
@@ -323,15 +348,15 @@ def runs_router(root: str | Path) -> APIRouter:
     router = APIRouter()
 
     @router.get("/", response_class=HTMLResponse)
-    async def runs() -> str:
+    def runs() -> str:
         return runs_page(find_runs(folder), folder.name or str(folder))
 
     @router.get("/api/runs")
-    async def runs_json() -> list[dict[str, Any]]:
+    def runs_json() -> list[dict[str, Any]]:
         return [asdict(row) for row in find_runs(folder)]
 
     @router.get("/run", response_class=HTMLResponse)
-    async def run(name: str) -> str:
+    def run(name: str) -> str:
         directory = resolve_run(folder, name)
         query = html.escape(urlencode({"name": name}))
         body = (
@@ -341,7 +366,7 @@ def runs_router(root: str | Path) -> APIRouter:
         return page(f"minbert run {name}", body + render_report(folder, directory, name))
 
     @router.get("/card", response_class=HTMLResponse)
-    async def card(name: str) -> str:
+    def card(name: str) -> str:
         text = read_run_text(folder, resolve_run(folder, name), "model/README.md")
         text = text if text is not None else "# No model card (minbert card RUN writes one)"
         front, body = "", text
@@ -353,7 +378,7 @@ def runs_router(root: str | Path) -> APIRouter:
         return page(f"minbert model card {name}", links + shown + markdown().render(body))
 
     @router.get("/file")
-    async def file(run: str, name: str) -> Response:
+    def file(run: str, name: str) -> Response:
         directory = resolve_run(folder, run)
         data = None
         if "/" not in name and "\\" not in name and name.endswith(".png"):
@@ -363,11 +388,11 @@ def runs_router(root: str | Path) -> APIRouter:
         return Response(data, media_type="image/png")
 
     @router.get("/compare", response_class=HTMLResponse)
-    async def compare(run: Annotated[list[str], Query()], metric: str | None = None) -> str:
+    def compare(run: Annotated[list[str], Query()], metric: str | None = None) -> str:
         return compare_page(folder, run, metric)
 
     @router.get("/curves.png")
-    async def curves(metric: str, run: Annotated[list[str], Query()]) -> Response:
+    def curves(metric: str, run: Annotated[list[str], Query()]) -> Response:
         records = {name: metrics_of(folder, resolve_run(folder, name)) for name in run}
         buffer = io.BytesIO()
         plot_dev_curves(records, metric, buffer)
