@@ -49,14 +49,59 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True, labels: bool = True) -> None:
-    """--data FILE, --format and the column mapping, shared by the commands that read a file."""
+    """--data FILE, its format and column mapping, shared by the commands that read a file. Each option has the
+    training config's spelling too (--data.format, --data.text_column, ...), and one not given is the trained
+    run's own when the model is a run (so a file shaped like the training data needs none of them)."""
     parser.add_argument("--data", type=Path, required=required, help="data file" + (" (labelled)" if labels else ""))
     parser.add_argument(
-        "--format", default="jsonl", choices=FORMATS, help="data format (default: jsonl; see `minbert formats`)"
+        "--format",
+        "--data.format",
+        dest="format",
+        choices=FORMATS,
+        help="data format (default: the run's own, else jsonl; see `minbert formats`)",
     )
-    parser.add_argument("--text-column", help="text field/column (default: the format's own)")
+    parser.add_argument("--text-column", "--data.text_column", dest="text_column", help="text field/column")
+    parser.add_argument(
+        "--text-pair-column", "--data.text_pair_column", dest="text_pair_column", help="second text of a pair"
+    )
+    parser.add_argument(
+        "--skip-bad-rows",
+        "--data.skip_bad_rows",
+        dest="skip_bad_rows",
+        nargs="?",
+        const=True,
+        type=parse_bool,
+        help="skip malformed rows, counting them in the log, instead of stopping at the first (as training does)",
+    )
     if labels:
-        parser.add_argument("--label-column", help="label field/column (default: the format's own)")
+        parser.add_argument("--label-column", "--data.label_column", dest="label_column", help="label field/column")
+        parser.add_argument(
+            "--label-separator",
+            "--data.label_separator",
+            dest="label_separator",
+            help="multi-label: split labels on it",
+        )
+        parser.add_argument(
+            "--unseen-labels",
+            "--data.unseen_labels",
+            dest="unseen_labels",
+            choices=("error", "skip", "count_wrong"),
+            help="rows whose label training never saw: stop (error), leave out (skip) or score as misses (count_wrong)",
+        )
+
+
+def parse_bool(value: str) -> bool:
+    if value.lower() in ("true", "yes", "1", "on"):
+        return True
+    if value.lower() in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not true or false")
+
+
+def file_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options a command was given (None: not given), as `scoring.evaluate` and `data_options` take them."""
+    names = ("format", "text_column", "text_pair_column", "label_column", "label_separator", "skip_bad_rows")
+    return {name: getattr(args, name, None) for name in (*names, "unseen_labels")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,9 +437,7 @@ def cmd_eval(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     metrics = evaluate(
         args.model_dir,
         args.data,
-        args.format,
-        text_column=args.text_column,
-        label_column=args.label_column,
+        **file_options(args),
         batch_size=args.batch_size,
         backend=args.backend,
         task=args.task,
@@ -499,8 +542,18 @@ def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
     if bool(args.texts) == bool(args.data):
         raise MinbertError("give either texts or --data FILE to embed")
+    from minbert.scoring import data_options
+
+    options = data_options(args.model_dir, **file_options(args)) if args.data else None
     texts = args.texts or [
-        e.text for e in read_examples(args.data, args.format, text_column=args.text_column, require_labels=False)
+        e.text
+        for e in read_examples(
+            args.data,
+            options.format,  # type: ignore[union-attr]
+            text_column=options.text_column,  # type: ignore[union-attr]
+            require_labels=False,
+            skip_bad_rows=options.skip_bad_rows,  # type: ignore[union-attr]
+        )
     ]
     model = load_backend(args.model_dir, args.backend, args.device)
     vectors = model.encode(texts, batch_size=args.batch_size, normalize=False if args.no_normalize else None)  # type: ignore[union-attr]
@@ -518,7 +571,13 @@ def cmd_plot_embeddings(args: argparse.Namespace, overrides: Sequence[str]) -> i
 
     for name in args.models:  # a typo in the last model should fail now, not after encoding the others
         resolve_checkpoint(name)
-    examples = read_examples(args.data, args.format, text_column=args.text_column, label_column=args.label_column)
+    examples = read_examples(
+        args.data,
+        args.format or "jsonl",
+        text_column=args.text_column,
+        label_column=args.label_column,
+        skip_bad_rows=bool(args.skip_bad_rows),
+    )
     panels = compare_models(
         args.models,
         lambda name, texts: load(name).encode(texts),
@@ -593,14 +652,7 @@ def cmd_export(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     for backend, file in files.items():
         print(f"{backend:<10} {file} ({file.stat().st_size / 1e6:.1f} MB)")
     if args.data:
-        scores = compare_backends(
-            args.model_dir,
-            args.data,
-            list(files),
-            args.format,
-            text_column=args.text_column,
-            label_column=args.label_column,
-        )
+        scores = compare_backends(args.model_dir, args.data, list(files), **file_options(args))
         for backend, metrics in scores.items():
             headline = "accuracy" if "accuracy" in metrics else "pearson"
             print(

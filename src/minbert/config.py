@@ -65,6 +65,11 @@ class DataConfig(Section):
         min_length=1,
         description="split each label field into a label set on this string (e.g. '#' for 'a#b'): a multi-label run",
     )
+    unseen_labels: Literal["error", "skip", "count_wrong"] = Field(
+        "error",
+        description="dev/test rows whose label training never saw: error (stop, naming the row), skip (drop and "
+        "count them), or count_wrong (keep them, scored as misses: the published ATIS convention)",
+    )
     allow_empty_labels: bool = Field(
         False, description="multi-label: keep rows whose label set is empty (otherwise they are errors)"
     )

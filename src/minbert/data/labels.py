@@ -51,7 +51,8 @@ class LabelVocab:
             shown = ", ".join(self.labels[:10]) + (", ..." if len(self.labels) > 10 else "")
             raise MinbertError(
                 f"{example.where}: label {label!r} does not occur in the training data "
-                f"({len(self.labels)} labels: {shown}); fix the row or add training examples of it"
+                f"({len(self.labels)} labels: {shown}); fix the row, add training examples of it, or set "
+                "data.unseen_labels skip (leave such rows out) or count_wrong (score them as misses)"
             ) from None
 
     def encode_all(self, examples: Iterable[Example]) -> list[int]:

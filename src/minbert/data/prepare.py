@@ -136,7 +136,12 @@ def read_unlabelled(
     """distill.data: extra texts (labels ignored) for the teacher to label. Texts that occur in the run's
     dev or test files (or in data.exclude) are dropped and counted, so no evaluation text is trained on."""
     format = format or data.format
-    examples = read_texts(paths, format, text_column=data.text_column if format == data.format else None)
+    examples = read_texts(
+        paths,
+        format,
+        text_column=data.text_column if format == data.format else None,
+        skip_bad_rows=data.skip_bad_rows,
+    )
     if not examples:
         raise MinbertError(f"distill.data {', '.join(map(str, paths))}: no texts in it")
     if held_out:
@@ -148,11 +153,19 @@ def read_unlabelled(
 def read_oos(paths: list[Path], data: DataConfig, role: str, label: str | None = None) -> list[Example]:
     """Out-of-scope texts (data.oos_dev / oos_test / oos_train) in the run's format, labels replaced by `label`
     (None for rejection, where they are never scored as classes). A clinc150 file gives its split of that role."""
-    return read_texts(paths, data.format, text_column=data.text_column, role=role, label=label)
+    return read_texts(
+        paths, data.format, text_column=data.text_column, role=role, label=label, skip_bad_rows=data.skip_bad_rows
+    )
 
 
 def read_texts(
-    paths: list[Path], format: str, *, text_column: str | None = None, role: str | None = None, label: str | None = None
+    paths: list[Path],
+    format: str,
+    *,
+    text_column: str | None = None,
+    role: str | None = None,
+    label: str | None = None,
+    skip_bad_rows: bool = False,
 ) -> list[Example]:
     """The texts of files whose labels do not count, each given `label` (None: unlabelled). `role` picks a
     clinc150 file's split (oos_dev reads oos_val, ...); other formats hold one split per file."""
@@ -160,5 +173,7 @@ def read_texts(
     return [
         Example(e.text, label, e.source, e.line, e.text_pair)
         for path in paths
-        for e in read_examples(path, format, text_column=text_column, split=split, require_labels=False)
+        for e in read_examples(
+            path, format, text_column=text_column, split=split, require_labels=False, skip_bad_rows=skip_bad_rows
+        )
     ]

@@ -19,7 +19,7 @@ from minbert.errors import MinbertError
 from minbert.model.encoder import Encoder, count_parameters
 from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
-from minbert.run.inputs import RunData
+from minbert.run.inputs import RunData, partition_unseen
 from minbert.run.posthoc import Concluded, conclude
 from minbert.runtime import cpu_description, seed_everything
 from minbert.tasks.contrastive import contrastive_stage
@@ -63,12 +63,16 @@ def adapt_encoder(encoder: Encoder, config: RunConfig) -> None:
         encoder.set_dropout(config.model.encoder_dropout)
 
 
-def build_heads(model: Model, config: RunConfig, read: RunData, distill: Distillation | None) -> list[HeadSpec]:
+def build_heads(
+    model: Model, config: RunConfig, read: RunData, distill: Distillation | None
+) -> tuple[list[HeadSpec], RunData]:
     """Every task's head from its config and training rows, checked against every split before anything
-    trains, then set on the model (initialised from train.seed, whenever the encoder was loaded)."""
+    trains, then set on the model (initialised from train.seed, whenever the encoder was loaded); with the
+    data as data.unseen_labels leaves it."""
     specs = [head_spec(t, read.data[t.name].all_train) for t in read.tasks]
     if distill is not None:  # the student predicts the teacher's classes, also those its own rows lack
         specs = [distill.adopt_labels(spec) for spec in specs]
+    read = partition_unseen(read, specs)
     for spec in specs:  # fail now, on rows the head cannot read or labels it does not know
         for part in read.data[spec.name][:3]:
             if part:
@@ -76,7 +80,7 @@ def build_heads(model: Model, config: RunConfig, read: RunData, distill: Distill
                 targets_of(spec, part)
     seed_everything(config.train.seed)
     model.set_heads(specs, projection_size=config.multitask.projection_size, normalize=config.multitask.normalize)
-    return specs
+    return specs, read
 
 
 def fit_run(
@@ -96,7 +100,7 @@ def fit_run(
         if config.distill.teacher is not None
         else None
     )
-    specs = build_heads(model, config, read, distill)
+    specs, read = build_heads(model, config, read, distill)
     adapt_encoder(model.encoder, config)
     data = read.data
     resumed_past_stage = cfg.resume and checkpoints is not None and (checkpoints / "trainer.pt").is_file()

@@ -7,9 +7,12 @@ import logging
 from typing import NamedTuple
 
 from minbert.config import RunConfig, TaskConfig
+from minbert.data.labels import label_names
 from minbert.data.prepare import TaskData, read_oos, read_task, read_unlabelled
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
+from minbert.model.heads import HeadSpec
+from minbert.tasks.specs import split_unseen
 
 log = logging.getLogger("minbert")
 
@@ -24,6 +27,43 @@ class RunData(NamedTuple):
     oos_dev: list[Example]
     oos_test: list[Example]
     unlabelled: list[Example] = []
+    unseen: dict[str, dict[str, list[Example]]] = {}  # task -> split -> rows scored as misses (count_wrong)
+
+
+def partition_unseen(read: RunData, specs: list[HeadSpec]) -> RunData:
+    """data.unseen_labels applied to every task's dev and test rows whose labels training never saw: error keeps
+    them (the head refuses them, naming the row), skip drops them, count_wrong sets them apart to be scored as
+    misses; both log how many."""
+    policies = {t.name: t.data.unseen_labels for t in read.tasks}
+    data = dict(read.data)
+    unseen: dict[str, dict[str, list[Example]]] = {}
+    for spec in specs:
+        policy = policies.get(spec.name, "error")
+        if policy == "error":
+            continue
+        task = data[spec.name]
+        parts: dict[str, list[Example] | None] = {"dev": task.dev, "test": task.test}
+        for split, rows in parts.items():
+            if not rows:
+                continue
+            seen, other = split_unseen(spec, rows)
+            if other:
+                names = sorted({label for e in other for label in label_names(e) if label not in spec.labels})
+                log.warning(
+                    "task %s: %d %s rows have labels training never saw (%s%s); data.unseen_labels %s: %s",
+                    spec.name,
+                    len(other),
+                    split,
+                    ", ".join(names[:5]),
+                    ", ..." if len(names) > 5 else "",
+                    policy,
+                    "left out" if policy == "skip" else "scored as misses",
+                )
+                if policy == "count_wrong":
+                    unseen.setdefault(spec.name, {})[split] = other
+            parts[split] = seen or None
+        data[spec.name] = task._replace(dev=parts["dev"], test=parts["test"])
+    return read._replace(data=data, unseen=unseen)
 
 
 def read_tasks(config: RunConfig, seed: int) -> tuple[list[TaskConfig], dict[str, TaskData], dict[str, str]]:

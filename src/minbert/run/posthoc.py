@@ -47,7 +47,9 @@ def conclude(
     for split_index, split in ((1, "dev"), (2, "test")):
         started = time.perf_counter()
         per_task = {
-            spec.name: evaluate_examples(model, spec.name, part, cfg.eval_batch_size, cfg.bf16)
+            spec.name: evaluate_examples(
+                model, spec.name, part, cfg.eval_batch_size, cfg.bf16, read.unseen.get(spec.name, {}).get(split, [])
+            )
             for spec in specs
             if (part := data[spec.name][split_index])
         }

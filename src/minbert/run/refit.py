@@ -13,7 +13,7 @@ from minbert.config import load_config
 from minbert.errors import MinbertError
 from minbert.model.task_model import Model
 from minbert.run.directory import claim_output_dir, close_log, log_to_file, start_run, write_results
-from minbert.run.inputs import read_run_data
+from minbert.run.inputs import partition_unseen, read_run_data
 from minbert.run.posthoc import conclude
 from minbert.run.report import write_run_report
 from minbert.run.result import RunResult
@@ -57,6 +57,7 @@ def refit(source: str | Path, overrides: Sequence[str]) -> RunResult:
         read = read_run_data(config, config.train.seed, distill_texts=False)
         model = Model.load(source / "model")
         specs = [model.spec(name) for name in model.tasks]
+        read = partition_unseen(read, specs)
         for spec in specs:
             clear_posthoc(model, spec)
         if (source / "metrics.jsonl").is_file():  # the learning curves of the training it reuses

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from minbert.data.batching import bucketed_batches
-from minbert.data.labels import LabelVocab
+from minbert.data.labels import LabelVocab, label_names
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
 from minbert.evaluation.calibration import expected_calibration_error, negative_log_likelihood
@@ -218,12 +218,54 @@ def score_raw(spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor) -> Evalu
 
 
 def evaluate_examples(
-    model: Model, task: str, examples: Sequence[Example], batch_size: int = 128, bf16: bool = False
+    model: Model,
+    task: str,
+    examples: Sequence[Example],
+    batch_size: int = 128,
+    bf16: bool = False,
+    unseen: Sequence[Example] = (),
 ) -> Evaluation:
-    """Predict every labelled example of one task and score it."""
+    """Predict every labelled example of one task and score it; `unseen` rows (labels training never saw,
+    data.unseen_labels count_wrong) are predicted too and scored as misses."""
     spec = model.spec(task)
-    return score_raw(
+    evaluation = score_raw(
         spec, model.raw_outputs(task, model_inputs(spec, examples), batch_size, bf16), targets_of(spec, examples)
+    )
+    if not unseen:
+        return evaluation
+    raw = model.raw_outputs(task, model_inputs(spec, unseen), batch_size, bf16)
+    return count_unseen_as_wrong(spec, evaluation, unseen, raw)
+
+
+def count_unseen_as_wrong(
+    spec: HeadSpec, evaluation: Evaluation, unseen: Sequence[Example], raw: torch.Tensor
+) -> Evaluation:
+    """Accuracy and F1 over every row, each label training never saw a miss: a single-label row gets a class no
+    prediction can match; a multi-label row keeps its known labels, and each unseen one is a column of its own
+    that is never predicted (a false negative). Loss, ECE and NLL stay those of the rows with known labels (an
+    unseen class has no probability)."""
+    if spec.multilabel:
+        names = sorted({label for e in unseen for label in label_names(e) if label not in spec.labels})
+        columns, width = [*spec.labels, *names], len(spec.labels)
+        seen_truth = np.asarray(evaluation.y_true, dtype=int).reshape(-1, width)
+        truth = np.vstack(
+            [
+                np.hstack([seen_truth, np.zeros((len(seen_truth), len(names)), dtype=int)]),
+                np.asarray([[int(c in label_names(e)) for c in columns] for e in unseen], dtype=int),
+            ]
+        )
+        chosen = np.vstack(
+            [np.asarray(evaluation.y_pred, dtype=int).reshape(-1, width), spec.predicted_ids(raw).long().numpy()]
+        )
+        metrics = multilabel_metrics(truth, np.hstack([chosen, np.zeros((len(chosen), len(names)), dtype=int)]))
+    else:
+        y_true = [*evaluation.y_true, *([len(spec.labels)] * len(raw))]
+        metrics = classification_metrics(y_true, [*evaluation.y_pred, *spec.predicted_ids(raw).tolist()])
+    return Evaluation(
+        {**evaluation.metrics, **metrics, "unseen_label_rows": float(len(raw))},
+        evaluation.y_true,
+        evaluation.y_pred,
+        evaluation.probabilities,
     )
 
 

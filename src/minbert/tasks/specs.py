@@ -28,6 +28,20 @@ def is_multilabel(task: TaskConfig, train: list[Example]) -> bool:
     return found
 
 
+def split_unseen(spec: HeadSpec, examples: list[Example]) -> tuple[list[Example], list[Example]]:
+    """(rows whose labels the head knows, rows with a label it never saw in training) of a classification head;
+    a multi-label row is unseen when any of its labels is."""
+    if spec.kind != "classification":
+        return examples, []
+    known = set(spec.labels)
+    seen: list[Example] = []
+    unseen: list[Example] = []
+    for e in examples:
+        labels = e.label if isinstance(e.label, tuple) else (e.label,)
+        (seen if all(label in known for label in labels) else unseen).append(e)
+    return seen, unseen
+
+
 def head_spec(task: TaskConfig, train: list[Example]) -> HeadSpec:
     """The head a task trains: its config's shape, the labels of its whole training split (so a few-shot
     sample still knows every class), bce for a multi-label head."""
