@@ -254,3 +254,16 @@ def test_the_probe_cases_read_as_typed(args, field, expected):
         return
     section, name = field.split(".")
     assert getattr(getattr(config, section), name) == expected
+
+
+def test_a_new_train_file_with_the_configs_dev_and_test_is_named_in_a_warning(caplog):
+    with caplog.at_level("WARNING", logger="minbert"):
+        load_config(REPO / "configs" / "massive_intent.yaml", ["--data.train", "mine.csv", "--data.test", "t.csv"])
+    assert "data.dev ../shared/data/massive_en_us/validation.jsonl still come from" in caplog.text
+    assert "data.test" not in caplog.text.split("still come from")[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="minbert"):
+        load_config(
+            REPO / "configs" / "massive_intent.yaml", ["--data.dev", "null", "--data.train", "a", "--data.test", "null"]
+        )
+    assert caplog.text == ""

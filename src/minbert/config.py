@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -804,7 +805,23 @@ def _field_name(loc: tuple, raw: dict[str, Any]) -> str:
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     raw = read_config_file(path) if path is not None else {}
     parsed = parse_overrides(overrides)
+    _warn_half_overridden(raw, parsed, path)
     return build_config(merge(raw, parsed), source=str(path or "command line"), overridden=_dotted(parsed))
+
+
+def _warn_half_overridden(raw: dict[str, Any], parsed: dict[str, Any], path: str | Path | None) -> None:
+    """A new training file with the config's dev and test files kept is rarely meant: say which files stay."""
+    given, written = parsed.get("data") or {}, raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    if "train" not in given or not written:
+        return
+    kept = [f"data.{split} {written[split]}" for split in ("dev", "test") if written.get(split) and split not in given]
+    if kept:
+        logging.getLogger("minbert").warning(
+            "--data.train is yours, and %s still come from %s; give --data.dev / --data.test for your data too "
+            "(or null to run without them)",
+            " and ".join(kept),
+            path,
+        )
 
 
 def describe_fields() -> str:

@@ -118,7 +118,7 @@ def test_pipe_glue_cs224n_uci(tmp_path):
             "\tid\tsentence\n0\tx\thello\n",
             "cs224n",
             {},
-            r"unlabeled\.csv:2: missing label \(label field/column 'sentiment'\)",
+            r"unlabeled\.csv:1: no label column 'sentiment' in the header \(, id, sentence\); set data\.label_column",
         ),
     ],
 )
@@ -167,7 +167,9 @@ def test_plain_text_lines_for_embedding(tmp_path):
     ]
     with pytest.raises(MinbertError, match=r"texts\.txt: format 'text' has no labels.*choose a labelled format"):
         read_examples(path, "text")
-    with pytest.raises(MinbertError, match=r"texts\.txt:1: not valid JSON .*use format text"):
+    with pytest.raises(
+        MinbertError, match=r"texts\.txt:1: not valid JSON .*this is a \.txt file: read it with --data\.format text"
+    ):
         read_examples(path, "jsonl", require_labels=False)
 
 
@@ -315,3 +317,23 @@ def test_real_goemotions_files_read_completely(data_dir, split, rows, multi):
     examples = read_examples(data_dir / "goemotions" / f"{split}.tsv", "goemotions")
     assert len(examples) == rows and sum(len(e.label) > 1 for e in examples) == multi  # PROVENANCE.md's counts
     assert len(LabelVocab.from_examples(examples, multilabel=True)) == 28
+
+
+@pytest.mark.parametrize(
+    ("text", "format", "message"),
+    [
+        ("", "csv", r"x\.csv: the file is empty; give a file with data rows"),
+        ("text;intent\nhello;greet\n", "csv", r"x\.csv:1: no text column 'text' .*looks semicolon-separated"),
+        ("text,intent\nhello,greet\n", "csv", r"x\.csv:1: no label column 'label' in the header \(text, intent\)"),
+        (
+            "text,label\nhello,greet\n",
+            "jsonl",
+            r"x\.csv:1: not valid JSON .*this is a \.csv file: read it with --data\.format csv",
+        ),
+    ],
+)
+def test_error_hints_fit_the_file(tmp_path, text, format, message):
+    path = tmp_path / "x.csv"
+    path.write_text(text)
+    with pytest.raises(MinbertError, match=message):
+        read_examples(path, format)

@@ -65,6 +65,22 @@ class Columns:
     text: str
     label: str
     pair: str | None = None
+    label_required: bool = False  # a header without the label column is an error at line 1, not at every row
+
+
+def _delimiter_hint(header: list[str], delimiter: str) -> str:
+    """When the whole header reads as one column, the delimiter it seems to use."""
+    if len(header) != 1:
+        return ""
+    for sign, name in ((";", "semicolon"), ("\t", "tab"), (",", "comma"), ("|", "pipe")):
+        if sign != delimiter and sign in header[0]:
+            expected = "tab" if delimiter == "\t" else "comma"
+            return (
+                f" (the header reads as one column: the file looks {name}-separated, and this format splits on "
+                f"{expected}s; re-save it {'comma' if expected == 'comma' else 'tab'}-separated"
+                + (", or use --data.format tsv)" if sign == "\t" else ")")
+            )
+    return ""
 
 
 # Default text/label fields of each format; None = the format has no named columns.
@@ -159,6 +175,7 @@ def read_examples(
         text_column or (defaults.text if defaults else ""),
         label_column or (defaults.label if defaults else ""),
         text_pair_column or (defaults.pair if defaults else None),
+        label_required=require_labels,
     )
     rows = ROW_READERS[format](path, columns, split)
     examples: list[Example] = []
@@ -177,6 +194,8 @@ def read_examples(
     if skipped:
         log.warning("%s: skipped %d bad rows (data.skip_bad_rows); first: line %s", path, len(skipped), skipped[0])
     if not examples:
+        if path.is_file() and not path.read_bytes().strip():
+            raise MinbertError(f"{path}: the file is empty; give a file with data rows")
         raise MinbertError(
             f"{path}: no examples read{f' for partition {split!r}' if split else ''}; is the format right?"
         )
@@ -249,10 +268,13 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise RowError(
-                f"{number}: not valid JSON ({e.msg}); each line must be one JSON object "
-                "(for one plain sentence per line, use format text)"
-            ) from None
+            by_suffix = {".csv": "csv", ".tsv": "tsv", ".txt": "text"}.get(path.suffix.lower())
+            hint = (
+                f"this is a {path.suffix} file: read it with --data.format {by_suffix}"
+                if by_suffix
+                else "for one plain sentence per line, use format text"
+            )
+            raise RowError(f"{number}: not valid JSON ({e.msg}); each line must be one JSON object ({hint})") from None
         if not isinstance(row, dict):
             raise RowError(f"{number}: a JSON {type(row).__name__}, not an object")
         yield number, row
@@ -356,6 +378,12 @@ def _delimited(
                 if columns.text not in header:
                     raise RowError(
                         f"1: no text column {columns.text!r} in the header ({', '.join(header)}); set data.text_column"
+                        + _delimiter_hint(header, delimiter)
+                    )
+                if columns.label_required and columns.label not in header:
+                    raise RowError(
+                        f"1: no label column {columns.label!r} in the header ({', '.join(header)}); set "
+                        "data.label_column" + _delimiter_hint(header, delimiter)
                     )
                 if columns.pair and columns.pair not in header:
                     raise RowError(
