@@ -101,6 +101,10 @@ def test_predict_and_embed_answer_like_the_model(server, model_dir):
     expected = model.predict(TEXTS)
     assert [a["label"] for a in answer] == [p.label for p in expected]
     assert [a["probability"] for a in answer] == pytest.approx([p.probability for p in expected], abs=1e-5)
+    top = httpx.post(f"{url}/predict", json={"texts": TEXTS, "top_k": 3}).json()["predictions"]
+    for full, short in zip(answer, top, strict=True):
+        assert len(short["probabilities"]) == 3 and short["label"] == full["label"]
+        assert short["probabilities"] == dict(sorted(full["probabilities"].items(), key=lambda kv: -kv[1])[:3])
     embedded = httpx.post(f"{url}/embed", json={"texts": TEXTS[:2]}).json()
     assert embedded["dimension"] == 384
     assert np.allclose(embedded["embeddings"], model.encode(TEXTS[:2]), atol=1e-5)
@@ -115,7 +119,9 @@ def test_predict_and_embed_answer_like_the_model(server, model_dir):
         ({"texts": ["  "]}, 422, "text 0 is empty"),
         ({"texts": [3, 4]}, 422, "texts.0: Input should be a valid string"),
         ({"texts": "one string"}, 422, "texts: Input should be a valid list"),
-        ({"sentences": ["hi"]}, 422, "sentences: Extra inputs are not permitted"),
+        ({"sentences": ["hi"]}, 422, "sentences: Extra inputs are not permitted (this endpoint takes texts, pairs"),
+        ({"text": "hi"}, 422, "text: Extra inputs are not permitted (did you mean 'texts'? this endpoint takes"),
+        ({"texts": ["hi"], "top_k": 0}, 422, "top_k: Input should be greater than or equal to 1"),
         ({"texts": ["hi"], "task": "sts"}, 422, 'texts": [...]} only'),
     ],
 )

@@ -18,6 +18,7 @@ A full queue is a 503 with Retry-After.
 from __future__ import annotations
 
 import asyncio
+import difflib
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -59,6 +60,9 @@ class PredictRequest(BaseModel):
     texts: list[str] | None = Field(None, description="sentences (single-sentence tasks)")
     pairs: list[tuple[str, str]] | None = Field(None, description="sentence pairs (pair tasks of a multitask model)")
     task: str | None = Field(None, description="multitask models: which task (default: the only one)")
+    top_k: int | None = Field(
+        None, ge=1, description="list only the k most probable labels' probabilities (default: every label)"
+    )
 
 
 class EmbedRequest(BaseModel):
@@ -138,6 +142,25 @@ class ServedModel:
         if self._torch_model is None:  # ONNX serves the heads; embeddings come from the PyTorch weights
             self._torch_model = load(self.model_dir)
         return self._torch_model.encode(texts, normalize=normalize).tolist()
+
+
+def top_probabilities(prediction: dict[str, Any], k: int) -> dict[str, Any]:
+    """A prediction with only its k most probable labels' probabilities (a regression score is left as it is)."""
+    if "probabilities" not in prediction:
+        return prediction
+    top = sorted(prediction["probabilities"].items(), key=lambda item: -item[1])[:k]
+    return {**prediction, "probabilities": dict(top)}
+
+
+def unknown_field_hint(request: Request, error: Any) -> str:
+    """For a field the endpoint does not take: the fields it does, and the likely one meant."""
+    if error.get("type") != "extra_forbidden":
+        return ""
+    model = PredictRequest if request.url.path.endswith("/predict") else EmbedRequest
+    fields = list(model.model_fields)
+    given = str(error["loc"][-1]) if error.get("loc") else ""
+    close = difflib.get_close_matches(given, fields, n=1)
+    return f" ({'did you mean ' + repr(close[0]) + '? ' if close else ''}this endpoint takes {', '.join(fields)})"
 
 
 def check_texts(texts: list, limits: Limits) -> None:
@@ -250,7 +273,9 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in error.errors()
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            + unknown_field_hint(request, e)
+            for e in error.errors()
         )
         return JSONResponse({"detail": f"bad request body: {problems}"}, status_code=422)
 
@@ -290,6 +315,8 @@ def create_app(
         task, inputs = served.check_task(request)
         check_texts(inputs, limits)
         predictions = await submit(batcher("predict", task), inputs)
+        if request.top_k is not None:
+            predictions = [top_probabilities(p, request.top_k) for p in predictions]
         rejected = sum(1 for p in predictions if "oos_threshold" in p and p["oos_score"] < p["oos_threshold"])
         if rejected:
             metrics.rejections.labels("out_of_scope").inc(rejected)
