@@ -295,8 +295,11 @@ def retarget(run: Run, checkpoint: str | None, bf16: bool, extra: list[str] | No
     return replace(run, checkpoint=checkpoint or run.checkpoint, overrides=[*run.overrides, *added])
 
 
-def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:
-    """The command line shared by the experiment scripts: run what is missing, re-render after each run."""
+def main(
+    description: str, runs: list[Run], render: Callable[[], Path], beside: Callable[[Run], None] | None = None
+) -> None:
+    """The command line shared by the experiment scripts: run what is missing, re-render after each run.
+    `beside(run)`, when given, runs a contender on the same split right after each selected run."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--render", action="store_true", help="only render the table from results.csv")
     parser.add_argument("--recipes", nargs="*", help="only these recipes")
@@ -318,5 +321,7 @@ def main(description: str, runs: list[Run], render: Callable[[], Path]) -> None:
         for run in runs:
             if (not args.recipes or run.recipe in args.recipes) and (not args.seeds or run.seed in args.seeds):
                 run_all([run])
+                if beside is not None:
+                    beside(run)
                 render()
     print(render().read_text())

@@ -1,0 +1,130 @@
+"""SetFit's few-shot protocol on SST-5 (N = 8 and 64 examples per class, 10 seeded splits, test accuracy), minbert
+and SetFit itself on the same rows, checkpoint and CPU.
+
+    python experiments/setfit_contender.py --setup          # once: SetFit's own environment
+    python experiments/fewshot_sst5.py                      # MiniLM, every split, both contenders, then the table
+    python experiments/fewshot_sst5.py --checkpoint all-mpnet-base-v2 --recipes n8 --seeds 1 2 3
+    python experiments/fewshot_sst5.py --render
+
+Split S samples N per class from sst-train.txt with data.sample_seed = S (minbert's per_class_sample, which this
+script also uses to hand SetFit the very same rows). Resumable through experiments/results.csv.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from runner import (  # noqa: E402
+    DATA_DIR,
+    REPO,
+    Run,
+    append_rows,
+    checkpoints_in,
+    finished_runs,
+    main,
+    mean_sd,
+    read_rows,
+    write_markdown,
+)
+from setfit_contender import run_setfit  # noqa: E402
+
+from minbert.data.readers import read_examples  # noqa: E402
+from minbert.data.sampling import per_class_sample  # noqa: E402
+from minbert.model.checkpoint import resolve_checkpoint  # noqa: E402
+from minbert.runtime import cpu_description  # noqa: E402
+
+EXPERIMENT = "fewshot_sst5"
+CONFIG = REPO / "configs" / "fewshot_sst5.yaml"
+SHOTS = {"n8": 8, "n64": 64}
+SPLITS = range(1, 11)
+# SetFit's paper (authors' result files), all-mpnet-base-v2, and RoBERTa-large fine-tuning, test accuracy %.
+PUBLISHED = {"n8": (43.6, 33.5), "n64": (51.9, 45.9)}
+
+
+def runs() -> list[Run]:
+    return [
+        Run(EXPERIMENT, recipe, CONFIG, split, ["--data.shots_per_class", str(n), "--data.sample_seed", str(split)])
+        for split in SPLITS
+        for recipe, n in SHOTS.items()
+    ]
+
+
+def setfit_row(run: Run) -> list[dict]:
+    """SetFit on the rows minbert's run trains on, from the same checkpoint folder, one thread."""
+    shots = SHOTS[run.recipe]
+    folder = DATA_DIR / "sst5"
+    train = per_class_sample(read_examples(folder / "sst-train.txt", "pipe"), shots, run.seed)
+    test = read_examples(folder / "sst-test.txt", "pipe")
+    started = time.perf_counter()
+    result = run_setfit(
+        resolve_checkpoint(run.checkpoint),
+        [(e.text, str(e.label)) for e in train],
+        [(e.text, str(e.label)) for e in test],
+        seed=run.seed,
+    )
+    base = {
+        "experiment": EXPERIMENT,
+        "recipe": f"setfit_{run.recipe}",
+        "checkpoint": run.checkpoint,
+        "seed": run.seed,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "examples_per_s": "",
+        "precision": "fp32",
+        "cpu": cpu_description(),
+    }
+    return [{**base, "split": "test", "metric": "accuracy", "value": round(result["accuracy"], 6)}]
+
+
+def setfit_beside(run: Run) -> None:
+    """SetFit on the split minbert's `run` just trained on (recorded as recipe setfit_<recipe>), unless on record."""
+    key = replace(run, recipe=f"setfit_{run.recipe}").key
+    if key in finished_runs():
+        return
+    print(f"SetFit / {run.recipe} / {run.checkpoint} / split {run.seed} ...", flush=True)
+    rows = setfit_row(run)
+    append_rows(rows)
+    print(f"    test accuracy {rows[0]['value']} ({rows[0]['wall_s']} s)", flush=True)
+
+
+def render() -> Path:
+    rows = [r for r in read_rows(checkpoint=None) if r["experiment"] == EXPERIMENT]
+    lines = [
+        "# SetFit's protocol on SST-5: test accuracy, %",
+        "",
+        "N examples per class, seeded splits (minbert and SetFit train on the same rows from the same checkpoint, one",
+        "thread each on the same CPU). minbert: `configs/fewshot_sst5.yaml`, best epoch on dev; SetFit 1.2: the",
+        "paper's recipe (20 pair iterations, batch 16, one epoch, body lr 2e-5, logistic head), no dev set.",
+        "",
+        "| N | checkpoint | contender | splits | test acc. (mean ± sd) | wall per split | SetFit paper (MPNet) | RoBERTa-large FT |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for recipe, n in SHOTS.items():
+        for checkpoint in checkpoints_in(rows) or ["all-MiniLM-L6-v2"]:
+            for contender, name in ((recipe, "minbert"), (f"setfit_{recipe}", "SetFit")):
+                mine = [
+                    r
+                    for r in rows
+                    if r["recipe"] == contender
+                    and r["checkpoint"] == checkpoint
+                    and r["split"] == "test"
+                    and r["metric"] == "accuracy"
+                ]
+                walls = [float(r["wall_s"]) for r in mine]
+                lines.append(
+                    f"| {n} | {checkpoint} | {name} | {len(mine)}/{len(SPLITS)} | "
+                    f"{mean_sd([float(r['value']) for r in mine])} | "
+                    f"{f'{statistics.mean(walls) / 60:.1f} min' if walls else ''} | "
+                    f"{PUBLISHED[recipe][0]} | {PUBLISHED[recipe][1]} |"
+                )
+    lines += ["", "Machine-readable rows: `experiments/results.csv` (experiment `fewshot_sst5`).", ""]
+    return write_markdown("fewshot_sst5.md", lines)
+
+
+if __name__ == "__main__":
+    main(__doc__, runs(), render, beside=setfit_beside)
