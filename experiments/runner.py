@@ -35,9 +35,12 @@ COLUMNS = [
 DEFAULT_CHECKPOINT = "all-MiniLM-L6-v2"
 RETRAINED_SUFFIX = "_retrained"  # recipe of a run's retrain (see ensure_model)
 DATA_DIR = Path(os.environ.get("MINBERT_DATA", REPO.parent / "shared" / "data"))
-# Where run directories (and their resumable checkpoints) live: set it outside the work tree to resume a long
-# run in a later checkout of the repository.
-RUNS_DIR = Path(os.environ.get("MINBERT_EXPERIMENT_RUNS", HERE / "runs"))
+
+
+def runs_dir() -> Path:
+    """Where run directories (and their resumable checkpoints) live: MINBERT_EXPERIMENT_RUNS set outside the work
+    tree lets a later checkout of the repository resume a long run."""
+    return Path(os.environ.get("MINBERT_EXPERIMENT_RUNS", HERE / "runs"))
 
 
 @dataclass
@@ -59,7 +62,7 @@ class Run:
     def output_dir(self) -> Path:
         """runs/<experiment>/<recipe>/seed<n>, with the checkpoint's name inserted for a non-default checkpoint
         (so a base-model run never resumes from a small-model run's checkpoint)."""
-        base = RUNS_DIR / self.experiment / self.recipe
+        base = runs_dir() / self.experiment / self.recipe
         return (base if self.checkpoint == DEFAULT_CHECKPOINT else base / self.checkpoint) / f"seed{self.seed}"
 
 

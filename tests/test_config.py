@@ -197,20 +197,29 @@ def test_the_text_fields_are_found():
     field=st.sampled_from(text_fields()), text=st.text(alphabet=st.characters(categories=["L", "N", "P", "S", "Zs"]))
 )
 def test_a_text_field_takes_any_printable_string_verbatim(field, text):
-    from minbert.config import field_paths
+    """What the override parser hands the config is the text as typed (null: None, where the field is optional)."""
+    from minbert.config import field_paths, parse_overrides
 
     optional = type(None) in typing.get_args(field_paths()[field].annotation)
     expected = None if text == "null" and optional else text
     for args in (["--" + field, text], [f"--{field}={text}"]):
-        try:
-            config = load_config(None, args)
-        except MinbertError as e:  # only a rule of the field itself may refuse it (an empty separator)
-            assert field == "data.label_separator" and text == "", e
-            continue
-        value = config
+        value = parse_overrides(args)
         for part in field.split("."):
-            value = getattr(value, part)
+            value = value[part]
         assert value == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    field=st.sampled_from(["data.label_separator", "data.text_column", "data.label_column", "oos.label"]),
+    text=st.text(alphabet=st.characters(categories=["L", "N", "P", "S", "Zs"]), min_size=1),
+)
+def test_a_text_value_reaches_the_validated_config_unchanged(field, text):
+    expected = None if text == "null" and field != "oos.label" else text
+    value = load_config(None, ["--" + field, text])
+    for part in field.split("."):
+        value = getattr(value, part)
+    assert value == expected
 
 
 @settings(max_examples=200, deadline=None)

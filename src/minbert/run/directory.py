@@ -30,11 +30,13 @@ RUN_PLOTS = ("learning_curves.png", "lr_schedule.png", "reliability.png", "oos_s
 
 
 def is_run_directory(directory: Path) -> bool:
-    """A directory a minbert run wrote: its marker, or (runs from before the marker) results.json or a model."""
+    """A directory a minbert run wrote: its marker, or (runs from before the marker) results.json, a model or a
+    resumable training state."""
     return (
         (directory / MARKER).is_file()
         or (directory / "results.json").is_file()
         or (directory / "model" / "minbert.json").is_file()
+        or has_checkpoint(directory / CHECKPOINT_DIR)
     )
 
 
