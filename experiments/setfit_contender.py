@@ -53,7 +53,7 @@ def run_setfit(
             *("--train", str(files["train"]), "--test", str(files["test"]), "--out", str(out)),
         ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=folder)  # its checkpoints/ go there
         if done.returncode:
             raise RuntimeError(f"SetFit failed: {done.stderr.strip()[-1500:]}")
         return dict(json.loads(out.read_text()))

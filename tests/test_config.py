@@ -175,7 +175,7 @@ PATTERNED = {"train.freeze"}
 
 
 def text_fields() -> list[str]:
-    from minbert.config import _annotation_kinds, field_paths
+    from minbert.config.loading import _annotation_kinds, field_paths
 
     return sorted(
         name
