@@ -8,6 +8,8 @@ import json
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from minbert import MinbertError, load
 from tests.helpers import classifier
@@ -86,3 +88,40 @@ def test_a_yaml_alias_bomb_in_a_checkpoint_readme_is_not_expanded(tmp_path, chec
     assert time.perf_counter() - started < 5
     (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# card\n")
     assert base_license(str(folder)) == "apache-2.0"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=8,
+)
+FIELDS = ["heads", "pooling", "projection_size", "normalize", "max_length", "base_checkpoint", "format_version"]
+HEAD_FIELDS = ["name", "kind", "input", "loss", "labels", "hidden_size", "activation", "dropout", "target_range"]
+HEAD_FIELDS += ["temperature", "oos_method", "oos_threshold", "oos_k", "oos_bank_size", "multilabel", "thresholds"]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    where=st.sampled_from(["top", "head"]),
+    field=st.sampled_from(FIELDS + HEAD_FIELDS),
+    value=JSON,
+)
+def test_fuzzed_descriptions_load_and_predict_or_fail_in_one_line(saved, where, field, value):
+    """Hypothesis over minbert.json: any JSON value in any field gives a model that predicts, or a MinbertError
+    (never another exception), within seconds."""
+    original = (saved / "minbert.json").read_text()
+    try:
+        raw = json.loads(original)
+        if where == "head" and field in HEAD_FIELDS:
+            raw["heads"][0][field] = value
+        elif field in FIELDS:
+            raw[field] = value
+        (saved / "minbert.json").write_text(json.dumps(raw))
+        started = time.perf_counter()
+        try:
+            load(saved).predict(["wake me up"])
+        except MinbertError as e:
+            assert "\n" not in str(e)
+        assert time.perf_counter() - started < 10
+    finally:
+        (saved / "minbert.json").write_text(original)
