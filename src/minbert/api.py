@@ -40,6 +40,7 @@ from minbert.errors import MinbertError
 from minbert.model.task_model import Model
 from minbert.run.directory import claim_output_dir, close_log, log_failure, log_to_file, start_run
 from minbert.run.file_run import fit_and_write
+from minbert.run.fitting import load_teacher
 from minbert.run.inputs import RunData
 from minbert.run.result import RunResult
 from minbert.training.trainer import EvaluationHook
@@ -102,11 +103,12 @@ def fit(
     try:
         device = start_run(config, out)
         read = memory_data(config, train, dev, test, oos_dev, oos_test, oos_train, distill_texts)
-        if not isinstance(model, Model):
+        teacher = load_teacher(config)
+        if not isinstance(model, Model):  # built as `minbert train` builds it, so the numbers are the same
             model = Model.from_checkpoint(
                 config.model.checkpoint, pooling=config.model.pooling, max_length=config.model.max_length
             )
-        return fit_and_write(model, config, read, out, device, on_evaluate)
+        return fit_and_write(model, config, read, out, device, on_evaluate, teacher)
     except BaseException as e:
         if handler is not None:
             log_failure(handler, e)

@@ -37,10 +37,11 @@ from minbert.run.directory import (
     start_run,
     write_results,
 )
-from minbert.run.fitting import Fitted, fit_run, selection_metric
+from minbert.run.fitting import Fitted, fit_run, load_teacher, selection_metric
 from minbert.run.inputs import RunData, read_run_data
 from minbert.run.report import write_run_report
 from minbert.run.result import RunResult
+from minbert.tasks.distillation import Distillation
 from minbert.training.distributed import is_main
 from minbert.training.metrics_log import MetricsLog
 from minbert.training.trainer import EvaluationHook
@@ -68,10 +69,11 @@ def train(config: RunConfig, on_evaluate: EvaluationHook | None = None) -> RunRe
     try:
         device = start_run(config, output_dir)
         read = read_run_data(config, config.train.seed)
+        teacher = load_teacher(config)
         model = Model.from_checkpoint(
             config.model.checkpoint, pooling=config.model.pooling, max_length=config.model.max_length
         )
-        return fit_and_write(model, config, read, output_dir, device, on_evaluate)
+        return fit_and_write(model, config, read, output_dir, device, on_evaluate, teacher)
     except BaseException as e:
         log_failure(handler, e)
         raise
@@ -86,6 +88,7 @@ def fit_and_write(
     output_dir: Path | None,
     device: torch.device,
     on_evaluate: EvaluationHook | None = None,
+    teacher: Distillation | None = None,
 ) -> RunResult:
     """Fit, then (with an output_dir) save the model, results.json, report.md and the model card. The Python
     API's `fit` comes here too, with or without an output_dir."""
@@ -96,7 +99,7 @@ def fit_and_write(
         append=resuming(config.train, checkpoints),
     )
     try:
-        fitted = fit_run(model, config, read, metrics_log, device, checkpoints, on_evaluate)
+        fitted = fit_run(model, config, read, metrics_log, device, checkpoints, on_evaluate, teacher)
     finally:
         metrics_log.close()
     if fitted.concluded is None:  # another rank of a multi-process run

@@ -21,7 +21,7 @@ from minbert.model.heads import HeadSpec
 from minbert.model.task_model import Model
 from minbert.run.inputs import RunData, partition_unseen
 from minbert.run.posthoc import Concluded, conclude
-from minbert.runtime import cpu_description, seed_everything
+from minbert.runtime import cpu_description
 from minbert.tasks.contrastive import contrastive_stage
 from minbert.tasks.distillation import Distillation
 from minbert.tasks.head_task import HeadTask, model_inputs, targets_of
@@ -67,8 +67,9 @@ def build_heads(
     model: Model, config: RunConfig, read: RunData, distill: Distillation | None
 ) -> tuple[list[HeadSpec], RunData]:
     """Every task's head from its config and training rows, checked against every split before anything
-    trains, then set on the model (initialised from train.seed, whenever the encoder was loaded); with the
-    data as data.unseen_labels leaves it."""
+    trains, then set on the model; with the data as data.unseen_labels leaves it. The heads are drawn from
+    torch's generator as the run seeded it (start_run), after the encoder was built, as minbert always has: a
+    checkpoint named by string gives the same heads from Python and from `minbert train`."""
     specs = [head_spec(t, read.data[t.name].all_train) for t in read.tasks]
     if distill is not None:  # the student predicts the teacher's classes, also those its own rows lack
         specs = [distill.adopt_labels(spec) for spec in specs]
@@ -78,9 +79,16 @@ def build_heads(
             if part:
                 model_inputs(spec, part)
                 targets_of(spec, part)
-    seed_everything(config.train.seed)
     model.set_heads(specs, projection_size=config.multitask.projection_size, normalize=config.multitask.normalize)
     return specs, read
+
+
+def load_teacher(config: RunConfig) -> Distillation | None:
+    """The distillation teacher the config names, loaded before the student is built (the order the run's
+    random draws have always followed)."""
+    if config.distill.teacher is None:
+        return None
+    return Distillation.load(config.distill.teacher, config.distill.alpha, config.distill.temperature)
 
 
 def fit_run(
@@ -91,15 +99,13 @@ def fit_run(
     device: torch.device,
     checkpoints: Path | None = None,
     on_evaluate: EvaluationHook | None = None,
+    distill: Distillation | None = None,
 ) -> Fitted:
-    """Train `model` (its heads built here) on `read`, keep the best dev state, then conclude."""
+    """Train `model` (its heads built here) on `read`, keep the best dev state, then conclude. `distill`: the
+    teacher, when the caller loaded it already (see load_teacher)."""
     multitask = config.task == "multitask"
     cfg = config.train.model_copy(update={"metric": selection_metric(config)})
-    distill = (
-        Distillation.load(config.distill.teacher, config.distill.alpha, config.distill.temperature)
-        if config.distill.teacher is not None
-        else None
-    )
+    distill = distill if distill is not None else load_teacher(config)
     specs, read = build_heads(model, config, read, distill)
     adapt_encoder(model.encoder, config)
     data = read.data
