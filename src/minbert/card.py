@@ -62,11 +62,22 @@ def read_run(run_dir: Path) -> tuple[dict, dict, dict, dict | None]:
         raise MinbertError(
             f"{run_dir}: not a finished minbert run ({', '.join(missing)} missing); give a training run's output_dir"
         )
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    config = read_untrusted_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    description = json.loads((run_dir / "model" / MODEL_FILE).read_text(encoding="utf-8"))
-    per_class_file = run_dir / "per_class.json"
-    per_class = json.loads(per_class_file.read_text(encoding="utf-8")) if per_class_file.is_file() else None
+    try:
+        results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        config = read_untrusted_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        description = json.loads((run_dir / "model" / MODEL_FILE).read_text(encoding="utf-8"))
+        per_class_file = run_dir / "per_class.json"
+        per_class = json.loads(per_class_file.read_text(encoding="utf-8")) if per_class_file.is_file() else None
+    except (ValueError, yaml.YAMLError, OSError) as e:
+        raise MinbertError(
+            f"{run_dir}: a run file cannot be read ({type(e).__name__}: {e}); is the run damaged?"
+        ) from None
+    shapes = ((results, "results.json"), (config, "config.yaml"), (description, f"model/{MODEL_FILE}"))
+    wrong = [name for value, name in shapes if not isinstance(value, dict)]
+    wrong += ["results.json"] if isinstance(results, dict) and not isinstance(results.get("results", {}), dict) else []
+    wrong += ["per_class.json"] if per_class is not None and not isinstance(per_class, dict) else []
+    if wrong:
+        raise MinbertError(f"{run_dir}: {wrong[0]} does not hold what a minbert run writes; is the run damaged?")
     return results, config, description, per_class
 
 

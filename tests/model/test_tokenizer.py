@@ -68,3 +68,15 @@ def test_save_and_reload_gives_same_ids(tmp_path, tokenizer):
     assert again.ids(TEXTS) == tokenizer.ids(TEXTS)
     assert json.loads((tmp_path / "tokenizer_config.json").read_text())["do_lower_case"] is True
     assert AutoTokenizer.from_pretrained(str(tmp_path))(TEXTS[:3])["input_ids"] == tokenizer.ids(TEXTS[:3])
+
+
+def test_over_long_texts_are_cut_before_tokenising_with_the_same_tokens_kept(tokenizer):
+    from minbert.model.tokenizer import CHARS_PER_TOKEN
+
+    short = Tokenizer.from_pretrained(max_length=16)
+    long_text = "wake me up at seven " * 2_000  # 40,000 characters
+    assert len(short.cut([long_text])[0]) == CHARS_PER_TOKEN * 16
+    whole = short.backend.encode(long_text).ids  # the backend alone: every token, then truncated
+    assert short.ids([long_text])[0] == whole
+    pair = short.cut([(long_text, "play some jazz")])[0]
+    assert len(pair[0]) == CHARS_PER_TOKEN * 16 and pair[1] == "play some jazz"

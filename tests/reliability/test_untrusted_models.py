@@ -125,3 +125,45 @@ def test_fuzzed_descriptions_load_and_predict_or_fail_in_one_line(saved, where, 
         assert time.perf_counter() - started < 10
     finally:
         (saved / "minbert.json").write_text(original)
+
+
+def test_a_truncated_or_foreign_onnx_file_is_a_one_line_error(saved):
+    from minbert.model.backends import ONNX_DIR, OnnxModel
+
+    (saved / ONNX_DIR).mkdir()
+    for content in (b"\x08\x07garbage that is not a protobuf", b""):
+        (saved / ONNX_DIR / "model.onnx").write_bytes(content)
+        with pytest.raises(MinbertError, match="not an ONNX model ONNX Runtime can load") as caught:
+            OnnxModel(saved)
+        assert "\n" not in str(caught.value)
+
+
+def test_outputs_that_do_not_fit_the_heads_labels_are_a_one_line_error():
+    import torch
+
+    from minbert.model.heads import HeadSpec
+    from minbert.model.task_model import predictions
+
+    with pytest.raises(MinbertError, match="gives 3 outputs per input and its head has 2 labels; .* export it again"):
+        predictions(HeadSpec("main", labels=["a", "b"]), torch.zeros(4, 3))
+
+
+def test_card_and_refit_on_a_damaged_run_are_one_line_errors_and_write_nothing(tmp_path, saved):
+    import shutil
+
+    from minbert.card import write_card
+    from minbert.run import refit
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copytree(saved, run / "model")
+    (run / "config.yaml").write_text(f"data: {{train: {tmp_path / 'train.jsonl'}}}\n")
+    for damaged in ("[]", '{"results": 5}', "{", '{"summary": [1]}'):
+        (run / "results.json").write_text(damaged)
+        if damaged != '{"summary": [1]}':
+            with pytest.raises(MinbertError, match="is the run damaged"):
+                write_card(run)
+        if damaged != '{"results": 5}':
+            with pytest.raises(MinbertError, match="results.json: .*is the run damaged"):
+                refit(run, ["--output_dir", str(tmp_path / "refitted")])
+            assert not (tmp_path / "refitted").exists()

@@ -190,9 +190,16 @@ class OnnxModel(HeadPredictions):
         # As many threads as torch uses (OMP_NUM_THREADS, set_threads), not ONNX Runtime's one per core:
         # its spinning threads on an oversubscribed machine slow every process on it.
         options.intra_op_num_threads = threads or torch.get_num_threads()
-        self.session = onnxruntime.InferenceSession(
-            str(file), options, providers=["CPUExecutionProvider"], disabled_optimizers=SLOWER_FUSED
-        )
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(file), options, providers=["CPUExecutionProvider"], disabled_optimizers=SLOWER_FUSED
+            )
+        except Exception as e:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail, ...) for a bad file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise MinbertError(
+                f"{file}: not an ONNX model ONNX Runtime can load ({type(e).__name__}: {first[:200]}); export it "
+                f"again with `minbert export {model_dir}`"
+            ) from None
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     @property

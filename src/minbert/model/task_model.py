@@ -417,6 +417,11 @@ def predictions(
     probabilities, the head's oos label where the in-scope score is under its threshold, and a multilabel head's set."""
     if spec.kind == "regression":
         return [float(x) for x in spec.scores(raw.float())]
+    if raw.dim() != 2 or raw.shape[1] != len(spec.labels):
+        raise MinbertError(
+            f"task {spec.name!r}: the model gives {raw.shape[-1] if raw.dim() else 0} outputs per input and its head "
+            f"has {len(spec.labels)} labels; the export is of another model: export it again"
+        )
     probabilities = spec.probabilities(raw).numpy()
     rejecting = spec.rejects and in_scope is not None
     scores: list[float | None] = in_scope.tolist() if rejecting and in_scope is not None else [None] * len(raw)

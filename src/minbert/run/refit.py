@@ -50,6 +50,7 @@ def refit(source: str | Path, overrides: Sequence[str]) -> RunResult:
     output_dir = Path(config.output_dir)
     if output_dir.resolve() == source.resolve():
         raise MinbertError(f"refit writes a new run; give another --output_dir than {source}")
+    earlier = _earlier_summary(source)  # checked before anything is written: a bad source leaves no new folder
     claim_output_dir(output_dir, config.train, source=source)
     handler = log_to_file(output_dir)
     try:
@@ -63,7 +64,6 @@ def refit(source: str | Path, overrides: Sequence[str]) -> RunResult:
         if (source / "metrics.jsonl").is_file():  # the learning curves of the training it reuses
             shutil.copyfile(source / "metrics.jsonl", output_dir / "metrics.jsonl")
         metrics_log = MetricsLog(output_dir / "metrics.jsonl", append=True)
-        earlier = json.loads((source / "results.json").read_text()).get("summary", {})
         try:
             posthoc, evaluations, results, rejection = conclude(
                 model, specs, read, config, metrics_log, earlier.get("steps", 0)
@@ -80,6 +80,18 @@ def refit(source: str | Path, overrides: Sequence[str]) -> RunResult:
         return RunResult(output_dir, model, results, summary)
     finally:
         close_log(handler)
+
+
+def _earlier_summary(source: Path) -> dict[str, Any]:
+    """The trained run's summary from its results.json, or a one-line error when that file is damaged."""
+    try:
+        written = json.loads((source / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise MinbertError(f"{source / 'results.json'}: cannot be read ({e}); is the run damaged?") from None
+    summary = written.get("summary", {}) if isinstance(written, dict) else None
+    if not isinstance(summary, dict):
+        raise MinbertError(f"{source / 'results.json'}: does not hold what a minbert run writes; is the run damaged?")
+    return summary
 
 
 # The summary keys a run's post-hoc steps write; a refit replaces them.
