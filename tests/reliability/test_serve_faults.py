@@ -97,7 +97,7 @@ def test_a_chunked_upload_over_the_limit_is_refused_while_it_streams(model_dir):
     with running(app) as url:
         sock = raw_request(
             url,
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
         )
         sent, answered = 0, threading.Event()
 
@@ -125,11 +125,11 @@ def test_idle_slow_header_and_slow_body_clients_are_cut_off_while_a_prober_gets_
     app = create_app(model_dir, limits=Limits(body_timeout_s=1.5))
     with running(app, header_timeout_s=1.0) as url:
         idle = [raw_request(url, b"") for _ in range(5)]
-        slow_head = [raw_request(url, b"POST /predict HTTP/1.1\r\nHost: x\r\n") for _ in range(5)]
+        slow_head = [raw_request(url, b"POST /predict HTTP/1.1\r\nHost: localhost\r\n") for _ in range(5)]
         slow_body = [
             raw_request(
                 url,
-                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+                b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
             )
             for _ in range(5)
         ]

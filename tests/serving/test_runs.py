@@ -166,3 +166,13 @@ def test_a_long_listing_never_blocks_the_server_and_a_second_one_reads_only_what
         (tmp_path / "exp3" / "run300" / "results.json").write_text('{"results": {"dev": {"accuracy": 0.9}}}')
         rows = {r["name"]: r for r in httpx.get(f"{url}/api/runs", timeout=120).json()}
         assert len(described) == 801 and rows["exp3/run300"]["metrics"]["dev"] == 0.9  # only the changed run re-read
+
+
+def test_a_loopback_server_refuses_a_host_header_naming_another_machine(folder):
+    with running(create_ui_app(folder)) as url:
+        assert httpx.get(f"{url}/api/runs").status_code == 200
+        port = url.rsplit(":", 1)[1]
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+            assert httpx.get(f"{url}/health", headers={"Host": host}).status_code == 200
+        refused = httpx.get(f"{url}/api/runs", headers={"Host": f"attacker.example:{port}"})
+        assert refused.status_code == 421 and "is not this machine" in refused.json()["detail"]

@@ -93,6 +93,26 @@ class Guards:
         return receive_bounded
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+
+
+class LoopbackHosts:
+    """In front of a server bound to loopback: a request whose Host header names another machine is refused
+    (421), so a web page elsewhere cannot reach it through a DNS name it rebinds to 127.0.0.1."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+            name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+            if host and name not in LOOPBACK_NAMES and not name.startswith("127."):
+                detail = f"Host {host!r} is not this machine; the server listens on loopback only"
+                return await reply(send, 421, detail, CLOSE)
+        await self.app(scope, receive, send)
+
+
 async def reply(send: Any, status: int, detail: str, headers: dict[str, str]) -> None:
     body = json.dumps({"detail": detail}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

@@ -14,13 +14,14 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from minbert.errors import MinbertError
-from minbert.serving.guards import Lifecycle
+from minbert.serving.guards import Lifecycle, LoopbackHosts
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -141,8 +142,9 @@ def build(
     """The server for `app` on a bound socket (`host` as the user gave it, for the warning)."""
     if not is_loopback(host) and not app.state.api_key:
         log.warning("listening on %s without --api-key-file: anyone who can reach this address can use the model", host)
+    served: Any = LoopbackHosts(app) if is_loopback(host) else app
     config = uvicorn.Config(
-        app,
+        served,
         http=protocol(header_timeout_s, drain_s),
         timeout_keep_alive=int(max(1, keep_alive_s)),
         timeout_graceful_shutdown=int(graceful_s),
