@@ -43,3 +43,25 @@ def test_the_readme_python_quickstart_runs(tmp_path, data_dir, capsys):
 def test_every_python_block_of_the_api_guide_runs(tmp_path, data_dir):
     blocks = python_blocks(REPO / "docs" / "python.md")
     assert run_blocks(blocks, tmp_path, data_dir) == len(blocks) >= 3
+
+
+def test_the_documentation_site_builds_strictly_with_generated_references(tmp_path):
+    """`mkdocs build --strict`: a broken link or a page missing from the site fails; the config and format
+    references are generated from the code."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(REPO / "src")},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    config_page = (site / "reference" / "config" / "index.html").read_text()
+    for field in ("train.lr", "data.shots_per_class", "data.unseen_labels", "oos.method", "head.kind"):
+        assert field in config_page
+    assert "goemotions" in (site / "reference" / "formats" / "index.html").read_text()
