@@ -37,14 +37,14 @@ def config_reference() -> str:
 
 
 def formats_reference() -> str:
-    from minbert.data.readers import DEFAULT_COLUMNS, FORMAT_HELP, FORMATS
+    from minbert.data.readers import FORMAT_REGISTRY
 
     lines = ["# Data formats", "", "Generated from `minbert/data/readers.py`; `minbert formats` prints the same.", ""]
     lines += ["| format | default columns | what it reads |", "|---|---|---|"]
-    for name in FORMATS:
-        columns = DEFAULT_COLUMNS[name]
+    for name, entry in FORMAT_REGISTRY.items():
+        columns = entry.columns
         shown = ", ".join(c for c in (columns.text, columns.label, columns.pair) if c) if columns else "(fixed layout)"
-        lines.append(f"| `{name}` | {shown} | {FORMAT_HELP[name].replace('|', '/')} |")
+        lines.append(f"| `{name}` | {shown} | {entry.help.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
 

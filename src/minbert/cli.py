@@ -16,7 +16,7 @@ from typing import Any
 
 from minbert import __version__
 from minbert.config import describe_fields, load_config
-from minbert.data.readers import FORMAT_HELP, FORMATS
+from minbert.data.readers import FORMAT_REGISTRY, FORMATS
 from minbert.errors import MinbertError
 
 # The same names as minbert.model.backends (TORCH_BACKENDS + FILES), spelled out so `--help` needs no torch import.
@@ -761,7 +761,7 @@ def cmd_download(args: argparse.Namespace, overrides: Sequence[str]) -> int:
 
 def cmd_formats(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     for name in FORMATS:
-        print(f"{name:<8} {FORMAT_HELP[name]}")
+        print(f"{name:<8} {FORMAT_REGISTRY[name].help}")
     return 0
 
 

@@ -46,8 +46,7 @@ class DataConfig(Section):
     dev: Path | None = Field(None, description="validation file (model selection, early stopping)")
     test: Path | None = Field(None, description="test file (reported once, after training)")
     format: str = Field(
-        "jsonl",
-        description="jsonl | csv | tsv | massive | pipe | cs224n | glue | uci | quora | sts | stsb | text (see minbert formats)",
+        "jsonl", description="the data format: one of those `minbert formats` lists (jsonl, csv, tsv, massive, ...)"
     )
     text_column: str | None = Field(None, description="text field/column (default: the format's own)")
     label_column: str | None = Field(None, description="label field/column (default: the format's own)")

@@ -83,42 +83,19 @@ def _delimiter_hint(header: list[str], delimiter: str) -> str:
     return ""
 
 
-# Default text/label fields of each format; None = the format has no named columns.
-DEFAULT_COLUMNS: dict[str, Columns | None] = {
-    "jsonl": Columns("text", "label"),
-    "csv": Columns("text", "label"),
-    "tsv": Columns("text", "label"),
-    "massive": None,
-    "pipe": None,
-    "cs224n": Columns("sentence", "sentiment"),
-    "glue": Columns("sentence", "label"),
-    "uci": None,
-    "quora": Columns("sentence1", "is_duplicate", "sentence2"),
-    "sts": Columns("sentence1", "similarity", "sentence2"),
-    "stsb": None,
-    "clinc150": None,
-    "goemotions": None,
-    "text": None,
-}
-FORMATS = tuple(DEFAULT_COLUMNS)
-FORMAT_HELP = {
-    "jsonl": "one JSON object per line; fields chosen by text_column / label_column (default text, label)",
-    "csv": "comma-separated with a header row; columns chosen by text_column / label_column",
-    "tsv": "tab-separated with a header row; columns chosen by text_column / label_column",
-    "massive": "MASSIVE jsonl: utt/intent (release, filtered by partition) or text/label_text (SetFit export)",
-    "pipe": "'label ||| text' per line (SST-5, CFIMDB)",
-    "cs224n": "CS224N project csv: tab-separated, header, columns sentence and sentiment",
-    "glue": "GLUE tsv: header, columns sentence and label",
-    "uci": "UCI Sentiment Labelled Sentences: 'text<TAB>label', no header",
-    "quora": "CS224N Quora csv (pairs): tab-separated, header, sentence1, sentence2, is_duplicate",
-    "sts": "CS224N STS csv (pairs): tab-separated, header, sentence1, sentence2, similarity (0-5)",
-    "stsb": "official STS Benchmark csv (pairs): genre, file, year, id, score, sentence1, sentence2, no header",
-    "clinc150": "CLINC150 data_full.json: one JSON object of splits (train, val, test, oos_train, oos_val, oos_test); "
-    "the split follows the file's role (data.dev reads val, data.oos_dev oos_val, eval --oos-data oos_test)",
-    "goemotions": "GoEmotions tsv (multi-label): 'text<TAB>label ids<TAB>comment id', no header; the comma-separated "
-    "ids index labels.txt in the same folder",
-    "text": "plain text: one text per line, no header, no labels (for embed)",
-}
+RowReader = Callable[[Path, "Columns", str | None], Iterator["RawRow"]]
+
+
+@dataclass(frozen=True)
+class Format:
+    """One data format: its name, the fields it reads by default (None: a fixed layout), the line
+    `minbert formats` and the docs show, and its row reader. A new format is one more entry in FORMAT_REGISTRY."""
+
+    name: str
+    columns: Columns | None
+    help: str
+    read: RowReader
+
 
 Label = str | tuple[str, ...] | None
 RawRow = tuple[int, str | None, Label, str | None]  # (line, text, label(s), second text of a pair)
@@ -141,7 +118,7 @@ def read_examples(
     `label_separator` splits each label field into a label set (multi-label); a row whose set is empty is an
     error unless `allow_empty_labels`."""
     path = Path(path)
-    if format not in DEFAULT_COLUMNS:
+    if format not in FORMAT_REGISTRY:
         raise MinbertError(f"unknown data format {format!r}; choose one of {', '.join(FORMATS)}")
     if path.is_dir():
         files = sorted(path.glob(DIRECTORY_FILES.get(format, "")) if format in DIRECTORY_FILES else [])
@@ -170,14 +147,14 @@ def read_examples(
             f"{path}: format 'text' has no labels, and training and evaluation need them; "
             "choose a labelled format (see `minbert formats`)"
         )
-    defaults = DEFAULT_COLUMNS[format]
+    defaults = FORMAT_REGISTRY[format].columns
     columns = Columns(
         text_column or (defaults.text if defaults else ""),
         label_column or (defaults.label if defaults else ""),
         text_pair_column or (defaults.pair if defaults else None),
         label_required=require_labels,
     )
-    rows = ROW_READERS[format](path, columns, split)
+    rows = FORMAT_REGISTRY[format].read(path, columns, split)
     examples: list[Example] = []
     skipped: list[str] = []
     try:
@@ -474,22 +451,82 @@ def _read_text(path: Path, columns: Columns, split: str | None) -> Iterator[RawR
         yield number, line, None, None
 
 
-ROW_READERS: dict[str, Callable[[Path, Columns, str | None], Iterator[RawRow]]] = {
-    "jsonl": _read_jsonl,
-    "csv": _delimited(","),
-    "tsv": _delimited("\t"),
-    "massive": _read_massive,
-    "pipe": _read_pipe,
-    "cs224n": _delimited("\t"),
-    "glue": _delimited("\t", csv.QUOTE_NONE),
-    "uci": _read_uci,
-    "quora": _delimited("\t"),
-    "sts": _delimited("\t"),
-    "stsb": _read_stsb,
-    "clinc150": _read_clinc150,
-    "goemotions": _read_goemotions,
-    "text": _read_text,
+# Every format the readers know, in the order `minbert formats` lists them.
+FORMAT_REGISTRY: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "jsonl",
+            Columns("text", "label"),
+            "one JSON object per line; fields chosen by text_column / label_column (default text, label)",
+            _read_jsonl,
+        ),
+        Format(
+            "csv",
+            Columns("text", "label"),
+            "comma-separated with a header row; columns chosen by text_column / label_column",
+            _delimited(","),
+        ),
+        Format(
+            "tsv",
+            Columns("text", "label"),
+            "tab-separated with a header row; columns chosen by text_column / label_column",
+            _delimited("\t"),
+        ),
+        Format(
+            "massive",
+            None,
+            "MASSIVE jsonl: utt/intent (release, filtered by partition) or text/label_text (SetFit export)",
+            _read_massive,
+        ),
+        Format("pipe", None, "'label ||| text' per line (SST-5, CFIMDB)", _read_pipe),
+        Format(
+            "cs224n",
+            Columns("sentence", "sentiment"),
+            "CS224N project csv: tab-separated, header, columns sentence and sentiment",
+            _delimited("\t"),
+        ),
+        Format(
+            "glue",
+            Columns("sentence", "label"),
+            "GLUE tsv: header, columns sentence and label",
+            _delimited("\t", csv.QUOTE_NONE),
+        ),
+        Format("uci", None, "UCI Sentiment Labelled Sentences: 'text<TAB>label', no header", _read_uci),
+        Format(
+            "quora",
+            Columns("sentence1", "is_duplicate", "sentence2"),
+            "CS224N Quora csv (pairs): tab-separated, header, sentence1, sentence2, is_duplicate",
+            _delimited("\t"),
+        ),
+        Format(
+            "sts",
+            Columns("sentence1", "similarity", "sentence2"),
+            "CS224N STS csv (pairs): tab-separated, header, sentence1, sentence2, similarity (0-5)",
+            _delimited("\t"),
+        ),
+        Format(
+            "stsb",
+            None,
+            "official STS Benchmark csv (pairs): genre, file, year, id, score, sentence1, sentence2, no header",
+            _read_stsb,
+        ),
+        Format(
+            "clinc150",
+            None,
+            "CLINC150 data_full.json: one JSON object of splits (train, val, test, oos_train, oos_val, oos_test); the split follows the file's role (data.dev reads val, data.oos_dev oos_val, eval --oos-data oos_test)",
+            _read_clinc150,
+        ),
+        Format(
+            "goemotions",
+            None,
+            "GoEmotions tsv (multi-label): 'text<TAB>label ids<TAB>comment id', no header; the comma-separated ids index labels.txt in the same folder",
+            _read_goemotions,
+        ),
+        Format("text", None, "plain text: one text per line, no header, no labels (for embed)", _read_text),
+    )
 }
+FORMATS = tuple(FORMAT_REGISTRY)
 
 
 # Formats whose datasets come as several files: a directory reads every matching file, in name order.
