@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 import minbert
 from minbert import MinbertError
 from minbert.model.heads import HeadSpec
+from minbert.model.layout import UNVERIFIED_FLAG, description_digest
 from minbert.model.task_model import Model
 from minbert.model.tokenizer import Tokenizer
 from tests.helpers import classifier
@@ -26,7 +27,8 @@ def write_encoder(model: Model, directory) -> None:
     model.tokenizer.save_pretrained(directory / "encoder")
 
 
-def test_format_1_classifier_written_by_hand_loads_with_identical_predictions(tmp_path):
+def test_format_1_classifier_written_by_hand_loads_with_identical_predictions(tmp_path, monkeypatch):
+    monkeypatch.setenv(UNVERIFIED_FLAG, "1")  # format 1 had no manifest: loaded only when the user says so
     torch.manual_seed(3)
     model = classifier(["alarm_set", "weather_query", "play_music"], hidden_size=32, max_length=32).eval()
     old = tmp_path / "old"
@@ -54,7 +56,8 @@ def test_format_1_classifier_written_by_hand_loads_with_identical_predictions(tm
     assert [p.probabilities for p in loaded.predict(TEXTS)] == [p.probabilities for p in model.predict(TEXTS)]
 
 
-def test_format_1_multitask_written_by_hand_loads_with_identical_predictions(tmp_path):
+def test_format_1_multitask_written_by_hand_loads_with_identical_predictions(tmp_path, monkeypatch):
+    monkeypatch.setenv(UNVERIFIED_FLAG, "1")
     torch.manual_seed(4)
     specs = [
         HeadSpec("sst", labels=["0", "1", "2"], hidden_size=16),
@@ -143,6 +146,23 @@ def test_a_broken_description_is_a_one_line_error(tmp_path, change, message):
     directory = classifier(["a", "b"], hidden_size=0, max_length=16).save(tmp_path / "model")
     raw = json.loads((directory / "minbert.json").read_text())
     changed = change(raw)
+    if isinstance(changed, dict):  # edited with the digest kept in step: the checks behind it must still hold
+        changed["description_sha256"] = description_digest(changed)
     (directory / "minbert.json").write_text(changed if isinstance(changed, str) else json.dumps(changed))
     with pytest.raises(MinbertError, match=message):
         minbert.load(directory)
+
+
+def test_an_edited_description_or_a_removed_manifest_is_refused(tmp_path, monkeypatch):
+    directory = classifier(["alarm", "music"], hidden_size=0, max_length=16).save(tmp_path / "model")
+    raw = json.loads((directory / "minbert.json").read_text())
+    renamed = {**raw, "heads": [{**raw["heads"][0], "labels": ["music", "alarm"]}]}  # two labels swapped
+    (directory / "minbert.json").write_text(json.dumps(renamed))
+    with pytest.raises(MinbertError, match="does not match the digest it was saved with"):
+        minbert.load(directory)
+    unmanifested = {k: v for k, v in raw.items() if k not in ("files", "description_sha256")}
+    (directory / "minbert.json").write_text(json.dumps(unmanifested))
+    with pytest.raises(MinbertError, match=f"no files manifest.*set {UNVERIFIED_FLAG}=1 to load it unverified"):
+        minbert.load(directory)
+    monkeypatch.setenv(UNVERIFIED_FLAG, "1")
+    assert minbert.load(directory).labels == ["alarm", "music"]

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minbert import MinbertError, load
+from minbert.model.layout import description_digest
 from tests.helpers import classifier
 
 
@@ -21,8 +22,14 @@ def saved(tmp_path):
 
 
 def rewrite(path, change):
+    """Change a JSON file; in minbert.json keep the description's digest in step, as a deliberate attacker would
+    (the digest catches damage and careless edits; the checks behind it must hold on their own)."""
+    from minbert.model.layout import description_digest
+
     raw = json.loads(path.read_text())
     change(raw)
+    if "description_sha256" in raw and isinstance(raw, dict):
+        raw["description_sha256"] = description_digest(raw)
     path.write_text(json.dumps(raw))
 
 
@@ -100,7 +107,7 @@ HEAD_FIELDS = ["name", "kind", "input", "loss", "labels", "hidden_size", "activa
 HEAD_FIELDS += ["temperature", "oos_method", "oos_threshold", "oos_k", "oos_bank_size", "multilabel", "thresholds"]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     where=st.sampled_from(["top", "head"]),
     field=st.sampled_from(FIELDS + HEAD_FIELDS),
@@ -116,6 +123,7 @@ def test_fuzzed_descriptions_load_and_predict_or_fail_in_one_line(saved, where, 
             raw["heads"][0][field] = value
         elif field in FIELDS:
             raw[field] = value
+        raw["description_sha256"] = description_digest(raw)
         (saved / "minbert.json").write_text(json.dumps(raw))
         started = time.perf_counter()
         try:

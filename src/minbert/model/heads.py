@@ -110,6 +110,13 @@ class HeadSpec:
         def finite(value: Any) -> bool:
             return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise MinbertError(f"{where}: a head's name must be a name (letters, digits, _)")
+        for name in ("kind", "input", "features", "loss", "activation", "oos_method", "oos_label"):
+            if not isinstance(getattr(self, name), str):
+                raise MinbertError(f"{where}: {name} {getattr(self, name)!r} is not a string")
+        if not isinstance(self.multilabel, bool):
+            raise MinbertError(f"{where}: multilabel {self.multilabel!r} is not true or false")
         if not isinstance(self.labels, list) or not all(isinstance(label, str) for label in self.labels):
             raise MinbertError(f"{where}: labels must be a list of names")
         if len(self.labels) > MAX_LABELS:

@@ -103,11 +103,34 @@ def manifest(directory: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+UNVERIFIED_FLAG = "MINBERT_TRUST_UNVERIFIED_MODEL"  # =1: load a model directory that carries no manifest
+
+
+def description_digest(raw: dict[str, Any]) -> str:
+    """SHA-256 of what decides a model's answers in minbert.json (labels, thresholds, temperature, heads, pooling,
+    lengths): everything but the manifest and this digest, canonically serialised."""
+    content = {k: v for k, v in raw.items() if k not in ("files", "description_sha256")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def check_manifest(directory: Path, raw: dict[str, Any]) -> None:
-    """Refuse a directory whose files are not the ones saved with it (a mixed or damaged model)."""
+    """Refuse a directory whose files are not the ones saved with it (a mixed or damaged model), whose
+    description was changed after saving, or that carries no manifest (unless the user says to trust it)."""
     files = raw.get("files")
     if files is None:
-        return  # format 1 had no manifest
+        if os.environ.get(UNVERIFIED_FLAG) == "1":
+            return
+        raise MinbertError(
+            f"{directory / MODEL_FILE}: no files manifest, so nothing shows these files are the ones saved together "
+            f"(a model from before manifests, or one whose manifest was removed); save it again with this minbert, or "
+            f"set {UNVERIFIED_FLAG}=1 to load it unverified, at your own risk"
+        )
+    expected_digest = raw.get("description_sha256")
+    if expected_digest is not None and expected_digest != description_digest(raw):
+        raise MinbertError(
+            f"{directory / MODEL_FILE}: its description (labels, thresholds, temperature, heads) does not match the "
+            "digest it was saved with: it was edited or damaged; save or train the model again"
+        )
     if not isinstance(files, dict) or not all(
         isinstance(name, str)
         and isinstance(entry, dict)
@@ -177,5 +200,6 @@ def exchange(a: Path, b: Path) -> bool:
 
 def write_description(directory: Path, description: dict[str, Any]) -> None:
     """minbert.json with the manifest of everything already written beside it (so it is written last)."""
-    text = json.dumps({**description, "files": manifest(directory)}, indent=2) + "\n"
+    written = {**description, "files": manifest(directory)}
+    text = json.dumps({**written, "description_sha256": description_digest(written)}, indent=2) + "\n"
     (directory / MODEL_FILE).write_text(text, encoding="utf-8")

@@ -402,7 +402,8 @@ def read_config(directory: Path) -> tuple[ModelDescription, str, dict[str, str]]
     description, weights_file, renames = upgrade(raw)
     try:
         heads = [HeadSpec(**h) for h in description["heads"]]
-        config = ModelDescription(**{k: v for k, v in description.items() if k not in ("files", "heads")}, heads=heads)
+        kept = {k: v for k, v in description.items() if k not in ("files", "heads", "description_sha256")}
+        config = ModelDescription(**kept, heads=heads)
     except (TypeError, KeyError, AttributeError, ValueError) as e:
         raise MinbertError(f"{directory / 'minbert.json'}: not a model description minbert can read ({e})") from e
     except MinbertError as e:
