@@ -152,7 +152,7 @@ def test_outputs_that_do_not_fit_the_heads_labels_are_a_one_line_error():
     from minbert.model.heads import HeadSpec
     from minbert.model.task_model import predictions
 
-    with pytest.raises(MinbertError, match="gives 3 outputs per input and its head has 2 labels; .* export it again"):
+    with pytest.raises(MinbertError, match="gives 3 outputs per input where its head has 2; .* export it again"):
         predictions(HeadSpec("main", labels=["a", "b"]), torch.zeros(4, 3))
 
 
@@ -175,3 +175,17 @@ def test_card_and_refit_on_a_damaged_run_are_one_line_errors_and_write_nothing(t
             with pytest.raises(MinbertError, match="results.json: .*is the run damaged"):
                 refit(run, ["--output_dir", str(tmp_path / "refitted")])
             assert not (tmp_path / "refitted").exists()
+
+
+def test_heads_whose_shapes_differ_from_the_description_are_a_one_line_error(saved):
+    from safetensors.torch import load_file, save_file
+
+    from minbert.model.layout import manifest
+
+    weights = load_file(str(saved / "heads.safetensors"))
+    weights = {k: v[:1] if v.dim() and v.shape[0] == 2 else v for k, v in weights.items()}  # one class fewer
+    save_file(weights, str(saved / "heads.safetensors"))
+    rewrite(saved / "minbert.json", lambda raw: raw.update(files=manifest(saved)))
+    with pytest.raises(MinbertError, match="heads.safetensors: does not match minbert.json .size mismatch") as caught:
+        load(saved)
+    assert "\n" not in str(caught.value)

@@ -387,7 +387,13 @@ class Model(HeadPredictions, nn.Module):
             raise MinbertError(f"{file}: cannot load the heads ({e})") from e
         for old, new in renames.items():
             state = {new + k[len(old) :]: v for k, v in state.items() if k.startswith(old)}
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # a tensor of another shape than minbert.json describes
+            shown = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e)[:200])
+            raise MinbertError(
+                f"{file}: does not match minbert.json ({shown}); save or train the model again"
+            ) from None
         missing = [k for k in missing if not k.startswith("encoder.")]
         if missing or unexpected:
             raise MinbertError(f"{file}: does not match minbert.json (missing {missing}, unexpected {unexpected})")
@@ -418,10 +424,12 @@ def predictions(
     probabilities, the head's oos label where the in-scope score is under its threshold, and a multilabel head's set."""
     if spec.kind == "regression":
         return [float(x) for x in spec.scores(raw.float())]
-    if raw.dim() != 2 or raw.shape[1] != len(spec.labels):
+    width = raw.shape[1] if raw.dim() == 2 else 1  # a two-class BCE head gives one logit per input
+    expected = 1 if spec.loss == "bce" and not spec.multilabel else len(spec.labels)
+    if width != expected:
         raise MinbertError(
-            f"task {spec.name!r}: the model gives {raw.shape[-1] if raw.dim() else 0} outputs per input and its head "
-            f"has {len(spec.labels)} labels; the export is of another model: export it again"
+            f"task {spec.name!r}: the model gives {width} outputs per input where its head has {expected}; the "
+            "export is of another model: export it again"
         )
     probabilities = spec.probabilities(raw).numpy()
     rejecting = spec.rejects and in_scope is not None
