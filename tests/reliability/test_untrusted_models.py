@@ -189,3 +189,17 @@ def test_heads_whose_shapes_differ_from_the_description_are_a_one_line_error(sav
     with pytest.raises(MinbertError, match="heads.safetensors: does not match minbert.json .size mismatch") as caught:
         load(saved)
     assert "\n" not in str(caught.value)
+
+
+def test_an_onnx_export_is_in_the_manifest_and_a_changed_one_is_refused(saved):
+    pytest.importorskip("onnxruntime", reason="the ONNX backends need minbert[onnx]")
+    from minbert.model.backends import OnnxModel, export_onnx
+
+    files = export_onnx(saved)
+    assert "onnx/model.onnx" in json.loads((saved / "minbert.json").read_text())["files"]
+    assert OnnxModel(saved).predict(["wake me up"])[0].label in ("alarm", "music")
+    data = bytearray(files["onnx"].read_bytes())
+    data[-1] ^= 1
+    files["onnx"].write_bytes(bytes(data))
+    with pytest.raises(MinbertError, match="model.onnx: does not match the manifest"):
+        OnnxModel(saved)
