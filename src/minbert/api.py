@@ -34,14 +34,14 @@ from minbert.config import (
     build_config,
 )
 from minbert.data.memory import examples_from, texts_from
-from minbert.data.prepare import exclude_texts, split_train, task_data
+from minbert.data.prepare import split_train, task_data, unlabelled_texts
 from minbert.data.readers import Example
 from minbert.errors import MinbertError
 from minbert.model.task_model import Model
-from minbert.run.directory import claim_output_dir, close_log, log_failure, log_to_file, start_run
+from minbert.run.directory import claim_output_dir, logged_run, start_run
 from minbert.run.file_run import fit_and_write
-from minbert.run.fitting import load_teacher
-from minbert.run.inputs import RunData
+from minbert.run.fitting import build_model, load_teacher
+from minbert.run.inputs import RunData, add_oos_class
 from minbert.run.result import RunResult
 from minbert.training.trainer import EvaluationHook
 
@@ -94,28 +94,17 @@ def fit(
     """
     multitask = isinstance(train, Mapping)
     config = fit_config(model, multitask, head, tasks, output_dir, options, list(train) if multitask else None)
-    config = _checked_extras(config, oos_dev, oos_test, oos_train, distill_texts)
+    _check_extras(config, oos_dev, oos_test, oos_train, distill_texts)
     out = Path(output_dir) if output_dir is not None else None
-    handler = None
     if out is not None:
         claim_output_dir(out, config.train)
-        handler = log_to_file(out, append=config.train.resume)
-    try:
+    with logged_run(out, config.train):
         device = start_run(config, out)
         read = memory_data(config, train, dev, test, oos_dev, oos_test, oos_train, distill_texts)
-        teacher = load_teacher(config)
-        if not isinstance(model, Model):  # built as `minbert train` builds it, so the numbers are the same
-            model = Model.from_checkpoint(
-                config.model.checkpoint, pooling=config.model.pooling, max_length=config.model.max_length
-            )
-        return fit_and_write(model, config, read, out, device, on_evaluate, teacher)
-    except BaseException as e:
-        if handler is not None:
-            log_failure(handler, e)
-        raise
-    finally:
-        if handler is not None:
-            close_log(handler)
+        if isinstance(model, Model):
+            return fit_and_write(model, config, read, out, device, on_evaluate, load_teacher(config))
+        built, teacher = build_model(config)  # as `minbert train` builds it, so the numbers are the same
+        return fit_and_write(built, config, read, out, device, on_evaluate, teacher)
 
 
 def fit_config(
@@ -202,9 +191,9 @@ def _as_tasks(
     return {**raw, "task": "multitask", "tasks": entries}
 
 
-def _checked_extras(
+def _check_extras(
     config: RunConfig, oos_dev: Data | None, oos_test: Data | None, oos_train: Data | None, distill_texts: Data | None
-) -> RunConfig:
+) -> None:
     """The rules the config applies to its file fields, applied to their in-memory counterparts."""
     if oos_dev is not None and config.oos.method == "none":
         raise MinbertError(
@@ -218,7 +207,6 @@ def _checked_extras(
         raise MinbertError("fit(): distill_texts are labelled by a teacher; set distill={'teacher': DIR}")
     if (oos_train is not None or distill_texts is not None) and config.task == "multitask":
         raise MinbertError("fit(): oos_train and distill_texts apply to a single-task classifier")
-    return config
 
 
 def memory_data(
@@ -248,18 +236,12 @@ def memory_data(
         log.info("task %s: %d train, %d dev, %d test examples", task.name, *(len(p or []) for p in data[task.name][:3]))
     first = config.data if config.task != "multitask" else tasks[0].data
     if oos_train is not None:
-        label = config.oos.label
-        extra = [
-            Example(e.text, label, e.source, e.line) for e in texts_from(oos_train, "oos_train", first.text_column)
-        ]
-        main = data[tasks[0].name]
-        data[tasks[0].name] = main._replace(train=[*main.train, *extra], all_train=[*main.all_train, *extra])
+        add_oos_class(data, tasks[0].name, texts_from(oos_train, "oos_train", first.text_column), config.oos.label)
     unlabelled: list[Example] = []
     if distill_texts is not None:
-        unlabelled = texts_from(distill_texts, "distill_texts", first.text_column)
-        held = {e.text for e in [*(data[tasks[0].name].dev or []), *(data[tasks[0].name].test or [])]}
-        unlabelled = [e for e in unlabelled if e.text not in held]
-        unlabelled = exclude_texts(unlabelled, first) if first.exclude else unlabelled
+        main = data[tasks[0].name]
+        held_out = [*(main.dev or []), *(main.test or [])]
+        unlabelled = unlabelled_texts(texts_from(distill_texts, "distill_texts", first.text_column), first, held_out)
     return RunData(
         tasks,
         data,

@@ -537,24 +537,16 @@ def print_prediction(shown: dict[str, Any], prediction: Any, top_k: int) -> None
 def cmd_embed(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     import numpy as np
 
-    from minbert.data.readers import read_examples
+    from minbert.data.prepare import read_file
     from minbert.model.backends import load_backend
+    from minbert.scoring import data_options
 
     if bool(args.texts) == bool(args.data):
         raise MinbertError("give either texts or --data FILE to embed")
-    from minbert.scoring import data_options
-
-    options = data_options(args.model_dir, **file_options(args)) if args.data else None
-    texts = args.texts or [
-        e.text
-        for e in read_examples(
-            args.data,
-            options.format,  # type: ignore[union-attr]
-            text_column=options.text_column,  # type: ignore[union-attr]
-            require_labels=False,
-            skip_bad_rows=options.skip_bad_rows,  # type: ignore[union-attr]
-        )
-    ]
+    texts = args.texts
+    if args.data:
+        options = data_options(args.model_dir, **file_options(args))
+        texts = [e.text for e in read_file(args.data, options, None, require_labels=False)]
     model = load_backend(args.model_dir, args.backend, args.device)
     vectors = model.encode(texts, batch_size=args.batch_size, normalize=False if args.no_normalize else None)  # type: ignore[union-attr]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from minbert.config import DataConfig, load_config
-from minbert.data.prepare import read_texts
-from minbert.data.readers import Example, read_examples
+from minbert.data.prepare import read_file, read_texts
+from minbert.data.readers import Example
 from minbert.errors import MinbertError
 from minbert.evaluation.metrics import regression_metrics
 from minbert.model.backends import load_backend
 from minbert.model.task_model import Model
-from minbert.tasks.head_task import count_unseen_as_wrong, model_inputs, score_raw, targets_of
+from minbert.tasks.head_task import evaluate_examples
 from minbert.tasks.posthoc import oos_evaluation
 from minbert.tasks.specs import split_unseen
 
@@ -82,17 +82,7 @@ def evaluate(
         skip_bad_rows=skip_bad_rows,
         unseen_labels=unseen_labels,
     )
-    examples = read_examples(
-        data,
-        options.format,
-        text_column=options.text_column,
-        label_column=options.label_column,
-        text_pair_column=options.text_pair_column,
-        split="test",
-        skip_bad_rows=options.skip_bad_rows,
-        label_separator=options.label_separator,
-        allow_empty_labels=options.allow_empty_labels,
-    )
+    examples = read_file(data, options, "test")
     if isinstance(model, Model) and not model.tasks:
         if task is not None:
             raise MinbertError(f"{model_dir}: a sentence encoder has no task heads; leave out --task")
@@ -107,12 +97,8 @@ def evaluate(
             options.unseen_labels,
             "left out" if options.unseen_labels == "skip" else "scored as misses",
         )
-    raw = model.raw_outputs(spec.name, model_inputs(spec, seen), batch_size)
-    evaluation = score_raw(spec, raw, targets_of(spec, seen))
-    if unseen and options.unseen_labels == "count_wrong":
-        evaluation = count_unseen_as_wrong(
-            spec, evaluation, unseen, model.raw_outputs(spec.name, model_inputs(spec, unseen), batch_size)
-        )
+    counted = unseen if options.unseen_labels == "count_wrong" else []
+    evaluation = evaluate_examples(model, spec.name, seen, batch_size, unseen=counted)
     metrics = {
         **evaluation.metrics,
         "examples": len(seen) + (len(unseen) if options.unseen_labels == "count_wrong" else 0),

@@ -36,6 +36,12 @@ def read_split(data: DataConfig, split: str, require_labels: bool = True) -> lis
     path = getattr(data, split)
     if path is None:
         return None
+    return read_file(path, data, split, require_labels)
+
+
+def read_file(path: str | Path, data: DataConfig, split: str | None, require_labels: bool = True) -> list[Example]:
+    """One file read as the data options say: format, columns, label separator, bad rows (`split` picks a
+    split of a file that holds several, as clinc150's does)."""
     return read_examples(
         path,
         data.format,
@@ -144,18 +150,23 @@ def read_unlabelled(
     )
     if not examples:
         raise MinbertError(f"distill.data {', '.join(map(str, paths))}: no texts in it")
+    return unlabelled_texts(examples, data, held_out)
+
+
+def unlabelled_texts(examples: list[Example], data: DataConfig, held_out: list[Example] | None) -> list[Example]:
+    """Texts for a teacher to label, without those in the run's dev or test data (compared on letters and
+    digits) or in data.exclude, the dropped ones counted: no evaluation text is ever trained on."""
     if held_out:
         examples, dropped = drop_overlap(examples, [e.text for e in held_out])
         log.info("distill.data: dropped %d texts that are in the dev or test files", len(dropped))
     return exclude_texts(examples, data) if data.exclude else examples
 
 
-def read_oos(paths: list[Path], data: DataConfig, role: str, label: str | None = None) -> list[Example]:
-    """Out-of-scope texts (data.oos_dev / oos_test / oos_train) in the run's format, labels replaced by `label`
-    (None for rejection, where they are never scored as classes). A clinc150 file gives its split of that role."""
-    return read_texts(
-        paths, data.format, text_column=data.text_column, role=role, label=label, skip_bad_rows=data.skip_bad_rows
-    )
+def read_oos(paths: list[Path], data: DataConfig, role: str) -> list[Example]:
+    """Out-of-scope texts (data.oos_dev / oos_test / oos_train) in the run's format, without labels (rejection
+    never scores them as classes; oos_train gets its class in run/inputs.add_oos_class). A clinc150 file gives
+    its split of that role."""
+    return read_texts(paths, data.format, text_column=data.text_column, role=role, skip_bad_rows=data.skip_bad_rows)
 
 
 def read_texts(

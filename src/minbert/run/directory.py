@@ -3,9 +3,11 @@ its resumable checkpoint and its results.json."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,23 @@ def log_failure(handler: logging.Handler, error: BaseException) -> None:
     """train.log says why the run stopped (the console gets the error from the caller)."""
     failure = ("run failed: %s: %s", (type(error).__name__, error))
     handler.handle(logging.LogRecord("minbert", logging.ERROR, __file__, 0, failure[0], failure[1], None))
+
+
+@contextlib.contextmanager
+def logged_run(output_dir: Path | None, cfg: TrainConfig) -> Iterator[None]:
+    """train.log for the run's duration (appended to when the run resumes from a checkpoint), with the reason
+    when it fails; no output_dir, no log file."""
+    if output_dir is None:
+        yield
+        return
+    handler = log_to_file(output_dir, append=cfg.resume and has_checkpoint(output_dir / CHECKPOINT_DIR))
+    try:
+        yield
+    except BaseException as e:
+        log_failure(handler, e)
+        raise
+    finally:
+        close_log(handler)
 
 
 def start_run(config: RunConfig, output_dir: Path | None) -> torch.device:

@@ -28,16 +28,13 @@ from minbert.model.task_model import Model
 from minbert.run.directory import (
     CHECKPOINT_DIR,
     claim_output_dir,
-    close_log,
     finish_checkpoints,
-    has_checkpoint,
-    log_failure,
-    log_to_file,
+    logged_run,
     resuming,
     start_run,
     write_results,
 )
-from minbert.run.fitting import Fitted, fit_run, load_teacher, selection_metric
+from minbert.run.fitting import Fitted, build_model, fit_run, selection_metric
 from minbert.run.inputs import RunData, read_run_data
 from minbert.run.report import write_run_report
 from minbert.run.result import RunResult
@@ -65,20 +62,11 @@ def train(config: RunConfig, on_evaluate: EvaluationHook | None = None) -> RunRe
         claim_output_dir(output_dir, config.train)
     if not is_main():  # other ranks of a multi-process run: warnings only, no train.log of their own
         logging.getLogger("minbert").setLevel(logging.WARNING)
-    handler = log_to_file(output_dir, append=config.train.resume and has_checkpoint(output_dir / CHECKPOINT_DIR))
-    try:
+    with logged_run(output_dir, config.train):
         device = start_run(config, output_dir)
         read = read_run_data(config, config.train.seed)
-        teacher = load_teacher(config)
-        model = Model.from_checkpoint(
-            config.model.checkpoint, pooling=config.model.pooling, max_length=config.model.max_length
-        )
+        model, teacher = build_model(config)
         return fit_and_write(model, config, read, output_dir, device, on_evaluate, teacher)
-    except BaseException as e:
-        log_failure(handler, e)
-        raise
-    finally:
-        close_log(handler)
 
 
 def fit_and_write(

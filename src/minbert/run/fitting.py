@@ -91,6 +91,16 @@ def load_teacher(config: RunConfig) -> Distillation | None:
     return Distillation.load(config.distill.teacher, config.distill.alpha, config.distill.temperature)
 
 
+def build_model(config: RunConfig) -> tuple[Model, Distillation | None]:
+    """The student (heads come later, in fit_run) and its teacher, from the config: the teacher first, as the
+    run's random draws have always followed, so the file run and `minbert.fit` give the same numbers."""
+    teacher = load_teacher(config)
+    model = Model.from_checkpoint(
+        config.model.checkpoint, pooling=config.model.pooling, max_length=config.model.max_length
+    )
+    return model, teacher
+
+
 def fit_run(
     model: Model,
     config: RunConfig,

@@ -89,14 +89,19 @@ def read_tasks(config: RunConfig, seed: int) -> tuple[list[TaskConfig], dict[str
     return [t for t in config.task_list() if t.name in data], data, skipped
 
 
+def add_oos_class(data: dict[str, TaskData], task: str, texts: list[Example], label: str) -> None:
+    """The "oos as a class" baseline: out-of-scope texts trained as one more class of the task."""
+    extra = [Example(e.text, label, e.source, e.line) for e in texts]
+    main = data[task]
+    data[task] = main._replace(train=[*main.train, *extra], all_train=[*main.all_train, *extra])
+    log.info("data.oos_train: %d out-of-scope texts trained as class %r", len(extra), label)
+
+
 def read_run_data(config: RunConfig, seed: int, distill_texts: bool = True) -> RunData:
     """Every file the config names, read and prepared (a refit reads no distillation texts)."""
     tasks, data, skipped = read_tasks(config, seed)
     if config.data.oos_train:  # the "oos as a class" baseline: one more class to train
-        extra = read_oos(config.data.oos_train, config.data, "oos_train", config.oos.label)
-        main = data[tasks[0].name]
-        data[tasks[0].name] = main._replace(train=[*main.train, *extra], all_train=[*main.all_train, *extra])
-        log.info("data.oos_train: %d out-of-scope texts trained as class %r", len(extra), config.oos.label)
+        add_oos_class(data, tasks[0].name, read_oos(config.data.oos_train, config.data, "oos_train"), config.oos.label)
     oos_dev = read_oos(config.data.oos_dev, config.data, "oos_dev") if config.data.oos_dev else []
     oos_test = read_oos(config.data.oos_test, config.data, "oos_test") if config.data.oos_test else []
     unlabelled = []

@@ -60,7 +60,7 @@ class RunRow:
         return "run?" + urlencode({"name": self.name})
 
 
-def read_run_file(root: Path, run: Path, relative: str) -> bytes | None:
+def run_file(root: Path, run: Path, relative: str) -> Path | None:
     """A file of a run, or None unless it is a regular file reached without a symbolic link, inside the runs
     folder and at most MAX_FILE_BYTES: a link out of the folder, a FIFO that would block, or a huge file
     is never read."""
@@ -75,7 +75,13 @@ def read_run_file(root: Path, run: Path, relative: str) -> bytes | None:
             return None
     if info is None or not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
         return None
-    if not path.resolve().is_relative_to(root.resolve()):
+    return path if path.resolve().is_relative_to(root.resolve()) else None
+
+
+def read_run_file(root: Path, run: Path, relative: str) -> bytes | None:
+    """The bytes of `run_file`, opened without following a link (it could have been swapped in since)."""
+    path = run_file(root, run, relative)
+    if path is None:
         return None
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
@@ -179,7 +185,7 @@ def resolve_run(root: Path, name: str) -> Path:
     symbolic link), or that no filesystem can hold (a NUL byte), are refused the same way."""
     try:
         run = (root / name).resolve()
-        found = run.is_relative_to(root.resolve()) and read_run_file(root, run, "results.json") is not None
+        found = run.is_relative_to(root.resolve()) and run_file(root, run, "results.json") is not None
     except (OSError, ValueError):
         found = False
     if not found:

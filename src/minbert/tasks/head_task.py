@@ -36,7 +36,7 @@ from minbert.evaluation.calibration import expected_calibration_error, negative_
 from minbert.evaluation.metrics import classification_metrics, regression_metrics
 from minbert.evaluation.multilabel import multilabel_metrics, tune_thresholds
 from minbert.model.heads import HeadSpec
-from minbert.model.task_model import Model
+from minbert.model.task_model import HeadPredictions, Model
 from minbert.model.tokenizer import Batch
 from minbert.tasks.distillation import Distillation
 from minbert.training.losses import ce_plus_scl, cosent, distillation_loss
@@ -218,7 +218,7 @@ def score_raw(spec: HeadSpec, raw: torch.Tensor, targets: torch.Tensor) -> Evalu
 
 
 def evaluate_examples(
-    model: Model,
+    model: HeadPredictions,
     task: str,
     examples: Sequence[Example],
     batch_size: int = 128,

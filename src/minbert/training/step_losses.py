@@ -23,8 +23,9 @@ class StepLosses:
 
     def add(self, loss: torch.Tensor | float) -> None:
         """One micro-batch's loss (a float when it was already read, as a multi-process mean is)."""
-        value = loss.detach() if isinstance(loss, torch.Tensor) and self.lazy else loss
-        self.pending.append((value.item() if isinstance(value, torch.Tensor) and not self.lazy else value, None))
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach() if self.lazy else loss.item()
+        self.pending.append((loss, None))
 
     def close_step(self, step: int, **record: Any) -> None:
         """The optimizer stepped: its record (epoch, lr) goes with the last micro-batch's loss."""
@@ -45,7 +46,7 @@ class StepLosses:
             self.total, self.batches = self.total + loss, self.batches + 1
             if record is not None:
                 step = record.pop("step")
-                self.metrics.write(self.event, step, epoch=record["epoch"], loss=loss, lr=record["lr"])
+                self.metrics.write(self.event, step, epoch=record.pop("epoch"), loss=loss, **record)
         self.pending, self.steps_pending = [], 0
 
     def epoch_mean(self) -> tuple[float, int]:
