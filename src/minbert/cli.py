@@ -331,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("runs_dir", type=Path, help="the folder holding the runs (e.g. runs/ or experiments/runs/)")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     ui.add_argument("--port", type=int, default=8001, help="port (default: 8001)")
+    ui.add_argument(
+        "--api-key-file",
+        help="require this file's key on every page but /health: a browser asks for it (any user name, the key "
+        "as password); scripts send 'Authorization: Bearer KEY' or 'X-API-Key'. Use it with a --host beyond loopback",
+    )
     ui.set_defaults(handler=cmd_ui)
 
     refit = commands.add_parser(
@@ -703,7 +708,7 @@ def cmd_ui(args: argparse.Namespace, overrides: Sequence[str]) -> int:
         raise MinbertError(
             f"minbert ui needs FastAPI and uvicorn ({e.name} is missing): pip install 'minbert[serve]'"
         ) from None
-    app = create_ui_app(args.runs_dir)  # a missing folder fails before the port is taken
+    app = create_ui_app(args.runs_dir, read_api_key(args.api_key_file))  # a bad folder or key fails before binding
     run(app, bind(args.host, args.port), args.host)
     return 0
 

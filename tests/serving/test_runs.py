@@ -176,3 +176,25 @@ def test_a_loopback_server_refuses_a_host_header_naming_another_machine(folder):
             assert httpx.get(f"{url}/health", headers={"Host": host}).status_code == 200
         refused = httpx.get(f"{url}/api/runs", headers={"Host": f"attacker.example:{port}"})
         assert refused.status_code == 421 and "is not this machine" in refused.json()["detail"]
+
+
+def test_an_api_key_guards_every_page_but_health_and_a_browser_can_send_it(folder, tmp_path, capsys):
+    """`minbert ui --api-key-file`: a browser gets a Basic challenge (its login prompt), then sends the key as
+    the password; scripts send it as a bearer token. A wrong or malformed credential is refused."""
+    with running(create_ui_app(folder, api_key="s3cret-key")) as url:
+        assert httpx.get(f"{url}/health").status_code == 200
+        for path in ("/", "/api/runs", "/run?name=a", "/file?run=a&name=learning_curves.png"):
+            refused = httpx.get(url + path)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic ")
+        assert httpx.get(f"{url}/api/runs", auth=("anyone", "s3cret-key")).status_code == 200
+        assert httpx.get(f"{url}/", headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
+        assert httpx.get(f"{url}/", headers={"X-API-Key": "s3cret-key"}).status_code == 200
+        for bad in ("Basic !!!", "Basic " + "czNjcmV0LWtleQ==", "Bearer wrong", "Basic"):  # no colon in the second
+            assert httpx.get(f"{url}/", headers={"Authorization": bad}).status_code == 401
+        assert httpx.get(f"{url}/", auth=("anyone", "wrong")).status_code == 401
+    key_file = tmp_path / "key"
+    key_file.write_text("two words\n")
+    from minbert.cli import main
+
+    assert main(["ui", str(folder), "--api-key-file", str(key_file)]) == 2
+    assert "--api-key-file" in capsys.readouterr().err

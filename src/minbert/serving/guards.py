@@ -2,8 +2,9 @@
 
 - draining: once shutdown has begun, every new request but /health gets 503 + `Connection: close`
   (never a reset);
-- the API key, when the server has one (`Authorization: Bearer KEY` or `X-API-Key: KEY`; the liveness
-  and readiness probes and the page at / stay open), compared in constant time and never logged;
+- the API key, when the server has one (`Authorization: Bearer KEY`, `X-API-Key: KEY`, or HTTP Basic with
+  the key as password, which is what a browser sends after asking for it; the liveness and readiness probes
+  and the model server's page at / stay open), compared in constant time and never logged;
 - the body size limit, enforced while the body streams in (chunked uploads have no Content-Length),
   so an oversize upload is refused after `max_body_bytes`, not after reading all of it;
 - the body deadline: a body that trickles in slower than `body_timeout_s` in all gets 408.
@@ -12,6 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import json
 from dataclasses import dataclass
@@ -39,10 +42,12 @@ class Guards:
         max_body_bytes: int,
         body_timeout_s: float,
         api_key: str | None = None,
+        open_paths: frozenset[str] = OPEN_PATHS,
     ) -> None:
         self.app, self.lifecycle = app, lifecycle
         self.max_body_bytes, self.body_timeout_s = max_body_bytes, body_timeout_s
         self.api_key = api_key.encode() if api_key else None
+        self.open_paths = open_paths
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -51,9 +56,10 @@ class Guards:
         if self.lifecycle.draining and scope["path"] != "/health":
             detail = "the server is shutting down; retry (on another instance)"
             return await reply(send, 503, detail, {**CLOSE, "Retry-After": "1"})
-        if self.api_key is not None and scope["path"] not in OPEN_PATHS and not self.authorised(headers):
+        if self.api_key is not None and scope["path"] not in self.open_paths and not self.authorised(headers):
             detail = "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
-            return await reply(send, 401, detail, {"WWW-Authenticate": "Bearer"})
+            # Basic first: a browser asks for it (any user name, the key as password); scripts send Bearer
+            return await reply(send, 401, detail, {"WWW-Authenticate": 'Basic realm="minbert", Bearer'})
         length = headers.get("content-length", b"")
         if length.isdigit() and int(length) > self.max_body_bytes:
             detail = f"request body of {int(length)} bytes; the limit is {self.max_body_bytes}"
@@ -63,9 +69,12 @@ class Guards:
     def authorised(self, headers: dict[str, bytes]) -> bool:
         assert self.api_key is not None
         given = headers.get("x-api-key")
-        bearer = headers.get("authorization", b"")
-        if given is None and bearer[:7].lower() == b"bearer ":
-            given = bearer[7:].strip()
+        authorization = headers.get("authorization", b"")
+        scheme, _, credentials = authorization.partition(b" ")
+        if given is None and scheme.lower() == b"bearer":
+            given = credentials.strip()
+        elif given is None and scheme.lower() == b"basic":
+            given = basic_password(credentials.strip())
         return given is not None and hmac.compare_digest(given, self.api_key)
 
     def bounded(self, receive: Any) -> Any:
@@ -91,6 +100,15 @@ class Guards:
             return message
 
         return receive_bounded
+
+
+def basic_password(credentials: bytes) -> bytes | None:
+    """The password of HTTP Basic credentials (`base64(user:password)`); None when they do not decode."""
+    try:
+        _, colon, password = base64.b64decode(credentials, validate=True).partition(b":")
+    except (binascii.Error, ValueError):
+        return None
+    return password if colon else None
 
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})

@@ -407,14 +407,27 @@ def runs_router(root: str | Path) -> APIRouter:
     return router
 
 
-def create_ui_app(root: str | Path) -> FastAPI:
-    """`minbert ui`: the runs pages at /, and /health."""
+UI_MAX_BODY_BYTES = 64 * 1024  # the pages are read with GET; nothing sends a body
+UI_BODY_TIMEOUT_S = 30.0
+
+
+def create_ui_app(root: str | Path, api_key: str | None = None) -> FastAPI:
+    """`minbert ui`: the runs pages at /, and /health. With `api_key`, every page but /health asks for it
+    (a browser shows its login prompt: any user name, the key as password)."""
     from minbert import __version__
-    from minbert.serving.guards import Lifecycle
+    from minbert.serving.guards import Guards, Lifecycle
 
     app = FastAPI(title="minbert runs", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(runs_router(root))
-    app.state.lifecycle, app.state.api_key = Lifecycle(), None
+    app.state.lifecycle, app.state.api_key = Lifecycle(), api_key
+    app.add_middleware(
+        Guards,
+        lifecycle=app.state.lifecycle,
+        max_body_bytes=UI_MAX_BODY_BYTES,
+        body_timeout_s=UI_BODY_TIMEOUT_S,
+        api_key=api_key,
+        open_paths=frozenset({"/health"}),
+    )
     app.state.lifecycle.ready = True
     app.state.announce = f"runs of {Path(root).name or root}"
 

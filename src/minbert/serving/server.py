@@ -141,7 +141,9 @@ def build(
 ) -> Server:
     """The server for `app` on a bound socket (`host` as the user gave it, for the warning)."""
     if not is_loopback(host) and not app.state.api_key:
-        log.warning("listening on %s without --api-key-file: anyone who can reach this address can use the model", host)
+        log.warning(
+            "listening on %s without --api-key-file: anyone who can reach this address can use this server", host
+        )
     served: Any = LoopbackHosts(app) if is_loopback(host) else app
     config = uvicorn.Config(
         served,
