@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from minbert.errors import MinbertError
 from tests.hub_server import HubServer, Repo, folder_files
 
 pytestmark = pytest.mark.slow
@@ -154,3 +155,15 @@ def test_a_checkpoint_transformers_downloaded_loads_offline(hub):
     assert done.returncode == 0, done.stderr[-2000:]
     offline = client({**env, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}, "org/tiny")
     assert isinstance(offline["org/tiny"], dict) and offline["org/tiny"]["pooling"] == "mean"
+
+
+def test_a_mistyped_run_path_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    """`minbert serve runs/mine` with runs/ here but no runs/mine: a missing path, said at once, not a Hub
+    repository of an org called "runs" tried with retries."""
+    from minbert.model.checkpoint import resolve_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # any Hub request would fail, slowly
+    with pytest.raises(MinbertError, match=r"runs/mine: checkpoint directory does not exist \(runs/ is a folder here"):
+        resolve_checkpoint("runs/mine")

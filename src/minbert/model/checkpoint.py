@@ -189,10 +189,13 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
                 f"checkpoint {name} is not installed; run `minbert download {name}` ({KNOWN[name].about}), "
                 f"or give its Hub id sentence-transformers/{name} where the Hub is reachable"
             )
-    if looks_like_hub_id(str(path)):
+    # `runs/mine` where runs/ is a folder here is a mistyped path, not the Hub repository of an org named "runs"
+    parent = directory.parent if len(directory.parts) == 2 else None
+    if looks_like_hub_id(str(path)) and not (parent is not None and parent.is_dir()):
         return hub_checkpoint(str(path), FAMILIES)
+    shadowed = f" ({parent}/ is a folder here, so this is read as a path, not as a Hub id)" if parent else ""
     raise MinbertError(
-        f"{directory}: checkpoint directory does not exist; give a local Hugging Face-format "
+        f"{directory}: checkpoint directory does not exist{shadowed}; give a local Hugging Face-format "
         f"directory (config.json + model.safetensors), a Hub id (org/name) or '{DEFAULT_CHECKPOINT}'"
     )
 
