@@ -84,3 +84,14 @@ def test_a_multilabel_csv_with_hash_separators_and_unseen_test_intents(atis_like
     scored = json.loads(captured.out)
     assert scored["examples"] == len(lines) - 1 and scored["unseen_label_rows"] == 10  # every good row, unseen too
     assert "test_with_empty_row.csv: skipped 1 bad rows (data.skip_bad_rows); first: line 6: empty text" in captured.err
+
+    # predict --data labels every row of the file the same way, each answer with its file line
+    assert main(["predict", str(out), "--data", str(broken)]) == 2
+    assert "test_with_empty_row.csv:6: empty text" in capsys.readouterr().err
+    assert main(["predict", str(out), "--data", str(broken), "--data.skip_bad_rows", "true", "--top-k", "2"]) == 0
+    captured = capsys.readouterr()
+    answers = [json.loads(line) for line in captured.out.splitlines()]
+    assert [a["line"] for a in answers] == [n for n in range(2, len(lines) + 2) if n != 6]
+    assert answers[0]["text"] == next(csv.reader([lines[1]]))[0] and "labels" in answers[0]  # multi-label sets
+    assert "skipped 1 bad rows" in captured.err
+    assert main(["predict", str(out), "some text", "--data", str(broken)]) == 2

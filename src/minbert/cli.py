@@ -181,11 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict",
         help="label texts with a saved model (JSON lines out)",
-        description="Label texts given as arguments, or one per line on standard input. Prints one JSON object per text. "
-        "A multitask model predicts one task (--task); a pair task reads each input as 'sentence one<TAB>sentence two'.",
+        description="Label texts given as arguments, one per line on standard input, or the rows of a data file "
+        "(--data, read as the run's training data was unless told otherwise; labels in it are ignored). Prints one "
+        "JSON object per text. A multitask model predicts one task (--task); a pair task reads each input as "
+        "'sentence one<TAB>sentence two' (a file: its text and text_pair columns).",
     )
     predict.add_argument("model_dir", type=Path, help="a saved model, or a training run's output_dir")
     predict.add_argument("texts", nargs="*", help="texts to label (default: read lines from stdin)")
+    add_data_arguments(predict, required=False, labels=False)
     predict.add_argument(
         "--top-k", type=int, default=3, help="how many (label, probability) pairs to list (default: 3)"
     )
@@ -471,6 +474,10 @@ def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
         raise MinbertError(
             f"--encoding {args.encoding!r} is not a known text encoding (e.g. utf-8, latin-1, cp1252)"
         ) from None
+    if args.data is not None:
+        if args.texts:
+            raise MinbertError("give either texts or --data FILE to label, not both")
+        return predict_file(args)
     stdin = getattr(sys.stdin, "buffer", None)  # bytes, decoded below by the stated --encoding
     if args.texts:
         raw = [os.fsencode(text) for text in args.texts]  # the argument's bytes as the shell passed them
@@ -508,6 +515,31 @@ def cmd_predict(args: argparse.Namespace, overrides: Sequence[str]) -> int:
             {"text": first, "text_pair": second} if spec.pair else {"text": line.text}, answers[line.number], args.top_k
         )
     return 0 if len(good) == len(lines) else 1
+
+
+def predict_file(args: argparse.Namespace) -> int:
+    """`predict --data FILE`: one JSON line per row read, with the row's file line; a bad row stops the read
+    with its line and fix, or with --data.skip_bad_rows is skipped and counted in the log."""
+    from minbert.data.prepare import read_file
+    from minbert.model.backends import load_backend
+    from minbert.scoring import data_options
+
+    options = data_options(args.model_dir, args.task, **file_options(args))
+    model = load_backend(args.model_dir, args.backend, args.device)
+    task = args.task or model.default_task()
+    spec = model.spec(task)
+    examples = read_file(args.data, options, None, require_labels=False)
+    unpaired = next((e for e in examples if spec.pair and e.text_pair is None), None)
+    if unpaired is not None:
+        raise MinbertError(
+            f"{args.data}:{unpaired.line}: task {task!r} reads sentence pairs and this row has one text; "
+            "name the second column with --data.text_pair_column (or use a pair format)"
+        )
+    inputs: list[Any] = [(e.text, e.text_pair) if spec.pair else e.text for e in examples]
+    for example, answer in zip(examples, model.predict(inputs, task=task, batch_size=args.batch_size), strict=True):
+        shown = {"line": example.line, "text": example.text}
+        print_prediction(shown | ({"text_pair": example.text_pair} if spec.pair else {}), answer, args.top_k)
+    return 0
 
 
 def print_prediction(shown: dict[str, Any], prediction: Any, top_k: int) -> None:
