@@ -399,6 +399,7 @@ def config_path(args: argparse.Namespace) -> Path:
 
 def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     from minbert.run import train
+    from minbert.run.directory import claim_output_dir
     from minbert.runtime import resolve_device
     from minbert.training import distributed
 
@@ -409,13 +410,16 @@ def cmd_train(args: argparse.Namespace, overrides: Sequence[str]) -> int:
     ]
     config = load_config(path, [*overrides, *flags])
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        claim_output_dir(Path(config.output_dir), config.train)  # refused here, in one line, before any process starts
         return distributed.launch(args.nproc, ["train", str(path), *overrides, *flags])
     distributed.init_from_env(resolve_device(config.train.device).type)
     main_process = distributed.is_main()
     try:
         result = train(config)
-    finally:
-        distributed.finish()
+    except BaseException:
+        distributed.leave()
+        raise
+    distributed.finish()
     if not main_process:
         return 0
     return print_run(result.output_dir)

@@ -108,3 +108,22 @@ def test_two_processes_match_one(tmp_path, data_dir, kind):
     assert len(losses[0]) == len(losses[1]) == 26
     assert max(abs(x - y) for x, y in zip(*losses, strict=True)) < 1e-3  # rank 0 logs the global batch's loss
     assert not (tmp_path / "two" / "checkpoint").exists()
+
+
+def test_a_refused_output_dir_stops_every_process_with_one_line(tmp_path, data_dir):
+    """Rank 0 alone claims the output_dir; when it refuses one holding an earlier run, the other rank must
+    not be left waiting (it hung until killed), whether minbert or torchrun launched the processes."""
+    rows = (data_dir / "massive_en_us" / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "train.jsonl").write_text("".join(rows[:64]), encoding="utf-8")
+    config = {"data": {"train": str(tmp_path / "train.jsonl"), "format": "massive"}, "train": {"epochs": 1}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / ".minbert-run").write_text("")
+    (earlier / "results.json").write_text("{}")
+    train = ["-m", "minbert", "train", str(tmp_path / "run.yaml"), "--output_dir", str(earlier)]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    for command in ([*train, "--nproc", "2"], [*torchrun, *train]):
+        done = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=180, check=False)
+        assert done.returncode != 0 and "holds an earlier run" in done.stderr
+    assert (earlier / "results.json").read_text() == "{}"

@@ -53,6 +53,13 @@ def finish() -> None:
         dist.destroy_process_group()
 
 
+def leave() -> None:
+    """A rank that failed leaves without the barrier: the others may be waiting for it in a collective that
+    never comes (rank 0 alone claims the output_dir and writes the run), and torchrun stops them once it exits."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def launch(nproc: int, argv: Sequence[str]) -> int:
     """Re-run this command under torchrun with `nproc` local processes; returns its exit code."""
     command = [
