@@ -193,12 +193,12 @@ def test_every_block_of_the_page_runs_or_says_why_not(page, shared_data, tmp_pat
         else:
             run_shell(block, folder, env)
         ran += 1
-    print(f"{page.name}: {ran} blocks run, {marked} marked not run")
-    assert ran + marked == len(blocks(page))
     if page.name == "README.md":  # the Python quickstart trained on the real 10-shot HWU64 split
         accuracy, label = capsys.readouterr().out.split()[-2:]
         assert float(accuracy) > 0.75 and label == "alarm_set"
         assert (folder / "intent-model" / "minbert.json").is_file()
+    print(f"{page.name}: {ran} blocks run, {marked} marked not run")
+    assert ran + marked == len(blocks(page))
 
 
 def test_the_docs_mark_only_what_cannot_run_here():
