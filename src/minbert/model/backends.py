@@ -28,7 +28,7 @@ from torch import nn
 from minbert.errors import MinbertError
 from minbert.model.heads import HeadSpec
 from minbert.model.inference import run_in_length_order
-from minbert.model.layout import model_directory, read_description, write_description
+from minbert.model.layout import description_content, model_directory, read_description, write_description
 from minbert.model.onnx_attention import translations
 from minbert.model.quantize import quantize_per_row
 from minbert.model.task_model import HeadPredictions, Model, load, read_config
@@ -143,8 +143,8 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> dict[str, Path]:
     if int8:
         files["onnx-int8"] = out / FILES["onnx-int8"]
         quantize_per_row(files["onnx"], files["onnx-int8"], exclude=score_only_nodes(str(files["onnx"])))
-    description = {k: v for k, v in read_description(directory).items() if k not in ("files", "description_sha256")}
-    write_description(directory, description)  # the manifest now covers the exported files, as every backend's
+    # the manifest now covers the exported files, as it does every backend's
+    write_description(directory, description_content(read_description(directory)))
     return files
 
 

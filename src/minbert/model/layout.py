@@ -106,10 +106,16 @@ def manifest(directory: Path) -> dict[str, dict[str, Any]]:
 UNVERIFIED_FLAG = "MINBERT_TRUST_UNVERIFIED_MODEL"  # =1: load a model directory that carries no manifest
 
 
+def description_content(raw: dict[str, Any]) -> dict[str, Any]:
+    """minbert.json without what write_description adds (the files manifest and the digest): the model's own
+    description, as it is digested, rewritten after an export, and read into a ModelDescription."""
+    return {k: v for k, v in raw.items() if k not in ("files", "description_sha256")}
+
+
 def description_digest(raw: dict[str, Any]) -> str:
     """SHA-256 of what decides a model's answers in minbert.json (labels, thresholds, temperature, heads, pooling,
-    lengths): everything but the manifest and this digest, canonically serialised."""
-    content = {k: v for k, v in raw.items() if k not in ("files", "description_sha256")}
+    lengths): its description_content, canonically serialised."""
+    content = description_content(raw)
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

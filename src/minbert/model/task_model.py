@@ -37,6 +37,7 @@ from minbert.model.layout import (
     FORMAT_VERSION,
     HEADS_FILE,
     check_manifest,
+    description_content,
     is_model_directory,
     model_directory,
     read_description,
@@ -408,7 +409,7 @@ def read_config(directory: Path) -> tuple[ModelDescription, str, dict[str, str]]
     description, weights_file, renames = upgrade(raw)
     try:
         heads = [HeadSpec(**h) for h in description["heads"]]
-        kept = {k: v for k, v in description.items() if k not in ("files", "heads", "description_sha256")}
+        kept = {k: v for k, v in description_content(description).items() if k != "heads"}
         config = ModelDescription(**kept, heads=heads)
     except (TypeError, KeyError, AttributeError, ValueError) as e:
         raise MinbertError(f"{directory / 'minbert.json'}: not a model description minbert can read ({e})") from e
