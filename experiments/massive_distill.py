@@ -114,6 +114,16 @@ def teacher_of(overrides: list[str]) -> list[str]:
     return [] if "--distill.teacher" in overrides else ["--distill.teacher", str(TEACHER)]
 
 
+def prepare(run: Run) -> None:
+    """What a student still to train needs: its teacher's model, trained again if gone, and the extra texts."""
+    if str(BEST_TEACHER_RUN.output_dir) in run.overrides:
+        ensure_model(BEST_TEACHER_RUN)
+    else:
+        ensure_teacher()
+    if f"[{EXTRA_TEXTS}]" in run.overrides:
+        write_extra_texts()
+
+
 def ensure_teacher() -> None:
     """Train the teacher again when its model is gone; the retrain's rows are kept as `teacher_retrained`
     (the students after it learn from that model), and as the teacher run's own rows if it has none yet."""
@@ -288,8 +298,4 @@ def render() -> Path:
 
 
 if __name__ == "__main__":
-    if "--render" not in sys.argv:
-        ensure_teacher()
-        ensure_model(BEST_TEACHER_RUN)
-        write_extra_texts()
-    main(__doc__, runs(), render)
+    main(__doc__, runs(), render, before=prepare)

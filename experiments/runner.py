@@ -299,10 +299,15 @@ def retarget(run: Run, checkpoint: str | None, bf16: bool, extra: list[str] | No
 
 
 def main(
-    description: str, runs: list[Run], render: Callable[[], Path], beside: Callable[[Run], None] | None = None
+    description: str,
+    runs: list[Run],
+    render: Callable[[], Path],
+    beside: Callable[[Run], None] | None = None,
+    before: Callable[[Run], None] | None = None,
 ) -> None:
     """The command line shared by the experiment scripts: run what is missing, re-render after each run.
-    `beside(run)`, when given, runs a contender on the same split right after each selected run."""
+    `before(run)`, when given, prepares what a selected run that is still to do needs (a teacher, a file);
+    `beside(run)` runs a contender on the same split right after each selected run."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--render", action="store_true", help="only render the table from results.csv")
     parser.add_argument("--recipes", nargs="*", help="only these recipes")
@@ -323,6 +328,8 @@ def main(
     if not args.render:
         for run in runs:
             if (not args.recipes or run.recipe in args.recipes) and (not args.seeds or run.seed in args.seeds):
+                if before is not None and run.key not in finished_runs():
+                    before(run)
                 run_all([run])
                 if beside is not None:
                     beside(run)
