@@ -14,30 +14,12 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import (  # noqa: E402
-    DATA_DIR,
-    REPO,
-    Run,
-    append_rows,
-    checkpoints_in,
-    finished_runs,
-    main,
-    mean_sd,
-    read_rows,
-    write_markdown,
-)
-from setfit_contender import run_setfit  # noqa: E402
-
-from minbert.data.readers import read_examples  # noqa: E402
-from minbert.data.sampling import per_class_sample  # noqa: E402
-from minbert.model.checkpoint import resolve_checkpoint  # noqa: E402
-from minbert.runtime import cpu_description  # noqa: E402
+from runner import REPO, Run, checkpoints_in, main, mean_sd, read_rows, write_markdown  # noqa: E402
+from setfit_beside import setfit_beside  # noqa: E402
 
 EXPERIMENT = "fewshot_sst5"
 CONFIG = REPO / "configs" / "fewshot_sst5.yaml"
@@ -53,43 +35,6 @@ def runs() -> list[Run]:
         for split in SPLITS
         for recipe, n in SHOTS.items()
     ]
-
-
-def setfit_row(run: Run) -> list[dict]:
-    """SetFit on the rows minbert's run trains on, from the same checkpoint folder, one thread."""
-    shots = SHOTS[run.recipe]
-    folder = DATA_DIR / "sst5"
-    train = per_class_sample(read_examples(folder / "sst-train.txt", "pipe"), shots, run.seed)
-    test = read_examples(folder / "sst-test.txt", "pipe")
-    started = time.perf_counter()
-    result = run_setfit(
-        resolve_checkpoint(run.checkpoint),
-        [(e.text, str(e.label)) for e in train],
-        [(e.text, str(e.label)) for e in test],
-        seed=run.seed,
-    )
-    base = {
-        "experiment": EXPERIMENT,
-        "recipe": f"setfit_{run.recipe}",
-        "checkpoint": run.checkpoint,
-        "seed": run.seed,
-        "wall_s": round(time.perf_counter() - started, 1),
-        "examples_per_s": "",
-        "precision": "fp32",
-        "cpu": cpu_description(),
-    }
-    return [{**base, "split": "test", "metric": "accuracy", "value": round(result["accuracy"], 6)}]
-
-
-def setfit_beside(run: Run) -> None:
-    """SetFit on the split minbert's `run` just trained on (recorded as recipe setfit_<recipe>), unless on record."""
-    key = replace(run, recipe=f"setfit_{run.recipe}").key
-    if key in finished_runs():
-        return
-    print(f"SetFit / {run.recipe} / {run.checkpoint} / split {run.seed} ...", flush=True)
-    rows = setfit_row(run)
-    append_rows(rows)
-    print(f"    test accuracy {rows[0]['value']} ({rows[0]['wall_s']} s)", flush=True)
 
 
 def render() -> Path:

@@ -1,0 +1,56 @@
+"""SetFit beside a minbert run: trained on exactly the rows that run trains on, from the same checkpoint, scored
+on the same test rows, one thread on the same CPU. The rows come from minbert's own reading of the run's config
+(a published split file, or the seeded per-class sample), so the two contenders never see different data.
+Recorded in experiments/results.csv as recipe `setfit_<recipe>` of the run's experiment (accuracy, wall time).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from runner import Run, append_rows, finished_runs, rehome
+from setfit_contender import run_setfit
+
+from minbert.config import load_config
+from minbert.model.checkpoint import resolve_checkpoint
+from minbert.run.inputs import read_run_data
+from minbert.runtime import cpu_description
+
+
+def setfit_rows(run: Run) -> list[dict]:
+    """SetFit's test accuracy and wall time on `run`'s training rows (a single-task classification run)."""
+    config = rehome(load_config(run.config, [*run.overrides, "--model.checkpoint", run.checkpoint]))
+    read = read_run_data(config, run.seed, distill_texts=False)
+    task = read.data[read.tasks[0].name]
+    if not task.test:
+        raise SystemExit(f"{run.config}: SetFit is scored on the test split, and this run has none")
+    started = time.perf_counter()
+    result = run_setfit(
+        resolve_checkpoint(run.checkpoint),
+        [(e.text, str(e.label)) for e in task.train],
+        [(e.text, str(e.label)) for e in task.test],
+        seed=run.seed,
+    )
+    base = {
+        "experiment": run.experiment,
+        "recipe": f"setfit_{run.recipe}",
+        "checkpoint": run.checkpoint,
+        "seed": run.seed,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "examples_per_s": "",
+        "precision": "fp32",
+        "cpu": cpu_description(),
+    }
+    return [{**base, "split": "test", "metric": "accuracy", "value": round(result["accuracy"], 6)}]
+
+
+def setfit_beside(run: Run) -> None:
+    """SetFit on the split minbert's `run` just trained on, unless it is on record already."""
+    key = replace(run, recipe=f"setfit_{run.recipe}").key
+    if key in finished_runs():
+        return
+    print(f"SetFit / {run.recipe} / {run.checkpoint} / split {run.seed} ...", flush=True)
+    rows = setfit_rows(run)
+    append_rows(rows)
+    print(f"    test accuracy {rows[0]['value']} ({rows[0]['wall_s']} s)", flush=True)
