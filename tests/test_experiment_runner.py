@@ -1,7 +1,8 @@
 """The experiment runner: its wall clock sums a run's sittings, including one that was killed; retargeting
 a run keeps its key (so it resumes) and gives training overrides to the run a refit refits; a run retrained
 because its model is gone keeps the retrain's rows apart from the rows on record; a finished run missing from
-results.csv is recorded from its directory, and one of another config is refused."""
+results.csv is recorded from its directory, and one of another config is refused; a script's `before` hook
+prepares only the selected runs still to do; SetFit beside a run gets exactly the run's training and test rows."""
 
 from __future__ import annotations
 
@@ -112,3 +113,54 @@ def test_a_finished_run_missing_from_results_is_recorded_without_training(tmp_pa
 
     with pytest.raises(SystemExit, match="another config"):
         execute(Run("exp", "per_label", config, seed=1, overrides=["--train.epochs", "1"], checkpoint="enc"))
+
+
+def test_before_prepares_only_the_selected_runs_still_to_do(tmp_path, monkeypatch):
+    runs = [Run("exp", recipe, tmp_path / "c.yaml", seed) for recipe in ("a", "b") for seed in (1, 2)]
+    monkeypatch.setattr(runner, "finished_runs", lambda: {("exp", "a", runner.DEFAULT_CHECKPOINT, "1")})
+    trained: list[tuple] = []
+    monkeypatch.setattr(runner, "run_all", lambda todo: trained.extend(run.key for run in todo))
+    prepared: list[tuple] = []
+    (tmp_path / "table.md").write_text("table")
+    monkeypatch.setattr(sys, "argv", ["script", "--recipes", "a"])
+    runner.main("doc", runs, lambda: tmp_path / "table.md", before=lambda run: prepared.append(run.key))
+    assert prepared == [("exp", "a", runner.DEFAULT_CHECKPOINT, "2")]
+    assert [key[1:] for key in trained] == [
+        ("a", runner.DEFAULT_CHECKPOINT, "1"),
+        ("a", runner.DEFAULT_CHECKPOINT, "2"),
+    ]
+
+
+def test_setfit_beside_trains_on_the_runs_own_rows(tmp_path, monkeypatch):
+    import setfit_beside
+
+    lines = [f"{label} ||| {label} text number {i}" for label in range(3) for i in range(6)]
+    for name in ("train", "test"):
+        (tmp_path / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"task: classification\ndata: {{train: {tmp_path}/train.txt, test: {tmp_path}/test.txt, format: pipe}}\n"
+    )
+    seen: dict[str, list] = {}
+
+    def fake_setfit(checkpoint, train, test, seed):
+        seen.update(train=train, test=test, seed=[seed])
+        return {"accuracy": 0.5}
+
+    monkeypatch.setattr(setfit_beside, "run_setfit", fake_setfit)
+    monkeypatch.setattr(setfit_beside, "resolve_checkpoint", lambda name: tmp_path)
+    sampled = Run("exp", "n2", config, 3, ["--data.shots_per_class", "2", "--data.sample_seed", "3"])
+    rows = setfit_beside.setfit_rows(sampled)
+    labels = [label for _, label in seen["train"]]
+    assert sorted(labels) == ["0", "0", "1", "1", "2", "2"] and seen["seed"] == [3]
+    assert len(seen["test"]) == 18 and seen["test"][0] == ("0 text number 0", "0")
+    assert [(r["recipe"], r["split"], r["metric"], r["value"]) for r in rows] == [
+        ("setfit_n2", "test", "accuracy", 0.5)
+    ]
+    first = seen["train"]
+    setfit_beside.setfit_rows(sampled)
+    assert seen["train"] == first  # the same seeded sample every time
+    setfit_beside.setfit_rows(Run("exp", "n2", config, 4, ["--data.shots_per_class", "2", "--data.sample_seed", "4"]))
+    assert seen["train"] != first
+    setfit_beside.setfit_rows(Run("exp", "all", config, 1))
+    assert len(seen["train"]) == 18
