@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from minbert.config import RunConfig, load_config
-from minbert.run import refit, train
+from minbert.run import refit, selection_metric, train
 from minbert.runtime import cpu_description
 
 HERE = Path(__file__).resolve().parent
@@ -213,10 +213,11 @@ def finished_rows(run: Run, config: RunConfig, data_dir: Path) -> list[dict]:
     own training seconds. A finished run of another config is refused rather than recorded as this recipe."""
     out = run.output_dir
     trained = rehome(load_config(out / "config.yaml"), data_dir)
-    ignored: dict[str, Any] = {"output_dir": True, "train": RUN_MANAGEMENT}
+    # train.metric is compared as the metric it selects on: older config.yaml files wrote the default out
+    ignored: dict[str, Any] = {"output_dir": True, "train": {*RUN_MANAGEMENT, "metric"}}
     same = trained.with_absolute_paths().model_dump(exclude=ignored) == config.with_absolute_paths().model_dump(
         exclude=ignored
-    )
+    ) and selection_metric(trained) == selection_metric(config)
     if not same:
         raise SystemExit(
             f"{out} holds a finished run of another config than recipe {run.recipe!r}'s; move it away or delete it"

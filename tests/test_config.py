@@ -131,6 +131,25 @@ def test_a_resolved_config_reloads_as_it_was(tmp_path):
         assert load_config(tmp_path / "config.yaml") == config
 
 
+def test_a_saved_multitask_config_selects_on_overall_again(tmp_path):
+    """A saved config.yaml writes every field; the selection metric left unset must stay unset there, or a re-run
+    of a saved multitask config (or an experiment resuming it) is refused for a classification metric."""
+    from minbert.run import selection_metric
+
+    multitask = ["--task", "multitask", "--tasks", "[{name: a, data: {train: x.csv}}, {name: b, data: {train: y.csv}}]"]
+    for overrides, expected in (
+        (multitask, "overall"),
+        ([*multitask, "--train.metric", "loss"], "loss"),
+        (["--data.train", "t.csv"], "accuracy"),
+        (["--data.train", "t.csv", "--train.metric", "macro_f1"], "macro_f1"),
+    ):
+        config = load_config(None, overrides)
+        (tmp_path / "config.yaml").write_text(config.with_absolute_paths().to_yaml())
+        assert selection_metric(config) == selection_metric(load_config(tmp_path / "config.yaml")) == expected
+    with pytest.raises(MinbertError, match="a multitask run selects on overall or loss"):
+        selection_metric(load_config(None, [*multitask, "--train.metric", "accuracy"]))
+
+
 def test_a_saved_config_names_its_input_files_absolutely(tmp_path, monkeypatch):
     """A run's config.yaml is read again by refit, card, serve and re-runs, perhaps from another directory."""
     here = tmp_path / "start"

@@ -163,8 +163,8 @@ class TrainConfig(Section):
     )
     scl_lambda: float = Field(0.9, ge=0.0, le=1.0, description="l, the weight of the supervised contrastive term")
     scl_temperature: float = Field(0.3, gt=0.0, description="temperature of the supervised contrastive term")
-    metric: Literal["accuracy", "macro_f1", "loss", "overall"] = Field(
-        "accuracy", description="dev metric for best/early stop (multitask: overall, the default there)"
+    metric: Literal["accuracy", "macro_f1", "loss", "overall"] | None = Field(
+        None, description="dev metric for best/early stop (default: accuracy; multitask: overall, or loss)"
     )
     patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
     seed: int = Field(42, description="seeds data order, dropout and initialisation")

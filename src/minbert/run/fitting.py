@@ -45,15 +45,17 @@ class Fitted(NamedTuple):
 
 
 def selection_metric(config: RunConfig) -> str:
-    """The dev metric that picks the checkpoint: train.metric; a multitask run selects on overall (or loss)."""
-    cfg = config.train
-    if config.task != "multitask" or cfg.metric in ("overall", "loss"):
-        return cfg.metric
-    if "metric" in cfg.model_fields_set:
+    """The dev metric that picks the checkpoint: train.metric, by default accuracy, or overall for a multitask
+    run (which selects on overall or loss). Unset stays unset in a saved config.yaml, so a saved multitask
+    config runs again as it ran."""
+    metric, multitask = config.train.metric, config.task == "multitask"
+    if metric is None:
+        return "overall" if multitask else "accuracy"
+    if multitask and metric not in ("overall", "loss"):
         raise MinbertError(
-            f"train.metric {cfg.metric} is a classification metric; a multitask run selects on overall or loss"
+            f"train.metric {metric} is a classification metric; a multitask run selects on overall or loss"
         )
-    return "overall"
+    return metric
 
 
 def adapt_encoder(encoder: Encoder, config: RunConfig) -> None:
@@ -114,7 +116,8 @@ def fit_run(
     """Train `model` (its heads built here) on `read`, keep the best dev state, then conclude. `distill`: the
     teacher, when the caller loaded it already (see load_teacher)."""
     multitask = config.task == "multitask"
-    cfg = config.train.model_copy(update={"metric": selection_metric(config)})
+    metric = selection_metric(config)
+    cfg = config.train.model_copy(update={"metric": metric})
     distill = distill if distill is not None else load_teacher(config)
     specs, read = build_heads(model, config, read, distill)
     adapt_encoder(model.encoder, config)
@@ -183,9 +186,9 @@ def fit_run(
     concluded = conclude(model, specs, read, config, metrics_log, fit.steps)
     summary = run_summary(config, read, specs, mixed.num_train_examples, concluded.posthoc)
     before = fit.evaluations[0] if cfg.eval_before and fit.evaluations else None
-    before_metric = cfg.metric if multitask else "accuracy"
+    before_metric = metric if multitask else "accuracy"
     summary[f"dev_{before_metric}_before_training"] = before.get(before_metric) if before else None
-    summary.update(fit_summary(fit, cfg.metric, trainable, device))
+    summary.update(fit_summary(fit, metric, trainable, device))
     return Fitted(specs, concluded, summary)
 
 

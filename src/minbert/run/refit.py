@@ -13,6 +13,7 @@ from minbert.config import load_config
 from minbert.errors import MinbertError
 from minbert.model.task_model import Model
 from minbert.run.directory import claim_output_dir, close_log, log_to_file, start_run, write_results
+from minbert.run.fitting import selection_metric
 from minbert.run.inputs import partition_unseen, read_run_data
 from minbert.run.posthoc import conclude
 from minbert.run.report import write_run_report
@@ -75,7 +76,7 @@ def refit(source: str | Path, overrides: Sequence[str]) -> RunResult:
         summary |= {k: v for k, v in posthoc.items() if not k.startswith("dev_") or k == "dev_ece_before_calibration"}
         summary["refitted_from"] = str(source)
         write_results(output_dir, results, summary)
-        write_run_report(config, config.train.metric, output_dir, specs, evaluations, results, summary, rejection)
+        write_run_report(config, selection_metric(config), output_dir, specs, evaluations, results, summary, rejection)
         write_card(output_dir)
         return RunResult(output_dir, model, results, summary)
     finally:

@@ -93,7 +93,8 @@ class Trainer:
         self.on_evaluate = (
             on_evaluate  # called with (step, dev metrics) after each evaluation, e.g. to prune a sweep trial
         )
-        self.higher_is_better = config.metric != "loss"
+        self.metric = config.metric or "accuracy"  # the run sets it (run.selection_metric); unset: accuracy
+        self.higher_is_better = self.metric != "loss"
 
     def fit(self) -> FitResult:
         with KeptEmbeddingGradients(self.model, enabled=world()[1] == 1) as self.kept:
@@ -142,7 +143,7 @@ class Trainer:
         rate = 0.0
         for epoch in range(start_epoch, cfg.epochs):
             if self.bad_evaluations_exhausted():  # resumed with a patience its evaluations have already used up
-                log.info("early stop: no dev %s improvement in %d evaluations", cfg.metric, self.bad_evaluations)
+                log.info("early stop: no dev %s improvement in %d evaluations", self.metric, self.bad_evaluations)
                 result.stopped_early = True
                 break
             batches = first_epoch if epoch == start_epoch else self.task.epoch_batches(epoch)
@@ -314,7 +315,7 @@ class Trainer:
         self.eval_seconds += seconds if step > 0 else 0.0
         self.metrics.write(f"{self.stage}dev", step, epoch=epoch, seconds=seconds, **metrics)
         result.evaluations.append({"step": step, "epoch": epoch, **metrics})
-        value = metrics[self.config.metric]
+        value = metrics[self.metric]
         if self.on_evaluate is not None and step > 0:
             self.on_evaluate(step, metrics)
         log.info("dev at step %d (epoch %.2f): %s", step, epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
@@ -328,9 +329,7 @@ class Trainer:
         elif step > 0:
             self.bad_evaluations += 1
             if self.bad_evaluations_exhausted():
-                log.info(
-                    "early stop: no dev %s improvement in %d evaluations", self.config.metric, self.config.patience
-                )
+                log.info("early stop: no dev %s improvement in %d evaluations", self.metric, self.config.patience)
                 result.stopped_early = True
                 return True
         self.model.train()
