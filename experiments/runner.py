@@ -115,7 +115,7 @@ def finished_runs(path: Path = RESULTS) -> set[tuple[str, str, str, str]]:
 def append_rows(rows: Iterable[dict], path: Path = RESULTS) -> None:
     new = not path.is_file()
     with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")  # the file's own line ends
         if new:
             writer.writeheader()
         writer.writerows(rows)
