@@ -6,6 +6,7 @@ Recorded in experiments/results.csv as recipe `setfit_<recipe>` of the run's exp
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import replace
 
@@ -54,3 +55,16 @@ def setfit_beside(run: Run) -> None:
     rows = setfit_rows(run)
     append_rows(rows)
     print(f"    test accuracy {rows[0]['value']} ({rows[0]['wall_s']} s)", flush=True)
+
+
+def versus(minbert: dict[str, tuple[float, float]], setfit: dict[str, tuple[float, float]]) -> str:
+    """minbert against SetFit on the splits both ran ({split: (test accuracy, wall s)}): the accuracy difference in
+    points and the wall-time ratio; met when minbert is at least as accurate in at most half the time (the
+    few-shot issue's bar)."""
+    common = sorted(set(minbert) & set(setfit))
+    if not common:
+        return ""
+    gain = 100 * statistics.mean(minbert[s][0] - setfit[s][0] for s in common)
+    ratio = sum(minbert[s][1] for s in common) / sum(setfit[s][1] for s in common)
+    verdict = "met" if gain >= 0 and ratio <= 0.5 else "missed"
+    return f"{gain:+.2f} pts, {ratio:.2f}x wall ({len(common)} split{'s' if len(common) > 1 else ''}): {verdict}"

@@ -164,3 +164,13 @@ def test_setfit_beside_trains_on_the_runs_own_rows(tmp_path, monkeypatch):
     assert seen["train"] != first
     setfit_beside.setfit_rows(Run("exp", "all", config, 1))
     assert len(seen["train"]) == 18
+
+
+def test_versus_compares_on_the_splits_both_ran():
+    from setfit_beside import versus
+
+    minbert = {"1": (0.50, 60.0), "2": (0.40, 60.0), "3": (0.90, 10.0)}
+    assert versus(minbert, {"1": (0.45, 200.0), "2": (0.40, 100.0)}) == "+2.50 pts, 0.40x wall (2 splits): met"
+    assert versus(minbert, {"1": (0.45, 100.0)}) == "+5.00 pts, 0.60x wall (1 split): missed"  # not half the time
+    assert versus(minbert, {"2": (0.41, 1000.0)}).endswith("missed")  # less accurate
+    assert versus(minbert, {"4": (0.1, 1.0)}) == ""
