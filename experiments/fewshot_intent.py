@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from runner import REPO, Run, checkpoints_in, main, mean_sd, read_rows, write_markdown  # noqa: E402
-from setfit_beside import setfit_beside, versus  # noqa: E402
+from setfit_beside import contender_splits, setfit_beside, versus  # noqa: E402
 
 CONFIG = REPO / "configs" / "fewshot_intent.yaml"
 SPLITS = range(6)  # 0 = the published split, 1-5 = seeded resamples
@@ -50,13 +50,6 @@ def split_overrides(dataset: str, shots: int, split: int) -> list[str]:
 def runs() -> list[Run]:
     order = [(d, k, s) for s in SPLITS for k in (10, 5) for d in DATASETS]  # every cell's published split first
     return [Run(f"fewshot_{d}", f"{d}_{k}shot", CONFIG, s, split_overrides(d, k, s)) for d, k, s in order]
-
-
-def cell(mine: list[dict], recipe: str) -> tuple[dict[str, tuple[float, float]], str]:
-    """A contender's (test accuracy, wall s) per split, and the precision and CPU it ran with."""
-    done = [r for r in mine if r["recipe"] == recipe and (r["split"], r["metric"]) == ("test", "accuracy")]
-    machine = "; ".join(sorted({f"{r['precision']}, {r['cpu']}" for r in done if r.get("cpu")}))
-    return {r["seed"]: (float(r["value"]), float(r["wall_s"])) for r in done}, machine
 
 
 def verdict(test: dict[str, tuple[float, float]], target: float, checkpoint: str) -> str:
@@ -94,9 +87,9 @@ def render() -> Path:
             )
             for checkpoint in checkpoints_in(rows) or ["all-MiniLM-L6-v2"]:
                 mine = [r for r in rows if r["checkpoint"] == checkpoint]
-                setfit, _ = cell(mine, f"setfit_{recipe}")
+                setfit, _ = contender_splits(mine, f"setfit_{recipe}")
                 for contender, label in ((recipe, "minbert"), (f"setfit_{recipe}", "SetFit")):
-                    test, machine = cell(mine, contender)
+                    test, machine = contender_splits(mine, contender)
                     if label == "SetFit" and not test:
                         continue
                     split0 = f"{100 * test['0'][0]:.2f}" if "0" in test else "not run yet"

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from runner import REPO, Run, checkpoints_in, main, mean_sd, read_rows, write_markdown  # noqa: E402
-from setfit_beside import setfit_beside, versus  # noqa: E402
+from setfit_beside import contender_splits, setfit_beside, versus  # noqa: E402
 
 EXPERIMENT = "fewshot_sst5"
 CONFIG = REPO / "configs" / "fewshot_sst5.yaml"
@@ -54,18 +54,8 @@ def render() -> Path:
     ]
     for recipe, n in SHOTS.items():
         for checkpoint in checkpoints_in(rows) or ["all-MiniLM-L6-v2"]:
-            found = {}
-            for contender in (recipe, f"setfit_{recipe}"):
-                done = [
-                    r
-                    for r in rows
-                    if (r["recipe"], r["checkpoint"], r["split"], r["metric"])
-                    == (contender, checkpoint, "test", "accuracy")
-                ]
-                found[contender] = (
-                    {r["seed"]: (float(r["value"]), float(r["wall_s"])) for r in done},
-                    "; ".join(sorted({f"{r['precision']}, {r['cpu']}" for r in done if r.get("cpu")})),
-                )
+            mine = [r for r in rows if r["checkpoint"] == checkpoint]
+            found = {contender: contender_splits(mine, contender) for contender in (recipe, f"setfit_{recipe}")}
             for contender, name in ((recipe, "minbert"), (f"setfit_{recipe}", "SetFit")):
                 splits, machine = found[contender]
                 accuracy = [value for value, _ in splits.values()]

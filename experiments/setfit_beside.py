@@ -57,6 +57,14 @@ def setfit_beside(run: Run) -> None:
     print(f"    test accuracy {rows[0]['value']} ({rows[0]['wall_s']} s)", flush=True)
 
 
+def contender_splits(rows: list[dict], recipe: str) -> tuple[dict[str, tuple[float, float]], str]:
+    """A contender's {split: (test accuracy, wall s)} among results.csv `rows` of one checkpoint, and the precision
+    and CPU it ran with: what `versus` and the few-shot tables read."""
+    done = [r for r in rows if r["recipe"] == recipe and (r["split"], r["metric"]) == ("test", "accuracy")]
+    machine = "; ".join(sorted({f"{r['precision']}, {r['cpu']}" for r in done if r.get("cpu")}))
+    return {r["seed"]: (float(r["value"]), float(r["wall_s"])) for r in done}, machine
+
+
 def versus(minbert: dict[str, tuple[float, float]], setfit: dict[str, tuple[float, float]]) -> str:
     """minbert against SetFit on the splits both ran ({split: (test accuracy, wall s)}): the accuracy difference in
     points and the wall-time ratio; met when minbert is at least as accurate in at most half the time (the
