@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from runner import REPO, Run, checkpoints_in, main, mean_sd, read_rows, write_markdown  # noqa: E402
-from setfit_beside import contender_splits, setfit_beside, versus  # noqa: E402
+from setfit_beside import contender_splits, protocol_walls, setfit_beside, versus  # noqa: E402
 
 CONFIG = REPO / "configs" / "fewshot_intent.yaml"
 SPLITS = range(6)  # 0 = the published split, 1-5 = seeded resamples
@@ -76,6 +76,7 @@ def render() -> Path:
         "| target (MPNet) | met? | against SetFit, same splits | wall per run | precision, CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    cells: dict[tuple[str, str], list[dict[str, tuple[float, float]]]] = {}
     for dataset, name in DATASETS.items():
         for shots in (5, 10):
             recipe = f"{dataset}_{shots}shot"
@@ -90,6 +91,7 @@ def render() -> Path:
                 setfit, _ = contender_splits(mine, f"setfit_{recipe}")
                 for contender, label in ((recipe, "minbert"), (f"setfit_{recipe}", "SetFit")):
                     test, machine = contender_splits(mine, contender)
+                    cells.setdefault((label, checkpoint), []).append(test)
                     if label == "SetFit" and not test:
                         continue
                     split0 = f"{100 * test['0'][0]:.2f}" if "0" in test else "not run yet"
@@ -102,6 +104,7 @@ def render() -> Path:
                         f"{mean_sd([value for value, _ in test.values()])} | {split0} | {references} | {target:.1f} | "
                         f"{met} | {against} | {wall} | {machine} |"
                     )
+    lines += protocol_walls(cells, len(SPLITS), f"{len(SPLITS)} runs in each of the 4 cells")
     lines += [
         "",
         "Machine-readable rows: `experiments/results.csv` (experiments `fewshot_hwu64`, `fewshot_clinc150_fewshot`).",

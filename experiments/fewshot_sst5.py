@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from runner import REPO, Run, checkpoints_in, main, mean_sd, read_rows, write_markdown  # noqa: E402
-from setfit_beside import contender_splits, setfit_beside, versus  # noqa: E402
+from setfit_beside import contender_splits, protocol_walls, setfit_beside, versus  # noqa: E402
 
 EXPERIMENT = "fewshot_sst5"
 CONFIG = REPO / "configs" / "fewshot_sst5.yaml"
@@ -52,12 +52,14 @@ def render() -> Path:
         "| RoBERTa-large FT | target met? | against SetFit, same splits | precision, CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    cells: dict[tuple[str, str], list[dict[str, tuple[float, float]]]] = {}
     for recipe, n in SHOTS.items():
         for checkpoint in checkpoints_in(rows) or ["all-MiniLM-L6-v2"]:
             mine = [r for r in rows if r["checkpoint"] == checkpoint]
             found = {contender: contender_splits(mine, contender) for contender in (recipe, f"setfit_{recipe}")}
             for contender, name in ((recipe, "minbert"), (f"setfit_{recipe}", "SetFit")):
                 splits, machine = found[contender]
+                cells.setdefault((name, checkpoint), []).append(splits)
                 accuracy = [value for value, _ in splits.values()]
                 walls = [wall for _, wall in splits.values()]
                 target = PUBLISHED[recipe][0]
@@ -71,6 +73,7 @@ def render() -> Path:
                     f"{f'{statistics.mean(walls) / 60:.1f} min' if walls else ''} | {target} | {PUBLISHED[recipe][1]} | "
                     f"{met} | {against} | {machine} |"
                 )
+    lines += protocol_walls(cells, len(SPLITS), f"{len(SPLITS)} splits at each N")
     lines += [
         "",
         "Tried on dev (split 1 of N = 8) and not adopted:",

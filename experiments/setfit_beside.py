@@ -76,3 +76,31 @@ def versus(minbert: dict[str, tuple[float, float]], setfit: dict[str, tuple[floa
     ratio = sum(minbert[s][1] for s in common) / sum(setfit[s][1] for s in common)
     verdict = "met" if gain >= 0 and ratio <= 0.5 else "missed"
     return f"{gain:+.2f} pts, {ratio:.2f}x wall ({len(common)} split{'s' if len(common) > 1 else ''}): {verdict}"
+
+
+def protocol_wall(cells: list[dict[str, tuple[float, float]]], splits: int) -> str:
+    """A contender's wall time for a whole few-shot protocol (`cells`, each {split: (test accuracy, wall s)}, with
+    `splits` runs each): measured over the runs done, and projected to every run from each cell's mean run, so a
+    reader sees what the full protocol costs on this CPU before launching it."""
+    ran = [cell for cell in cells if cell]
+    if not ran:
+        return "no run yet"
+    done = sum(wall for cell in ran for _, wall in cell.values())
+    projected = sum(splits * statistics.mean(wall for _, wall in cell.values()) for cell in ran)
+    text = (
+        f"{done / 3600:.1f} h measured over {sum(map(len, ran))} of {splits * len(cells)} runs; "
+        f"all of them: {projected / 3600:.1f} h"
+    )
+    if len(ran) < len(cells):
+        text += f" for the cells with a run ({len(cells) - len(ran)} of {len(cells)} cells not run yet)"
+    return text
+
+
+def protocol_walls(
+    cells: dict[tuple[str, str], list[dict[str, tuple[float, float]]]], splits: int, shape: str
+) -> list[str]:
+    """The few-shot tables' closing lines: `protocol_wall` for each (contender, checkpoint) in `cells`."""
+    lines = ["", f"Wall time of the whole protocol ({shape}) on this CPU, one thread per run:"]
+    return lines + [
+        f"- {label}, {checkpoint}: {protocol_wall(done, splits)}" for (label, checkpoint), done in cells.items()
+    ]

@@ -174,3 +174,13 @@ def test_versus_compares_on_the_splits_both_ran():
     assert versus(minbert, {"1": (0.45, 100.0)}) == "+5.00 pts, 0.60x wall (1 split): missed"  # not half the time
     assert versus(minbert, {"2": (0.41, 1000.0)}).endswith("missed")  # less accurate
     assert versus(minbert, {"4": (0.1, 1.0)}) == ""
+
+
+def test_protocol_wall_projects_each_cell_to_every_split():
+    from setfit_beside import protocol_wall
+
+    cells = [{"0": (0.8, 1800.0), "1": (0.8, 3600.0)}, {"0": (0.9, 360.0)}]
+    # measured 1.6 h; projected 6 x 0.75 h + 6 x 0.1 h = 5.1 h
+    assert protocol_wall(cells, 6) == "1.6 h measured over 3 of 12 runs; all of them: 5.1 h"
+    assert protocol_wall([*cells, {}], 6).endswith("for the cells with a run (1 of 3 cells not run yet)")
+    assert protocol_wall([{}, {}], 6) == "no run yet"
