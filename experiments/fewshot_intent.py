@@ -16,14 +16,13 @@ Resumable through experiments/results.csv (runner.py).
 
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from runner import REPO, Run, checkpoints_in, main, mean_sd, read_rows, write_markdown  # noqa: E402
-from setfit_beside import contender_splits, protocol_walls, setfit_beside, versus  # noqa: E402
+from setfit_beside import contenders, protocol_walls, setfit_beside  # noqa: E402
 
 CONFIG = REPO / "configs" / "fewshot_intent.yaml"
 SPLITS = range(6)  # 0 = the published split, 1-5 = seeded resamples
@@ -87,22 +86,16 @@ def render() -> Path:
                 f"{published[method][column]:.2f}" for method in ("ICDA", "CPFT", "RoBERTa + classifier")
             )
             for checkpoint in checkpoints_in(rows) or ["all-MiniLM-L6-v2"]:
-                mine = [r for r in rows if r["checkpoint"] == checkpoint]
-                setfit, _ = contender_splits(mine, f"setfit_{recipe}")
-                for contender, label in ((recipe, "minbert"), (f"setfit_{recipe}", "SetFit")):
-                    test, machine = contender_splits(mine, contender)
-                    cells.setdefault((label, checkpoint), []).append(test)
-                    if label == "SetFit" and not test:
+                for c in contenders([r for r in rows if r["checkpoint"] == checkpoint], recipe):
+                    cells.setdefault((c.label, checkpoint), []).append(c.splits)
+                    if c.label == "SetFit" and not c.splits:
                         continue
-                    split0 = f"{100 * test['0'][0]:.2f}" if "0" in test else "not run yet"
-                    walls = [wall for _, wall in test.values()]
-                    wall = f"{statistics.mean(walls) / 60:.1f} min" if walls else ""
-                    met = verdict(test, target, checkpoint) if label == "minbert" else ""
-                    against = versus(test, setfit) if label == "minbert" else ""
+                    split0 = f"{100 * c.splits['0'][0]:.2f}" if "0" in c.splits else "not run yet"
+                    met = verdict(c.splits, target, checkpoint) if c.label == "minbert" else ""
                     lines.append(
-                        f"| {name} | {shots} | {checkpoint} | {label} | {len(test)}/{len(SPLITS)} | "
-                        f"{mean_sd([value for value, _ in test.values()])} | {split0} | {references} | {target:.1f} | "
-                        f"{met} | {against} | {wall} | {machine} |"
+                        f"| {name} | {shots} | {checkpoint} | {c.label} | {len(c.splits)}/{len(SPLITS)} | "
+                        f"{mean_sd(c.accuracy)} | {split0} | {references} | {target:.1f} | "
+                        f"{met} | {c.against} | {c.wall_text} | {c.machine} |"
                     )
     lines += protocol_walls(cells, len(SPLITS), f"{len(SPLITS)} runs in each of the 4 cells")
     lines += [

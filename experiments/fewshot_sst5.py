@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from runner import REPO, Run, checkpoints_in, main, mean_sd, read_rows, write_markdown  # noqa: E402
-from setfit_beside import contender_splits, protocol_walls, setfit_beside, versus  # noqa: E402
+from setfit_beside import contenders, protocol_walls, setfit_beside  # noqa: E402
 
 EXPERIMENT = "fewshot_sst5"
 CONFIG = REPO / "configs" / "fewshot_sst5.yaml"
@@ -55,23 +55,16 @@ def render() -> Path:
     cells: dict[tuple[str, str], list[dict[str, tuple[float, float]]]] = {}
     for recipe, n in SHOTS.items():
         for checkpoint in checkpoints_in(rows) or ["all-MiniLM-L6-v2"]:
-            mine = [r for r in rows if r["checkpoint"] == checkpoint]
-            found = {contender: contender_splits(mine, contender) for contender in (recipe, f"setfit_{recipe}")}
-            for contender, name in ((recipe, "minbert"), (f"setfit_{recipe}", "SetFit")):
-                splits, machine = found[contender]
-                cells.setdefault((name, checkpoint), []).append(splits)
-                accuracy = [value for value, _ in splits.values()]
-                walls = [wall for _, wall in splits.values()]
+            for c in contenders([r for r in rows if r["checkpoint"] == checkpoint], recipe):
+                cells.setdefault((c.label, checkpoint), []).append(c.splits)
                 target = PUBLISHED[recipe][0]
                 met = ""
-                if name == "minbert" and checkpoint == "all-mpnet-base-v2" and accuracy:
-                    gap = 100 * statistics.mean(accuracy) - target
+                if c.label == "minbert" and checkpoint == "all-mpnet-base-v2" and c.accuracy:
+                    gap = 100 * statistics.mean(c.accuracy) - target
                     met = "met" if gap >= 0 else f"missed by {-gap:.2f}"
-                against = versus(splits, found[f"setfit_{recipe}"][0]) if name == "minbert" else ""
                 lines.append(
-                    f"| {n} | {checkpoint} | {name} | {len(splits)}/{len(SPLITS)} | {mean_sd(accuracy)} | "
-                    f"{f'{statistics.mean(walls) / 60:.1f} min' if walls else ''} | {target} | {PUBLISHED[recipe][1]} | "
-                    f"{met} | {against} | {machine} |"
+                    f"| {n} | {checkpoint} | {c.label} | {len(c.splits)}/{len(SPLITS)} | {mean_sd(c.accuracy)} | "
+                    f"{c.wall_text} | {target} | {PUBLISHED[recipe][1]} | {met} | {c.against} | {c.machine} |"
                 )
     lines += protocol_walls(cells, len(SPLITS), f"{len(SPLITS)} splits at each N")
     lines += [

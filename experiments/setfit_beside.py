@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from runner import Run, append_rows, finished_runs, rehome
 from setfit_contender import run_setfit
@@ -76,6 +76,32 @@ def versus(minbert: dict[str, tuple[float, float]], setfit: dict[str, tuple[floa
     ratio = sum(minbert[s][1] for s in common) / sum(setfit[s][1] for s in common)
     verdict = "met" if gain >= 0 and ratio <= 0.5 else "missed"
     return f"{gain:+.2f} pts, {ratio:.2f}x wall ({len(common)} split{'s' if len(common) > 1 else ''}): {verdict}"
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One contender's row of a few-shot table: its splits, the machine they ran on, and (minbert) its standing
+    against SetFit on the splits both ran."""
+
+    label: str
+    splits: dict[str, tuple[float, float]]
+    machine: str
+    against: str
+
+    @property
+    def accuracy(self) -> list[float]:
+        return [value for value, _ in self.splits.values()]
+
+    @property
+    def wall_text(self) -> str:
+        walls = [wall for _, wall in self.splits.values()]
+        return f"{statistics.mean(walls) / 60:.1f} min" if walls else ""
+
+
+def contenders(rows: list[dict], recipe: str) -> list[Contender]:
+    """minbert's and SetFit's rows of a few-shot cell, from results.csv `rows` of one checkpoint."""
+    (mine, machine), (setfit, setfit_machine) = (contender_splits(rows, r) for r in (recipe, f"setfit_{recipe}"))
+    return [Contender("minbert", mine, machine, versus(mine, setfit)), Contender("SetFit", setfit, setfit_machine, "")]
 
 
 def protocol_wall(cells: list[dict[str, tuple[float, float]]], splits: int) -> str:
