@@ -95,3 +95,38 @@ def test_small_data_gets_advice_in_the_log_and_enough_steps_do_not(caplog):
     with caplog.at_level("WARNING", logger="minbert"):
         advise_small_data([spec], data, epochs=15, batch=32, patience=3)
     assert caplog.text == ""
+    with_dev = {"main": TaskData(rows, rows[:64], None, rows)}
+    with caplog.at_level("WARNING", logger="minbert"):  # early stopping on dev: judged after the fit instead
+        advise_small_data([spec], with_dev, epochs=3, batch=32, patience=3)
+    assert caplog.text == ""
+
+
+def test_a_small_data_run_still_improving_when_its_epochs_ran_out_is_called_underfit(caplog):
+    from minbert.data.prepare import TaskData
+    from minbert.model.heads import HeadSpec
+    from minbert.run.fitting import advise_after_fit
+    from minbert.training.trainer import FitResult
+
+    rows = [Example(f"text {i}", f"intent{i % 64}", "train_10.csv", i) for i in range(640)]
+    data = {"main": TaskData(rows, rows[:64], None, rows)}
+    spec = HeadSpec("main", labels=sorted({str(e.label) for e in rows}))
+    still_rising = FitResult(
+        0.6, best_step=60, best_epoch=3.0, steps=60, stopped_early=False, train_seconds=1.0, examples_seen=1920
+    )
+    with caplog.at_level("WARNING", logger="minbert"):
+        advise_after_fit([spec], data, still_rising, "accuracy", epochs=3)
+    assert "dev accuracy still improved at the last evaluation (epoch 3 of 3)" in caplog.text
+    assert "--train.epochs 6 with early stopping on dev (--train.patience 3)" in caplog.text
+    peaked = FitResult(
+        0.6, best_step=40, best_epoch=2.0, steps=60, stopped_early=False, train_seconds=1.0, examples_seen=1920
+    )
+    stopped = FitResult(
+        0.6, best_step=60, best_epoch=3.0, steps=60, stopped_early=True, train_seconds=1.0, examples_seen=1920
+    )
+    large = {"main": TaskData(rows * 3, rows[:64], None, rows * 3)}
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="minbert"):
+        advise_after_fit([spec], data, peaked, "accuracy", epochs=3)
+        advise_after_fit([spec], data, stopped, "accuracy", epochs=3)
+        advise_after_fit([spec], large, still_rising, "accuracy", epochs=3)
+    assert caplog.text == ""

@@ -174,6 +174,7 @@ def fit_run(
     advise_small_data(specs, data, cfg.epochs, cfg.batch_size * cfg.grad_accum, cfg.patience)
     if trainable:
         fit = Trainer(model, mixed, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate).fit()
+        advise_after_fit(specs, data, fit, metric, cfg.epochs)
     else:
         log.warning(
             "train.freeze %s: nothing is trainable, so nothing trains; the results are the untrained model's",
@@ -197,34 +198,68 @@ SMALL_DATA_PER_CLASS = 20
 ENOUGH_STEPS = 300
 
 
+def few_per_class(spec: HeadSpec, data: dict[str, TaskData]) -> tuple[int, int] | None:
+    """(rows, median examples per class) of a single-label classifier trained on small data, else None."""
+    if spec.kind != "classification" or spec.multilabel:
+        return None
+    rows = data[spec.name].train
+    counts = sorted(Counter(str(e.label) for e in rows).values())
+    per_class = counts[len(counts) // 2] if counts else 0
+    return (len(rows), per_class) if per_class < SMALL_DATA_PER_CLASS else None
+
+
 def advise_small_data(
     specs: list[HeadSpec], data: dict[str, TaskData], epochs: int, batch: int, patience: int | None
 ) -> None:
-    """Say in the log what to change when a classifier has few examples per class and the recipe gives it few
-    optimizer steps (10 per class for 3 epochs at batch 32 is a few dozen steps: the model underfits)."""
+    """Say in the log, before training, what to change when a classifier has few examples per class and a
+    fixed-length recipe gives it few optimizer steps (10 per class for 3 epochs at batch 32 is a few dozen steps:
+    the model underfits). With early stopping on, `advise_after_fit` judges from the dev curve instead: a fast
+    learning rate can fit small data in fewer steps than this rule of thumb assumes."""
     for spec in specs:
-        if spec.kind != "classification" or spec.multilabel:
+        small = few_per_class(spec, data)
+        if small is None or (patience and data[spec.name].dev):
             continue
-        rows = data[spec.name].train
-        counts = sorted(Counter(str(e.label) for e in rows).values())
-        per_class = counts[len(counts) // 2] if counts else 0
-        steps = epochs * math.ceil(len(rows) / batch)
-        if per_class >= SMALL_DATA_PER_CLASS or steps >= ENOUGH_STEPS:
+        rows, per_class = small
+        steps = epochs * math.ceil(rows / batch)
+        if steps >= ENOUGH_STEPS:
             continue
-        wanted = min(100, math.ceil(ENOUGH_STEPS / max(1, math.ceil(len(rows) / batch))))
-        stop = "" if patience else " with early stopping on dev (--train.patience 3)"
+        wanted = min(100, math.ceil(ENOUGH_STEPS / max(1, math.ceil(rows / batch))))
         log.warning(
             "task %s: small data (%d rows, about %d per class) and %d epochs give only %d optimizer steps, so the "
-            "model will likely underfit; train longer: --train.epochs %d%s (Python: epochs=%d)",
+            "model will likely underfit; train longer: --train.epochs %d with early stopping on dev "
+            "(--train.patience 3) (Python: epochs=%d, patience=3)",
             spec.name,
-            len(rows),
+            rows,
             per_class,
             epochs,
             steps,
             wanted,
-            stop,
             wanted,
         )
+
+
+def advise_after_fit(
+    specs: list[HeadSpec], data: dict[str, TaskData], fit: FitResult, metric: str, epochs: int
+) -> None:
+    """Say in the log when a small-data classifier was still improving on dev when its epochs ran out: the
+    observed sign of underfitting, which the step-count rule before training can only guess at."""
+    if fit.best_metric is None or fit.stopped_early or fit.best_step < fit.steps:
+        return
+    for spec in specs:
+        small = few_per_class(spec, data)
+        if small is not None:
+            log.warning(
+                "task %s: small data (%d rows, about %d per class) and dev %s still improved at the last "
+                "evaluation (epoch %d of %d), so the model likely underfit; train longer: --train.epochs %d "
+                "with early stopping on dev (--train.patience 3) (Python: epochs=%d, patience=3)",
+                spec.name,
+                *small,
+                metric,
+                epochs,
+                epochs,
+                2 * epochs,
+                2 * epochs,
+            )
 
 
 def run_summary(
