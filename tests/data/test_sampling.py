@@ -114,9 +114,9 @@ def test_a_small_data_run_still_improving_when_its_epochs_ran_out_is_called_unde
         0.6, best_step=60, best_epoch=3.0, steps=60, stopped_early=False, train_seconds=1.0, examples_seen=1920
     )
     with caplog.at_level("WARNING", logger="minbert"):
-        advise_after_fit([spec], data, still_rising, "accuracy", epochs=3)
+        advise_after_fit([spec], data, still_rising, "accuracy", epochs=3, batch=32)
     assert "dev accuracy still improved at the last evaluation (epoch 3 of 3)" in caplog.text
-    assert "--train.epochs 6 with early stopping on dev (--train.patience 3)" in caplog.text
+    assert "--train.epochs 15 with early stopping on dev (--train.patience 3)" in caplog.text
     peaked = FitResult(
         0.6, best_step=40, best_epoch=2.0, steps=60, stopped_early=False, train_seconds=1.0, examples_seen=1920
     )
@@ -126,7 +126,7 @@ def test_a_small_data_run_still_improving_when_its_epochs_ran_out_is_called_unde
     large = {"main": TaskData(rows * 3, rows[:64], None, rows * 3)}
     caplog.clear()
     with caplog.at_level("WARNING", logger="minbert"):
-        advise_after_fit([spec], data, peaked, "accuracy", epochs=3)
-        advise_after_fit([spec], data, stopped, "accuracy", epochs=3)
-        advise_after_fit([spec], large, still_rising, "accuracy", epochs=3)
+        advise_after_fit([spec], data, peaked, "accuracy", epochs=3, batch=32)
+        advise_after_fit([spec], data, stopped, "accuracy", epochs=3, batch=32)
+        advise_after_fit([spec], large, still_rising, "accuracy", epochs=3, batch=32)
     assert caplog.text == ""

@@ -174,7 +174,7 @@ def fit_run(
     advise_small_data(specs, data, cfg.epochs, cfg.batch_size * cfg.grad_accum, cfg.patience)
     if trainable:
         fit = Trainer(model, mixed, cfg, metrics_log, device, checkpoint_dir=checkpoints, on_evaluate=on_evaluate).fit()
-        advise_after_fit(specs, data, fit, metric, cfg.epochs)
+        advise_after_fit(specs, data, fit, metric, cfg.epochs, cfg.batch_size * cfg.grad_accum)
     else:
         log.warning(
             "train.freeze %s: nothing is trainable, so nothing trains; the results are the untrained model's",
@@ -208,6 +208,11 @@ def few_per_class(spec: HeadSpec, data: dict[str, TaskData]) -> tuple[int, int] 
     return (len(rows), per_class) if per_class < SMALL_DATA_PER_CLASS else None
 
 
+def epochs_for_enough_steps(rows: int, batch: int) -> int:
+    """The epochs that give `rows` examples at `batch` about ENOUGH_STEPS optimizer steps (at most 100)."""
+    return min(100, math.ceil(ENOUGH_STEPS / max(1, math.ceil(rows / batch))))
+
+
 def advise_small_data(
     specs: list[HeadSpec], data: dict[str, TaskData], epochs: int, batch: int, patience: int | None
 ) -> None:
@@ -223,7 +228,7 @@ def advise_small_data(
         steps = epochs * math.ceil(rows / batch)
         if steps >= ENOUGH_STEPS:
             continue
-        wanted = min(100, math.ceil(ENOUGH_STEPS / max(1, math.ceil(rows / batch))))
+        wanted = epochs_for_enough_steps(rows, batch)
         log.warning(
             "task %s: small data (%d rows, about %d per class) and %d epochs give only %d optimizer steps, so the "
             "model will likely underfit; train longer: --train.epochs %d with early stopping on dev "
@@ -239,7 +244,7 @@ def advise_small_data(
 
 
 def advise_after_fit(
-    specs: list[HeadSpec], data: dict[str, TaskData], fit: FitResult, metric: str, epochs: int
+    specs: list[HeadSpec], data: dict[str, TaskData], fit: FitResult, metric: str, epochs: int, batch: int
 ) -> None:
     """Say in the log when a small-data classifier was still improving on dev when its epochs ran out: the
     observed sign of underfitting, which the step-count rule before training can only guess at."""
@@ -248,6 +253,7 @@ def advise_after_fit(
     for spec in specs:
         small = few_per_class(spec, data)
         if small is not None:
+            wanted = max(2 * epochs, epochs_for_enough_steps(small[0], batch))
             log.warning(
                 "task %s: small data (%d rows, about %d per class) and dev %s still improved at the last "
                 "evaluation (epoch %d of %d), so the model likely underfit; train longer: --train.epochs %d "
@@ -257,8 +263,8 @@ def advise_after_fit(
                 metric,
                 epochs,
                 epochs,
-                2 * epochs,
-                2 * epochs,
+                wanted,
+                wanted,
             )
 
 
