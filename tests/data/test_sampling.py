@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from minbert import MinbertError
+from minbert.data.prepare import TaskData
 from minbert.data.readers import Example, read_examples
 from minbert.data.sampling import few_shot_sample, inject_label_noise, label_distribution, stratified_counts
+from minbert.model.heads import HeadSpec
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +81,17 @@ def test_per_class_sampling_through_the_config(tmp_path):
         load_config(None, ["--data.train", str(path), "--data.shots_per_class", "5", "--data.few_shot", "9"])
 
 
+def ten_per_intent() -> tuple[list[Example], HeadSpec]:
+    """640 training rows, 10 for each of 64 intents, and the classifier head they train."""
+    rows = [Example(f"text {i}", f"intent{i % 64}", "train_10.csv", i) for i in range(640)]
+    return rows, HeadSpec("main", labels=sorted({str(e.label) for e in rows}))
+
+
 def test_small_data_gets_advice_in_the_log_and_enough_steps_do_not(caplog):
-    from minbert.data.prepare import TaskData
-    from minbert.model.heads import HeadSpec
     from minbert.run.fitting import advise_small_data
 
-    rows = [Example(f"text {i}", f"intent{i % 64}", "train_10.csv", i) for i in range(640)]
+    rows, spec = ten_per_intent()
     data = {"main": TaskData(rows, None, None, rows)}
-    spec = HeadSpec("main", labels=sorted({str(e.label) for e in rows}))
     with caplog.at_level("WARNING", logger="minbert"):
         advise_small_data([spec], data, epochs=3, batch=32, patience=None)
     assert "small data (640 rows, about 10 per class) and 3 epochs give only 60 optimizer steps" in caplog.text
@@ -102,14 +107,11 @@ def test_small_data_gets_advice_in_the_log_and_enough_steps_do_not(caplog):
 
 
 def test_a_small_data_run_still_improving_when_its_epochs_ran_out_is_called_underfit(caplog):
-    from minbert.data.prepare import TaskData
-    from minbert.model.heads import HeadSpec
     from minbert.run.fitting import advise_after_fit
     from minbert.training.trainer import FitResult
 
-    rows = [Example(f"text {i}", f"intent{i % 64}", "train_10.csv", i) for i in range(640)]
+    rows, spec = ten_per_intent()
     data = {"main": TaskData(rows, rows[:64], None, rows)}
-    spec = HeadSpec("main", labels=sorted({str(e.label) for e in rows}))
     still_rising = FitResult(
         0.6, best_step=60, best_epoch=3.0, steps=60, stopped_early=False, train_seconds=1.0, examples_seen=1920
     )

@@ -213,6 +213,14 @@ def epochs_for_enough_steps(rows: int, batch: int) -> int:
     return min(100, math.ceil(ENOUGH_STEPS / max(1, math.ceil(rows / batch))))
 
 
+def longer(epochs: int) -> str:
+    """The remedy both small-data warnings name, for the command line and the Python API."""
+    return (
+        f"train longer: --train.epochs {epochs} with early stopping on dev (--train.patience 3) "
+        f"(Python: epochs={epochs}, patience=3)"
+    )
+
+
 def advise_small_data(
     specs: list[HeadSpec], data: dict[str, TaskData], epochs: int, batch: int, patience: int | None
 ) -> None:
@@ -228,18 +236,15 @@ def advise_small_data(
         steps = epochs * math.ceil(rows / batch)
         if steps >= ENOUGH_STEPS:
             continue
-        wanted = epochs_for_enough_steps(rows, batch)
         log.warning(
             "task %s: small data (%d rows, about %d per class) and %d epochs give only %d optimizer steps, so the "
-            "model will likely underfit; train longer: --train.epochs %d with early stopping on dev "
-            "(--train.patience 3) (Python: epochs=%d, patience=3)",
+            "model will likely underfit; %s",
             spec.name,
             rows,
             per_class,
             epochs,
             steps,
-            wanted,
-            wanted,
+            longer(epochs_for_enough_steps(rows, batch)),
         )
 
 
@@ -253,18 +258,15 @@ def advise_after_fit(
     for spec in specs:
         small = few_per_class(spec, data)
         if small is not None:
-            wanted = max(2 * epochs, epochs_for_enough_steps(small[0], batch))
             log.warning(
                 "task %s: small data (%d rows, about %d per class) and dev %s still improved at the last "
-                "evaluation (epoch %d of %d), so the model likely underfit; train longer: --train.epochs %d "
-                "with early stopping on dev (--train.patience 3) (Python: epochs=%d, patience=3)",
+                "evaluation (epoch %d of %d), so the model likely underfit; %s",
                 spec.name,
                 *small,
                 metric,
                 epochs,
                 epochs,
-                wanted,
-                wanted,
+                longer(max(2 * epochs, epochs_for_enough_steps(small[0], batch))),
             )
 
 
