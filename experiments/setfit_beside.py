@@ -98,10 +98,18 @@ class Contender:
         return f"{statistics.mean(walls) / 60:.1f} min" if walls else ""
 
 
-def contenders(rows: list[dict], recipe: str) -> list[Contender]:
-    """minbert's and SetFit's rows of a few-shot cell, from results.csv `rows` of one checkpoint."""
-    (mine, machine), (setfit, setfit_machine) = (contender_splits(rows, r) for r in (recipe, f"setfit_{recipe}"))
-    return [Contender("minbert", mine, machine, versus(mine, setfit)), Contender("SetFit", setfit, setfit_machine, "")]
+def contenders(rows: list[dict], recipe: str, variants: dict[str, str] | None = None) -> list[Contender]:
+    """minbert's and SetFit's rows of a few-shot cell, from results.csv `rows` of one checkpoint: minbert's `recipe`,
+    then each of its other recipes on the same rows (`variants`, label -> recipe) that has run, then SetFit."""
+    setfit, setfit_machine = contender_splits(rows, f"setfit_{recipe}")
+    mine = [
+        Contender(label, *contender_splits(rows, r), "")
+        for label, r in [("minbert", recipe), *(variants or {}).items()]
+    ]
+    return [
+        *(replace(c, against=versus(c.splits, setfit)) for c in mine if c.splits or c.label == "minbert"),
+        Contender("SetFit", setfit, setfit_machine, ""),
+    ]
 
 
 def protocol_wall(cells: list[dict[str, tuple[float, float]]], splits: int) -> str:

@@ -50,6 +50,16 @@ def test_unknown_field_in_file_and_bad_value(tmp_path):
     with pytest.raises(MinbertError, match=r"contrastive: .*views applies to objective supcon only"):
         load_config(None, ["--contrastive.objective", "simcse", "--contrastive.views", "2"])
     assert load_config(None, ["--contrastive.objective", "supcon", "--contrastive.views", "2"]).contrastive.views == 2
+    with pytest.raises(MinbertError, match=r"pair_iterations applies to objective pairs only"):
+        load_config(None, ["--contrastive.objective", "supcon", "--contrastive.pair_iterations", "5"])
+    with pytest.raises(MinbertError, match=r"objective pairs regresses cosines and has none"):
+        load_config(None, ["--contrastive.objective", "pairs", "--contrastive.temperature", "0.1"])
+    assert (
+        load_config(
+            None, ["--contrastive.objective", "pairs", "--contrastive.pair_iterations", "5"]
+        ).contrastive.pair_iterations
+        == 5
+    )
 
 
 def test_missing_and_invalid_files(tmp_path):

@@ -2,7 +2,8 @@
 a run keeps its key (so it resumes) and gives training overrides to the run a refit refits; a run retrained
 because its model is gone keeps the retrain's rows apart from the rows on record; a finished run missing from
 results.csv is recorded from its directory, and one of another config is refused; a script's `before` hook
-prepares only the selected runs still to do; SetFit beside a run gets exactly the run's training and test rows."""
+prepares only the selected runs still to do; SetFit beside a run gets exactly the run's training and test rows,
+and each of minbert's recipes in a few-shot cell is judged against SetFit on the same splits."""
 
 from __future__ import annotations
 
@@ -174,6 +175,22 @@ def test_versus_compares_on_the_splits_both_ran():
     assert versus(minbert, {"1": (0.45, 100.0)}) == "+5.00 pts, 0.60x wall (1 split): missed"  # not half the time
     assert versus(minbert, {"2": (0.41, 1000.0)}).endswith("missed")  # less accurate
     assert versus(minbert, {"4": (0.1, 1.0)}) == ""
+
+
+def test_a_second_minbert_recipe_is_judged_against_the_same_setfit_splits():
+    from setfit_beside import contenders
+
+    def row(recipe: str, seed: str, value: float, wall: float) -> dict:
+        return {"recipe": recipe, "seed": seed, "split": "test", "metric": "accuracy", "value": str(value),
+                "wall_s": str(wall), "precision": "fp32", "cpu": "cpu"}  # fmt: skip
+
+    rows = [row("n8", "1", 0.30, 150.0), row("n8_pairs", "1", 0.36, 90.0), row("setfit_n8", "1", 0.35, 200.0)]
+    labels = {c.label: c.against for c in contenders(rows, "n8", {"pairs": "n8_pairs", "unrun": "n8_other"})}
+    assert labels == {
+        "minbert": "-5.00 pts, 0.75x wall (1 split): missed",
+        "pairs": "+1.00 pts, 0.45x wall (1 split): met",
+        "SetFit": "",
+    }  # a recipe with no run yet gets no row
 
 
 def test_protocol_wall_projects_each_cell_to_every_split():

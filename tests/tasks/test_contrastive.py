@@ -25,7 +25,7 @@ def few_examples(data_dir):
     return examples[:2000:50]  # 40 sentences, several intents repeated
 
 
-@pytest.mark.parametrize("objective", ["simcse", "supcon"])
+@pytest.mark.parametrize("objective", ["simcse", "supcon", "pairs"])
 def test_contrastive_loss_reaches_the_encoder(few_examples, objective):
     labels = LabelVocab.from_examples(few_examples)
     model = classifier(labels.labels)
@@ -39,6 +39,35 @@ def test_contrastive_loss_reaches_the_encoder(few_examples, objective):
     assert torch.isfinite(loss) and loss.item() > 0
     assert model.encoder.layers[0].attention.query.weight.grad.abs().sum() > 0
     assert stage.projection[0].weight.grad.abs().sum() > 0
+
+
+def test_pairs_give_every_sentence_a_same_and_an_other_label_partner_each_round(few_examples):
+    """SetFit's drawing: per round one positive (same label, never itself) and one negative per sentence; a
+    sentence alone in its class gets negatives only; seeded by the epoch; batches hold both sides of a pair."""
+    labels = LabelVocab.from_examples(few_examples)
+    model = classifier(labels.labels)
+    task = ContrastiveTask(
+        model.tokenizer,
+        labels,
+        few_examples,
+        objective="pairs",
+        temperature=0.1,
+        batch_size=16,
+        seed=0,
+        pair_iterations=3,
+    )
+    names = [str(e.label) for e in few_examples]
+    pairs = task.pairs(0)
+    alone = {i for i, name in enumerate(names) if names.count(name) == 1}
+    assert 0 < len(alone) < len(names)
+    for i in range(len(names)):
+        mine = [(j, target) for first, j, target in pairs if first == i]
+        assert sorted(target for _, target in mine) == [0.0] * 3 + ([] if i in alone else [1.0] * 3)
+        assert all((names[j] == names[i]) == (target == 1.0) and j != i for j, target in mine)
+    assert task.pairs(0) == pairs and task.pairs(1) != pairs
+    batches = task.epoch_batches(0)
+    assert sum(len(b) for b in batches) == len(pairs) == 3 * (2 * len(names) - len(alone))
+    assert all(len(b.inputs.input_ids) == 2 * len(b) for b in batches)
 
 
 def test_two_view_supcon_gives_every_anchor_a_positive(few_examples):

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minbert.training.losses import ce_plus_scl, nt_xent, supcon
+from minbert.training.losses import ce_plus_scl, cosine_pairs, nt_xent, supcon
 
 
 def unit(*rows):
@@ -122,3 +122,10 @@ def test_distillation_kl_is_scaled_by_t_squared_so_gradients_keep_their_size():
         distillation_loss(student, teacher, "ce", temperature).backward()
         norms.append(student.grad.norm().item())
     assert norms[0] == pytest.approx(norms[1], rel=0.1)  # without the T^2 factor: 16x apart
+
+
+def test_cosine_pairs_is_the_squared_error_of_each_cosine_to_its_target():
+    first = torch.tensor([[1.0, 0.0], [3.0, 4.0], [1.0, 1.0]])
+    second = torch.tensor([[2.0, 0.0], [4.0, -3.0], [-1.0, -1.0]])  # cosines 1, 0, -1
+    got = cosine_pairs(first, second, torch.tensor([1.0, 1.0, 0.0])).item()
+    assert got == pytest.approx((0.0 + 1.0 + 1.0) / 3, rel=1e-6)

@@ -208,10 +208,11 @@ class TrainConfig(Section):
 class ContrastiveConfig(Section):
     """An optional first stage: contrastive training of the encoder before the classifier stage."""
 
-    objective: Literal["none", "simcse", "supcon"] = Field(
-        "none", description="none | simcse (dropout views) | supcon (labels)"
+    objective: Literal["none", "simcse", "supcon", "pairs"] = Field(
+        "none",
+        description="none | simcse (dropout views) | supcon (labels) | pairs (SetFit: cosine of drawn same- and other-label pairs)",
     )
-    temperature: float = Field(0.05, gt=0.0, description="softmax temperature tau")
+    temperature: float = Field(0.05, gt=0.0, description="simcse and supcon: softmax temperature tau")
     projection_size: int = Field(0, ge=0, description="projection head size for the loss (0 = none)")
     views: int = Field(
         1,
@@ -219,19 +220,28 @@ class ContrastiveConfig(Section):
         le=2,
         description="supcon only: views per sentence; 1 = encode once (seed 000), 2 = two dropout views, so every anchor has its twin as a positive (Khosla et al.)",
     )
+    pair_iterations: int = Field(
+        20,
+        ge=1,
+        description="pairs only: rounds of drawing per epoch, each giving every sentence one same-label and one other-label partner (SetFit's num_iterations)",
+    )
     epochs: int = Field(1, ge=1, description="contrastive epochs")
-    batch_size: int = Field(64, ge=2, description="contrastive batch size (in-batch negatives)")
+    batch_size: int = Field(64, ge=2, description="contrastive batch size (in-batch negatives; pairs: pairs per batch)")
     lr: float = Field(3e-5, gt=0, description="contrastive learning rate")
     warmup_ratio: float = Field(0.0, ge=0, lt=1.0, description="contrastive warm-up fraction")
     schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="contrastive LR schedule")
 
     @model_validator(mode="after")
-    def _views_need_supcon(self) -> ContrastiveConfig:
-        """SimCSE always uses two views; refuse a setting that would silently do nothing."""
+    def _fields_of_the_objective(self) -> ContrastiveConfig:
+        """Refuse a setting the chosen objective would silently ignore (SimCSE always uses two views)."""
         if self.views != 1 and self.objective != "supcon":
             raise ValueError(
                 f"views applies to objective supcon only (objective is {self.objective}; simcse always uses two views)"
             )
+        if "pair_iterations" in self.changed() and self.objective != "pairs":
+            raise ValueError(f"pair_iterations applies to objective pairs only (objective is {self.objective})")
+        if "temperature" in self.changed() and self.objective == "pairs":
+            raise ValueError("temperature is read by simcse and supcon; objective pairs regresses cosines and has none")
         return self
 
 
@@ -484,7 +494,7 @@ class RunConfig(Section):
         if stage.objective == "none" and stage.changed():
             raise ValueError(
                 f"contrastive.{sorted(stage.changed())[0]} is set but contrastive.objective is none, "
-                "so there is no contrastive stage to read it; set contrastive.objective (simcse | supcon) or remove it"
+                "so there is no contrastive stage to read it; set contrastive.objective (simcse | supcon | pairs) or remove it"
             )
         if self.oos.method == "none" and self.oos.changed() - {"label"}:
             raise ValueError(

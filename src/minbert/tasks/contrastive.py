@@ -6,6 +6,9 @@
              encoded once (seed 000): at bs 16 over 60 intents most anchors have no positive and only
              serve as negatives. views=2 encodes it twice, as Khosla et al.'s multiviewed batch: every
              anchor then has at least its own dropout twin as a positive.
+    pairs    SetFit's body training (Tunstall et al. 2022): pairs drawn from the labelled sentences,
+             each sentence with one same-label and one other-label partner per round, the cosine of
+             a pair regressed onto 1 or 0. It needs no large batch, which suits a few rows per class.
 
 The loss reads L2-normalised pooled vectors, optionally through a projection head that is
 thrown away afterwards (SimCLR's practice). The heads then train on the encoder. A multitask run's
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,7 +37,7 @@ from minbert.model.encoder import Encoder
 from minbert.model.heads import HeadSpec, Pooling
 from minbert.model.task_model import Model
 from minbert.model.tokenizer import Batch, Tokenizer
-from minbert.training.losses import nt_xent, supcon
+from minbert.training.losses import cosine_pairs, nt_xent, supcon
 from minbert.training.metrics_log import MetricsLog
 from minbert.training.trainer import Trainer
 
@@ -42,7 +46,8 @@ log = logging.getLogger("minbert")
 
 @dataclass
 class ContrastiveBatch:
-    """Tokenised sentences and their labels (SupCon's positives; unused by SimCSE)."""
+    """Tokenised sentences and their labels (SupCon's positives; unused by SimCSE). For pairs: the first
+    sentences of the batch's pairs, then their partners, and one target (1 same label, 0 not) per pair."""
 
     inputs: Batch
     targets: torch.Tensor
@@ -72,8 +77,11 @@ class ContrastiveModel(nn.Module):
         return self.projection(self.pooling(output, batch.inputs.attention_mask))
 
 
+OBJECTIVES = ("simcse", "supcon", "pairs")
+
+
 class ContrastiveTask:
-    """Batches of tokenised sentences (with labels for SupCon) and the contrastive loss; no dev metric."""
+    """Batches of tokenised sentences (with labels for SupCon and pairs) and the contrastive loss; no dev metric."""
 
     def __init__(
         self,
@@ -87,16 +95,17 @@ class ContrastiveTask:
         seed: int,
         bucket: bool = True,
         views: int = 1,
+        pair_iterations: int = 20,
     ) -> None:
         """`labels` may be None for SimCSE, which needs none."""
-        if objective not in ("simcse", "supcon"):
+        if objective not in OBJECTIVES:
             raise ValueError(f"unknown contrastive objective {objective!r}")
         if views not in (1, 2):
             raise ValueError(f"views must be 1 or 2, not {views}")
         self.tokenizer, self.objective, self.temperature, self.views = tokenizer, objective, temperature, views
-        self.batch_size, self.seed, self.bucket = batch_size, seed, bucket
-        if objective == "supcon" and labels is None:
-            raise ValueError("supcon needs the labels of its sentences")
+        self.batch_size, self.seed, self.bucket, self.pair_iterations = batch_size, seed, bucket, pair_iterations
+        if objective != "simcse" and labels is None:
+            raise ValueError(f"{objective} needs the labels of its sentences")
         self.ids = tokenizer.ids([e.text for e in train])
         self.targets = torch.tensor(labels.encode_all(train) if labels is not None else [0] * len(train))
 
@@ -104,7 +113,25 @@ class ContrastiveTask:
     def num_train_examples(self) -> int:
         return len(self.ids)
 
+    def pairs(self, epoch: int) -> list[tuple[int, int, float]]:
+        """One epoch's (sentence, partner, target) pairs: in each of `pair_iterations` rounds every sentence gets
+        a random same-label partner (target 1; none when it is alone in its class) and a random partner of
+        another label (target 0; none when there is one class), as SetFit draws them. Seeded by the epoch."""
+        rng = np.random.default_rng(self.seed * 1000 + epoch + 700)
+        labels = self.targets.numpy()
+        same = [np.flatnonzero((labels == label) & (np.arange(len(labels)) != i)) for i, label in enumerate(labels)]
+        other = {label: np.flatnonzero(labels != label) for label in set(labels.tolist())}
+        drawn: list[tuple[int, int, float]] = []
+        for _ in range(self.pair_iterations):
+            for i, label in enumerate(labels.tolist()):
+                for partners, target in ((same[i], 1.0), (other[label], 0.0)):
+                    if len(partners):
+                        drawn.append((i, int(rng.choice(partners)), target))
+        return drawn
+
     def epoch_batches(self, epoch: int) -> list[ContrastiveBatch]:
+        if self.objective == "pairs":
+            return self._pair_batches(epoch)
         index_batches = bucketed_batches(
             [len(i) for i in self.ids], self.batch_size, seed=self.seed * 1000 + epoch + 500, bucket=self.bucket
         )
@@ -114,8 +141,25 @@ class ContrastiveTask:
             if len(index) > 1
         ]
 
+    def _pair_batches(self, epoch: int) -> list[ContrastiveBatch]:
+        pairs = self.pairs(epoch)
+        lengths = [max(len(self.ids[i]), len(self.ids[j])) for i, j, _ in pairs]
+        index_batches = bucketed_batches(
+            lengths, self.batch_size, seed=self.seed * 1000 + epoch + 500, bucket=self.bucket
+        )
+        return [
+            ContrastiveBatch(
+                self.tokenizer.pad([self.ids[pairs[k][0]] for k in index] + [self.ids[pairs[k][1]] for k in index]),
+                torch.tensor([pairs[k][2] for k in index]),
+            )
+            for index in index_batches
+        ]
+
     def loss(self, model: ContrastiveModel, batch: ContrastiveBatch) -> torch.Tensor:
         first = model(batch)
+        if self.objective == "pairs":
+            firsts, partners = first.chunk(2)
+            return cosine_pairs(firsts, partners, batch.targets)
         if self.objective == "simcse":
             return nt_xent(first, model(batch), self.temperature)
         if self.views == 2:
@@ -130,8 +174,8 @@ def contrastive_examples(
     specs: list[HeadSpec], data: dict[str, TaskData], objective: str
 ) -> tuple[list[Example], LabelVocab | None]:
     """What the contrastive stage trains on: every sentence (SimCSE), or the labelled single sentences
-    of the classification tasks, labels kept apart per task when there are several (SupCon; a multilabel
-    row's positives are the rows with the same label set)."""
+    of the classification tasks, labels kept apart per task when there are several (SupCon and pairs; a
+    multilabel row's positives are the rows with the same label set)."""
     if objective == "simcse":
         sentences = [
             Example(text, None, e.source, e.line)
@@ -144,7 +188,7 @@ def contrastive_examples(
     labelled = [s for s in specs if s.kind == "classification" and s.input == "single"]
     if not labelled:
         raise MinbertError(
-            "contrastive.objective supcon needs a classification task on single sentences (its labels make the positives); use simcse"
+            f"contrastive.objective {objective} needs a classification task on single sentences (its labels make the positives); use simcse"
         )
     several = len(labelled) > 1
 
@@ -180,6 +224,7 @@ def contrastive_stage(
         temperature=stage.temperature,
         batch_size=stage.batch_size,
         views=stage.views,
+        pair_iterations=stage.pair_iterations,
         seed=config.train.seed,
         bucket=config.train.bucket,
     )
@@ -197,14 +242,12 @@ def contrastive_stage(
             "eval_every": 0,
         }
     )
-    log.info(
-        "contrastive stage: %s, tau %g, %d view(s), %d epochs of %d examples",
-        stage.objective,
-        stage.temperature,
-        stage.views,
-        stage.epochs,
-        len(examples),
+    shape = (
+        f"{len(task.pairs(0))} pairs an epoch ({stage.pair_iterations} rounds of drawing)"
+        if stage.objective == "pairs"
+        else f"tau {stage.temperature:g}, {stage.views} view(s)"
     )
+    log.info("contrastive stage: %s, %s, %d epochs of %d examples", stage.objective, shape, stage.epochs, len(examples))
     fit = Trainer(
         stage_model, task, stage_config, metrics_log, device, stage="contrastive_", checkpoint_dir=checkpoint_dir
     ).fit()

@@ -5,6 +5,8 @@
     supcon        supervised contrastive (Khosla et al. 2020): every same-label vector in the batch is
                   a positive; the formula Gunel et al. (2021) use as L_SCL.
     ce_plus_scl   (1 - lambda) * CE + lambda * SCL (Gunel et al. 2021).
+    cosine_pairs  SetFit's body objective (Tunstall et al. 2022): the cosine of a pair's two vectors
+                  regressed onto 1 (same label) or 0 (different labels), mean squared error.
     cosent        a ranking loss for regression on sentence pairs (Su 2022): scale-free, Spearman-shaped.
 
 The contrastive ones take raw vectors and L2-normalise them; tau is the temperature.
@@ -50,6 +52,11 @@ def ce_plus_scl(
 ) -> torch.Tensor:
     """Gunel et al.'s fine-tuning objective: cross-entropy plus the supervised contrastive term."""
     return (1 - lam) * F.cross_entropy(logits.float(), labels) + lam * supcon(embeddings, labels, tau)
+
+
+def cosine_pairs(first: torch.Tensor, second: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between each pair's cosine similarity and its target (1 = same label, 0 = not)."""
+    return F.mse_loss(F.cosine_similarity(first.float(), second.float(), dim=-1), targets.float())
 
 
 def cosent(scores: torch.Tensor, targets: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
