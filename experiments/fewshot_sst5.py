@@ -7,8 +7,8 @@ and SetFit itself on the same rows, checkpoint and CPU.
     python experiments/fewshot_sst5.py --render
 
 Split S samples N per class from sst-train.txt with data.sample_seed = S (minbert's per_class_sample, which this
-script also uses to hand SetFit the very same rows). minbert runs two recipes at N = 8 (recipes n8, fine-tuning, and
-n8_pairs, SetFit's pairs stage then a frozen-encoder probe) and one at N = 64; SetFit runs once per split.
+script also uses to hand SetFit the very same rows). minbert runs two recipes at each N (recipe nN, fine-tuning, and
+nN_pairs, SetFit's pairs stage then a frozen-encoder probe); SetFit runs once per split.
 Resumable through experiments/results.csv.
 """
 
@@ -27,9 +27,9 @@ from setfit_beside import contenders, protocol_walls, setfit_beside  # noqa: E40
 EXPERIMENT = "fewshot_sst5"
 CONFIG = REPO / "configs" / "fewshot_sst5.yaml"
 SHOTS = {"n8": 8, "n64": 64}
-# minbert's second recipe, run at these N as recipe <N>_pairs: SetFit's pairs stage, then a probe on the frozen
+# minbert's second recipe, run at each N as recipe <N>_pairs: SetFit's pairs stage, then a probe on the frozen
 # encoder (configs/fewshot_sst5_pairs.yaml), chosen on dev (see the notes under the table). SetFit runs once per split.
-PAIRS = ("n8",)
+PAIRS = ("n8", "n64")
 PAIRS_CONFIG = REPO / "configs" / "fewshot_sst5_pairs.yaml"
 PAIRS_LABEL = "minbert, pairs + probe"
 SPLITS = range(1, 11)
