@@ -142,6 +142,31 @@ def test_two_stage_supcon_then_frozen_probe(tmp_path, data_dir):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["results"]["test"]["accuracy"] > 0
 
 
+@pytest.mark.slow
+def test_setfit_recipe_pairs_then_frozen_probe(tmp_path, data_dir):
+    """SetFit's recipe end to end, as configs/fewshot_sst5_pairs.yaml runs it: the pairs stage moves the encoder,
+    the probe trains the head alone on top, and the saved model predicts as the trained one."""
+    config = minbert.load_config(
+        slice_config(tmp_path, data_dir, train_rows=400),
+        [
+            *("--data.shots_per_class", "2", "--contrastive.objective", "pairs", "--contrastive.pair_iterations", "2"),
+            *("--contrastive.batch_size", "16", "--contrastive.lr", "5e-5", "--train.freeze", "encoder"),
+            *("--train.epochs", "3", "--output_dir", str(tmp_path / "run")),
+        ],
+    )
+    run = minbert.train(config)
+    events = [r["event"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")]
+    assert events.count("contrastive_train") >= 2 * run.summary["train_examples"] // 16
+    tuned = load_file(str(tmp_path / "run" / "model" / "encoder" / "model.safetensors"))
+    original = load_file(str(resolve_checkpoint(None) / "model.safetensors"))
+    assert not torch.equal(
+        tuned["encoder.layer.5.output.dense.weight"], original["encoder.layer.5.output.dense.weight"]
+    )
+    assert run.summary["trainable_parameters"] == sum(p.numel() for p in run.model.heads.parameters())
+    texts = ["wake me up at seven", "what is the weather like tomorrow"]
+    assert minbert.load(tmp_path / "run" / "model").predict(texts) == run.model.predict(texts)
+
+
 def test_few_shot_keeps_the_full_label_vocabulary(tmp_path, data_dir):
     config = minbert.load_config(
         slice_config(tmp_path, data_dir, train_rows=400),
