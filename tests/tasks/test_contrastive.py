@@ -66,7 +66,7 @@ def test_pairs_give_every_sentence_a_same_and_an_other_label_partner_each_round(
         assert all((names[j] == names[i]) == (target == 1.0) and j != i for j, target in mine)
     assert task.pairs(0) == pairs and task.pairs(1) != pairs
     batches = task.epoch_batches(0)
-    assert sum(len(b) for b in batches) == len(pairs) == 3 * (2 * len(names) - len(alone))
+    assert sum(len(b) for b in batches) == len(pairs) == task.pairs_per_epoch == 3 * (2 * len(names) - len(alone))
     assert all(len(b.inputs.input_ids) == 2 * len(b) for b in batches)
 
 

@@ -108,26 +108,40 @@ class ContrastiveTask:
             raise ValueError(f"{objective} needs the labels of its sentences")
         self.ids = tokenizer.ids([e.text for e in train])
         self.targets = torch.tensor(labels.encode_all(train) if labels is not None else [0] * len(train))
+        self.candidates = self._pair_candidates() if objective == "pairs" else []
 
     @property
     def num_train_examples(self) -> int:
         return len(self.ids)
 
+    def _pair_candidates(self) -> list[list[tuple[np.ndarray, float]]]:
+        """Each sentence's partners to draw from, with the target: the others of its label (1; left out when it is
+        alone in its class) and the sentences of other labels (0; left out when there is one class). The same for
+        every epoch, so they are found once."""
+        labels = self.targets.numpy()
+        other = {label: np.flatnonzero(labels != label) for label in set(labels.tolist())}
+        candidates = []
+        for i, label in enumerate(labels.tolist()):
+            same = np.flatnonzero(labels == label)
+            choices = ((same[same != i], 1.0), (other[label], 0.0))
+            candidates.append([(partners, target) for partners, target in choices if len(partners)])
+        return candidates
+
+    @property
+    def pairs_per_epoch(self) -> int:
+        return self.pair_iterations * sum(map(len, self.candidates))
+
     def pairs(self, epoch: int) -> list[tuple[int, int, float]]:
         """One epoch's (sentence, partner, target) pairs: in each of `pair_iterations` rounds every sentence gets
-        a random same-label partner (target 1; none when it is alone in its class) and a random partner of
-        another label (target 0; none when there is one class), as SetFit draws them. Seeded by the epoch."""
+        a random partner from each of its candidates (a same-label one and one of another label), as SetFit
+        draws them. Seeded by the epoch."""
         rng = np.random.default_rng(self.seed * 1000 + epoch + 700)
-        labels = self.targets.numpy()
-        same = [np.flatnonzero((labels == label) & (np.arange(len(labels)) != i)) for i, label in enumerate(labels)]
-        other = {label: np.flatnonzero(labels != label) for label in set(labels.tolist())}
-        drawn: list[tuple[int, int, float]] = []
-        for _ in range(self.pair_iterations):
-            for i, label in enumerate(labels.tolist()):
-                for partners, target in ((same[i], 1.0), (other[label], 0.0)):
-                    if len(partners):
-                        drawn.append((i, int(rng.choice(partners)), target))
-        return drawn
+        return [
+            (i, int(rng.choice(partners)), target)
+            for _ in range(self.pair_iterations)
+            for i, choices in enumerate(self.candidates)
+            for partners, target in choices
+        ]
 
     def epoch_batches(self, epoch: int) -> list[ContrastiveBatch]:
         if self.objective == "pairs":
@@ -243,7 +257,7 @@ def contrastive_stage(
         }
     )
     shape = (
-        f"{len(task.pairs(0))} pairs an epoch ({stage.pair_iterations} rounds of drawing)"
+        f"{task.pairs_per_epoch} pairs an epoch ({stage.pair_iterations} rounds of drawing)"
         if stage.objective == "pairs"
         else f"tau {stage.temperature:g}, {stage.views} view(s)"
     )
