@@ -43,7 +43,8 @@ def test_contrastive_loss_reaches_the_encoder(few_examples, objective):
 
 def test_pairs_give_every_sentence_a_same_and_an_other_label_partner_each_round(few_examples):
     """SetFit's drawing: per round one positive (same label, never itself) and one negative per sentence; a
-    sentence alone in its class gets negatives only; seeded by the epoch; batches hold both sides of a pair."""
+    sentence alone in its class gets negatives only; seeded by the epoch; batches hold both sides of every pair,
+    a sentence shared by pairs of one batch only once."""
     labels = LabelVocab.from_examples(few_examples)
     model = classifier(labels.labels)
     task = ContrastiveTask(
@@ -67,7 +68,16 @@ def test_pairs_give_every_sentence_a_same_and_an_other_label_partner_each_round(
     assert task.pairs(0) == pairs and task.pairs(1) != pairs
     batches = task.epoch_batches(0)
     assert sum(len(b) for b in batches) == len(pairs) == task.pairs_per_epoch == 3 * (2 * len(names) - len(alone))
-    assert all(len(b.inputs.input_ids) == 2 * len(b) for b in batches)
+    drawn = []
+    for b in batches:
+        rows = [
+            tuple(ids[mask.bool()].tolist())
+            for ids, mask in zip(b.inputs.input_ids, b.inputs.attention_mask, strict=True)
+        ]
+        assert len(set(rows)) == len(rows)
+        drawn += [(rows[a], rows[c], t) for a, c, t in zip(*b.pair_rows.tolist(), b.targets.tolist(), strict=True)]
+    assert sorted(drawn) == sorted((tuple(task.ids[i]), tuple(task.ids[j]), t) for i, j, t in pairs)
+    assert sum(len(b.inputs.input_ids) for b in batches) < 0.9 * 2 * len(pairs)
 
 
 def test_two_view_supcon_gives_every_anchor_a_positive(few_examples):
