@@ -72,7 +72,7 @@ def render() -> Path:
         "(at equal precision only where the precision column says so: SetFit runs fp32).",
         "",
         "| dataset | K | checkpoint | contender | splits | test acc. (mean ± sd) | published split | ICDA | CPFT | RoBERTa + clf "
-        "| target (MPNet) | met? | against SetFit, same splits | wall per run | precision, CPU |",
+        "| target (MPNet) | met? | against SetFit, same splits and CPU | wall per run | precision, CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     cells: dict[tuple[str, str], list[dict[str, tuple[float, float]]]] = {}

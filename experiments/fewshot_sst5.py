@@ -81,7 +81,7 @@ def render() -> Path:
         "like-for-like comparison.",
         "",
         "| N | checkpoint | contender | splits | test acc. (mean ± sd) | wall per split | SetFit paper (paraphrase-MPNet) "
-        "| RoBERTa-large FT | target met? | against SetFit, same splits | precision, CPU |",
+        "| RoBERTa-large FT | target met? | against SetFit, same splits and CPU | precision, CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     cells: dict[tuple[str, str], list[dict[str, tuple[float, float]]]] = {}

@@ -100,14 +100,25 @@ class Contender:
 
 def contenders(rows: list[dict], recipe: str, variants: dict[str, str] | None = None) -> list[Contender]:
     """minbert's and SetFit's rows of a few-shot cell, from results.csv `rows` of one checkpoint: minbert's `recipe`,
-    then each of its other recipes on the same rows (`variants`, label -> recipe) that has run, then SetFit."""
+    then each of its other recipes on the same rows (`variants`, label -> recipe) that has run, then SetFit. A
+    minbert recipe is judged against SetFit on the splits both ran on the same CPU: wall times from two CPUs do not
+    compare, and fp32 results differ between CPUs (AVX2 and AVX-512 kernels round differently)."""
+    cpu = {(r["recipe"], r["seed"]): r.get("cpu") for r in rows if (r["split"], r["metric"]) == ("test", "accuracy")}
     setfit, setfit_machine = contender_splits(rows, f"setfit_{recipe}")
     mine = [
-        Contender(label, *contender_splits(rows, r), "")
+        (Contender(label, *contender_splits(rows, r), ""), r)
         for label, r in [("minbert", recipe), *(variants or {}).items()]
     ]
+
+    def beside_setfit(splits: dict[str, tuple[float, float]], mine: str) -> dict[str, tuple[float, float]]:
+        return {s: v for s, v in splits.items() if cpu[(mine, s)] == cpu.get((f"setfit_{recipe}", s))}
+
     return [
-        *(replace(c, against=versus(c.splits, setfit)) for c in mine if c.splits or c.label == "minbert"),
+        *(
+            replace(c, against=versus(beside_setfit(c.splits, r), setfit))
+            for c, r in mine
+            if c.splits or c.label == "minbert"
+        ),
         Contender("SetFit", setfit, setfit_machine, ""),
     ]
 

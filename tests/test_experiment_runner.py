@@ -180,9 +180,9 @@ def test_versus_compares_on_the_splits_both_ran():
 def test_a_second_minbert_recipe_is_judged_against_the_same_setfit_splits():
     from setfit_beside import contenders
 
-    def row(recipe: str, seed: str, value: float, wall: float) -> dict:
+    def row(recipe: str, seed: str, value: float, wall: float, cpu: str = "cpu") -> dict:
         return {"recipe": recipe, "seed": seed, "split": "test", "metric": "accuracy", "value": str(value),
-                "wall_s": str(wall), "precision": "fp32", "cpu": "cpu"}  # fmt: skip
+                "wall_s": str(wall), "precision": "fp32", "cpu": cpu}  # fmt: skip
 
     rows = [row("n8", "1", 0.30, 150.0), row("n8_pairs", "1", 0.36, 90.0), row("setfit_n8", "1", 0.35, 200.0)]
     labels = {c.label: c.against for c in contenders(rows, "n8", {"pairs": "n8_pairs", "unrun": "n8_other"})}
@@ -191,6 +191,10 @@ def test_a_second_minbert_recipe_is_judged_against_the_same_setfit_splits():
         "pairs": "+1.00 pts, 0.45x wall (1 split): met",
         "SetFit": "",
     }  # a recipe with no run yet gets no row
+    # a split minbert ran on another CPU than SetFit is left out of the comparison (but stays in minbert's row)
+    rows += [row("n8_pairs", "2", 0.90, 1.0, cpu="other"), row("setfit_n8", "2", 0.10, 1000.0)]
+    pairs = next(c for c in contenders(rows, "n8", {"pairs": "n8_pairs"}) if c.label == "pairs")
+    assert pairs.against == "+1.00 pts, 0.45x wall (1 split): met" and len(pairs.splits) == 2
 
 
 def test_protocol_wall_projects_each_cell_to_every_split():
