@@ -110,8 +110,9 @@ def contenders(rows: list[dict], recipe: str, variants: dict[str, str] | None = 
         for label, r in [("minbert", recipe), *(variants or {}).items()]
     ]
 
-    def beside_setfit(splits: dict[str, tuple[float, float]], mine: str) -> dict[str, tuple[float, float]]:
-        return {s: v for s, v in splits.items() if cpu[(mine, s)] == cpu.get((f"setfit_{recipe}", s))}
+    def beside_setfit(splits: dict[str, tuple[float, float]], own: str) -> dict[str, tuple[float, float]]:
+        """The splits of minbert's recipe `own` that ran on the CPU SetFit ran that split on."""
+        return {s: v for s, v in splits.items() if cpu[(own, s)] == cpu.get((f"setfit_{recipe}", s))}
 
     return [
         *(
