@@ -115,7 +115,7 @@ def render() -> Path:
         "- at N = 8, SetFit's pairs stage, then a probe on the frozen encoder (`configs/fewshot_sst5_pairs.yaml`, row",
         f"  `{PAIRS_LABEL}`): mean dev accuracy over the 10 MiniLM splits 30.22 against fine-tuning's 28.38, higher on",
         "  9 of 10. It was tried after the fine-tuning and SetFit rows' test numbers were on record; the choice read dev",
-        "  only, and the fine-tuning row stays as it was. Its 20 rounds of pairs (SetFit's number) beat 10 rounds on dev,",
+        "  only, and the fine-tuning recipe stayed as it was. Its 20 rounds of pairs (SetFit's number) beat 10 rounds on dev,",
         "  30.22 against 29.43, though 10 rounds take about 0.7x the time. MPNet and N = 64 run it as chosen there; their",
         "  dev agrees (MPNet split 1: 39.78 against fine-tuning's 30.79 at N = 8, 49.41 against 45.05 at N = 64).",
         "- since ddf0080 the pairs stage encodes a sentence shared by several pairs of a batch once (stage of split 1:",
