@@ -57,10 +57,22 @@ def setfit_beside(run: Run) -> None:
     print(f"    test accuracy {rows[0]['value']} ({rows[0]['wall_s']} s)", flush=True)
 
 
+def test_accuracy_rows(rows: list[dict], recipe: str) -> list[dict]:
+    """A recipe's test-accuracy rows (one per split it ran) among results.csv `rows` of one checkpoint."""
+    return [r for r in rows if r["recipe"] == recipe and (r["split"], r["metric"]) == ("test", "accuracy")]
+
+
+def same_cpu_splits(rows: list[dict], recipe: str, other: str) -> set[str]:
+    """The splits both recipes ran on one CPU: wall times from two CPUs do not compare, and fp32 results differ
+    between CPUs (AVX2 and AVX-512 kernels round differently)."""
+    cpu = {r["seed"]: r.get("cpu") for r in test_accuracy_rows(rows, other)}
+    return {r["seed"] for r in test_accuracy_rows(rows, recipe) if r["seed"] in cpu and cpu[r["seed"]] == r.get("cpu")}
+
+
 def contender_splits(rows: list[dict], recipe: str) -> tuple[dict[str, tuple[float, float]], str]:
     """A contender's {split: (test accuracy, wall s)} among results.csv `rows` of one checkpoint, and the precision
     and CPU it ran with: what `versus` and the few-shot tables read."""
-    done = [r for r in rows if r["recipe"] == recipe and (r["split"], r["metric"]) == ("test", "accuracy")]
+    done = test_accuracy_rows(rows, recipe)
     machine = "; ".join(sorted({f"{r['precision']}, {r['cpu']}" for r in done if r.get("cpu")}))
     return {r["seed"]: (float(r["value"]), float(r["wall_s"])) for r in done}, machine
 
@@ -101,27 +113,17 @@ class Contender:
 def contenders(rows: list[dict], recipe: str, variants: dict[str, str] | None = None) -> list[Contender]:
     """minbert's and SetFit's rows of a few-shot cell, from results.csv `rows` of one checkpoint: minbert's `recipe`,
     then each of its other recipes on the same rows (`variants`, label -> recipe) that has run, then SetFit. A
-    minbert recipe is judged against SetFit on the splits both ran on the same CPU: wall times from two CPUs do not
-    compare, and fp32 results differ between CPUs (AVX2 and AVX-512 kernels round differently)."""
-    cpu = {(r["recipe"], r["seed"]): r.get("cpu") for r in rows if (r["split"], r["metric"]) == ("test", "accuracy")}
-    setfit, setfit_machine = contender_splits(rows, f"setfit_{recipe}")
-    mine = [
-        (Contender(label, *contender_splits(rows, r), ""), r)
-        for label, r in [("minbert", recipe), *(variants or {}).items()]
-    ]
-
-    def beside_setfit(splits: dict[str, tuple[float, float]], own: str) -> dict[str, tuple[float, float]]:
-        """The splits of minbert's recipe `own` that ran on the CPU SetFit ran that split on."""
-        return {s: v for s, v in splits.items() if cpu[(own, s)] == cpu.get((f"setfit_{recipe}", s))}
-
-    return [
-        *(
-            replace(c, against=versus(beside_setfit(c.splits, r), setfit))
-            for c, r in mine
-            if c.splits or c.label == "minbert"
-        ),
-        Contender("SetFit", setfit, setfit_machine, ""),
-    ]
+    minbert recipe is judged against SetFit on the splits both ran on the same CPU (`same_cpu_splits`)."""
+    setfit_recipe = f"setfit_{recipe}"
+    setfit, setfit_machine = contender_splits(rows, setfit_recipe)
+    judged = []
+    for label, own in [("minbert", recipe), *(variants or {}).items()]:
+        splits, machine = contender_splits(rows, own)
+        if splits or label == "minbert":
+            comparable = same_cpu_splits(rows, own, setfit_recipe)
+            against = versus({s: v for s, v in splits.items() if s in comparable}, setfit)
+            judged.append(Contender(label, splits, machine, against))
+    return [*judged, Contender("SetFit", setfit, setfit_machine, "")]
 
 
 def protocol_wall(cells: list[dict[str, tuple[float, float]]], splits: int) -> str:
