@@ -93,7 +93,10 @@ def test_cli_backend_names_match_the_backends_module():
 
 
 def test_per_row_int8_by_hand_on_one_matmul(tmp_path):
-    """y_r = s_r * ((q_r - 128) @ W_q) * w, s_r = max|x_r| / 127, W_q per output column: computed here in numpy."""
+    """y_r = s_r * ((q_r - 64) @ W_q) * w, s_r = max|x_r| / 63, W_q per output column: computed here in numpy.
+
+    Exact to float rounding on every CPU: with 8-bit activations the u8 x s8 kernel of a CPU without VNNI
+    saturates its 16-bit pair sums and this comparison fails there (AVX2: errors of ~1 in 20)."""
     import onnx
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
@@ -116,7 +119,7 @@ def test_per_row_int8_by_hand_on_one_matmul(tmp_path):
     session = onnxruntime.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {"x": x})[0]
     rows = x.reshape(-1, 8)
-    s = np.abs(rows).max(1, keepdims=True) / 127
+    s = np.abs(rows).max(1, keepdims=True) / 63
     q = np.round(rows / s)
     w_scale = np.abs(w).max(0) / 127
     expected = (s * (q @ np.round(w / w_scale)) * w_scale).reshape(2, 3, 5) + bias

@@ -9,8 +9,8 @@ sentences or cross-encoded pairs), one output per head, and a second one (`TASK:
 out-of-scope method scores the sentence vector (mahalanobis, knn); bi-encoder heads stay PyTorch-only.
 Attention is written as ONNX Runtime's fused MultiHeadAttention kernel (`model/onnx_attention.py`), so the
 files are for ONNX Runtime. The int8 export (`model/quantize.py`) stores the weights of every linear layer as
-int8 (one scale per output channel) and quantises activations at run time with one scale per row, so a text
-gets the same answer in any batch; on AVX-512 VNNI CPUs the matrix products run in int8.
+int8 (one scale per output channel) and quantises activations at run time to 7 bits with one scale per row,
+so a text gets the same answer in any batch, and the int8 products are exact on every x86 CPU, VNNI or not.
 """
 
 from __future__ import annotations
