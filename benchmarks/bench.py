@@ -445,19 +445,24 @@ def padding_overhead(args: argparse.Namespace) -> dict:
 
 
 def gemm_gflops(args: argparse.Namespace) -> dict:
-    """2048^2 matmul rate in fp32 and bf16; whether the CPU has bf16 instructions decides which is faster."""
+    """2048^2 matmul rate in fp32 and bf16; whether the CPU has bf16 instructions decides which is faster.
+
+    Up to 5 products or 2 s each: without bf16 instructions one bf16 product takes ~25 s on one core, and
+    --smoke (256^2) only checks that the measurement runs."""
     import torch
 
     from minbert.runtime import cpu_has_native_bf16
 
-    out: dict = {"native_bf16": cpu_has_native_bf16()}
+    size = 256 if args.smoke else 2048
+    out: dict = {"native_bf16": cpu_has_native_bf16(), "size": size}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
         a @ b
-        started, repeats = time.perf_counter(), 5
-        for _ in range(repeats):
+        started, repeats = time.perf_counter(), 0
+        while repeats < 5 and (repeats == 0 or time.perf_counter() - started < 2.0):
             a @ b
-        out[name] = 2 * 2048**3 * repeats / (time.perf_counter() - started) / 1e9
+            repeats += 1
+        out[name] = 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
     return out
 
 
@@ -509,6 +514,7 @@ def worker_command(name: str, args: argparse.Namespace) -> list[str]:
         *(["--checkpoint", args.checkpoint] if args.checkpoint else []),
         *(["--model", str(args.model)] if args.model else []),
         *(["--checkpoint-path", str(checkpoint_path(args))] if st_onnx else []),
+        *(["--smoke"] if args.smoke else []),
     ]
 
 
@@ -804,7 +810,7 @@ def main() -> None:
     if gemm:
         lines += [
             "",
-            f"machine: {cpu_facts()}; GEMM 2048^2 {gemm['fp32']:.0f} GFLOP/s fp32, {gemm['bf16']:.0f} GFLOP/s bf16 "
+            f"machine: {cpu_facts()}; GEMM {gemm.get('size', 2048)}^2 {gemm['fp32']:.0f} GFLOP/s fp32, {gemm['bf16']:.0f} GFLOP/s bf16 "
             f"(CPU bf16 instructions: {BF16_FLAGS.get(gemm.get('native_bf16'), 'unknown')}). GEMM share: encoder FLOPs on real "
             "tokens (training: 3x forward) per second over the GEMM rate of the row's precision (int8 rows: not computed)",
         ]
