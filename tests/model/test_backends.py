@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -10,7 +11,9 @@ import pytest
 import torch
 
 from minbert.cli import main
+from minbert.errors import MinbertError
 from minbert.model.backends import OnnxModel, export_onnx, load_backend
+from minbert.model.layout import description_content, read_description, write_description
 from minbert.model.task_model import Model
 from tests.helpers import classifier
 
@@ -51,6 +54,20 @@ def test_export_matches_pytorch_and_int8_stays_close(saved_model, capsys):
         ops = [node.op_type for node in onnx.load(str(file)).graph.node]
         assert ops.count("MultiHeadAttention") == layers
         assert "Softmax" not in ops and "Transpose" not in ops  # nothing of the decomposed attention is left
+
+
+def test_an_int8_export_of_an_older_minbert_is_refused(saved_model, tmp_path):
+    """Its 8-bit activations overflow on CPUs without VNNI: re-exporting is the fix, running it is not."""
+    directory = tmp_path / "model"
+    shutil.copytree(saved_model, directory)
+    files = export_onnx(directory, int8=True)
+    assert OnnxModel(directory, "onnx-int8").predict(TEXTS[:1])
+    older = onnx.load(str(files["onnx-int8"]))
+    del older.metadata_props[:]
+    onnx.save(older, str(files["onnx-int8"]))
+    write_description(directory, description_content(read_description(directory)))  # its manifest matched it
+    with pytest.raises(MinbertError, match=r"older minbert.*minbert export .* --int8"):
+        OnnxModel(directory, "onnx-int8")
 
 
 def test_predict_cli_with_onnx_backend(saved_model, capsys):

@@ -30,7 +30,7 @@ from minbert.model.heads import HeadSpec
 from minbert.model.inference import run_in_length_order
 from minbert.model.layout import description_content, model_directory, read_description, write_description
 from minbert.model.onnx_attention import translations
-from minbert.model.quantize import quantize_per_row
+from minbert.model.quantize import FORMAT, FORMAT_KEY, quantize_per_row
 from minbert.model.task_model import HeadPredictions, Model, load, read_config
 from minbert.model.tokenizer import Batch, Pair, Tokenizer
 from minbert.runtime import compile_encoder, resolve_device
@@ -202,6 +202,11 @@ class OnnxModel(HeadPredictions):
                 f"{file}: not an ONNX model ONNX Runtime can load ({type(e).__name__}: {first[:200]}); export it "
                 f"again with `minbert export {model_dir}`"
             ) from None
+        if backend == "onnx-int8" and self.session.get_modelmeta().custom_metadata_map.get(FORMAT_KEY) != FORMAT:
+            raise MinbertError(
+                f"{file}: an int8 export of an older minbert, whose products overflow on CPUs without VNNI; export "
+                f"it again with `minbert export {model_dir} --int8`"
+            )
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     @property

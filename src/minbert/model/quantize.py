@@ -37,6 +37,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 ACTIVATION_RANGE = 63  # |q_r - ZERO_POINT| <= 63: two u8 x s8 products fit in int16 (see the module docstring)
 ZERO_POINT = 64
+# Written into the file's metadata: an int8 file of an older minbert (8-bit activations, wrong without VNNI)
+# lacks it, and the ONNX Runtime backend refuses such a file instead of running it.
+FORMAT_KEY, FORMAT = "minbert_int8", "per-row, 7-bit activations"
 
 
 def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection[str] = ()) -> int:
@@ -133,6 +136,7 @@ def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection
     kept = [init for init in [*graph.initializer, *added] if init.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
+    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, FORMAT_KEY: FORMAT})
     onnx.checker.check_model(model)
     onnx.save(model, str(target))
     return count
