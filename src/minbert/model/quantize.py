@@ -42,6 +42,13 @@ ZERO_POINT = 64
 FORMAT_KEY, FORMAT = "minbert_int8", "per-row, 7-bit activations"
 
 
+def symmetric_int8(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """`values` as int8 in [-127, 127] with one scale per slice along `axis` (max |value| / 127; keepdims), so
+    that values ~= int8 * scale: the format of both the embedding tables (per row) and the weights (per column)."""
+    scale = np.maximum(np.abs(values).max(axis=axis, keepdims=True), 1e-12) / 127.0
+    return np.clip(np.round(values / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
+
+
 def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection[str] = ()) -> int:
     """Write `source`'s graph with per-row int8 MatMuls and embedding tables to `target`; returns how many nodes
     it quantised."""
@@ -83,11 +90,9 @@ def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection
         ):
             count += 1
             p = f"rowq{count}_"
-            rows = numpy_helper.to_array(table).astype(np.float32)
-            scale = np.maximum(np.abs(rows).max(axis=1, keepdims=True), 1e-12) / 127.0
-            stored = constant(p + "table", np.clip(np.round(rows / scale), -127, 127).astype(np.int8))
-            add("Gather", [stored, node.input[1]], p + "q", axis=0)
-            add("Gather", [constant(p + "scales", scale.astype(np.float32)), node.input[1]], p + "row_scale", axis=0)
+            table_int8, row_scales = symmetric_int8(numpy_helper.to_array(table).astype(np.float32), axis=1)
+            add("Gather", [constant(p + "table", table_int8), node.input[1]], p + "q", axis=0)
+            add("Gather", [constant(p + "scales", row_scales), node.input[1]], p + "row_scale", axis=0)
             add("Cast", [p + "q"], p + "float", to=TensorProto.FLOAT)
             add("Mul", [p + "float", p + "row_scale"], node.output[0])
             continue
@@ -98,11 +103,10 @@ def quantize_per_row(source: str | Path, target: str | Path, exclude: Collection
         count += 1
         k, n = weight.dims
         if weight.name not in quantised:
-            w = numpy_helper.to_array(weight).astype(np.float32)
-            scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
+            weight_int8, column_scales = symmetric_int8(numpy_helper.to_array(weight).astype(np.float32), axis=0)
             quantised[weight.name] = (
-                constant(f"{weight.name}_int8", np.clip(np.round(w / scale), -127, 127).astype(np.int8)),
-                constant(f"{weight.name}_scale", scale.astype(np.float32)[None, :]),
+                constant(f"{weight.name}_int8", weight_int8),
+                constant(f"{weight.name}_scale", column_scales),
             )
         w_int8, w_scale = quantised[weight.name]
         p = f"rowq{count}_"
