@@ -12,6 +12,7 @@ import yaml
 from minbert import MinbertError, load, load_config, train
 from minbert.cli import main
 from minbert.model.backends import export_onnx, load_backend
+from minbert.model.task_model import Model
 from minbert.run import refit
 
 pytestmark = pytest.mark.slow
@@ -177,6 +178,31 @@ def test_a_vector_method_rejects_the_same_texts_on_every_backend_after_a_reload(
     assert json.loads(capsys.readouterr().out)["oos_auroc"] == pytest.approx(run.results["test"]["oos_auroc"], abs=1e-4)
     report = (run.output_dir / "report.md").read_text()
     assert "oos_scores.png" in report and (run.output_dir / "oos_scores.png").stat().st_size > 10_000
+
+
+def test_a_frozen_run_encodes_each_text_once(clinc, tmp_path, monkeypatch):
+    """After training, calibration, the rejector's statistics and threshold and the final evaluation reuse the
+    vectors the frozen encoder cached for training, and encode any other input list once: on a frozen probe,
+    encoding dev again would cost as much as training the head."""
+    encoded: list[tuple[str, ...]] = []
+    encode = Model._encode_pooled
+
+    def counting(model, inputs, batch_size, bf16):
+        encoded.append(tuple(inputs))
+        return encode(model, inputs, batch_size, bf16)
+
+    monkeypatch.setattr(Model, "_encode_pooled", counting)
+    data = {"oos_dev": [str(clinc / "oos_dev.jsonl")], "oos_test": [str(clinc / "oos_test.jsonl")]}
+    train_section = {"freeze": "encoder", "epochs": 3, "lr": 3e-3, "progress": False, "seed": 2}
+    sections = {"oos": {"method": "mahalanobis"}, "calibration": "temperature", "train": train_section}
+    run = train(load_config(config(clinc, tmp_path / "once", data=data, **sections)))
+    sizes = {name: len((clinc / f"{name}.jsonl").read_text().splitlines()) for name in ("train", "dev", "test")}
+    oos_sizes = [len((clinc / f"{name}.jsonl").read_text().splitlines()) for name in ("oos_dev", "oos_test")]
+    assert sorted(map(len, encoded)) == sorted([*sizes.values(), *oos_sizes])  # train and dev before training only
+    assert run.results["dev"]["accuracy"] > 0.5 and 0 < run.summary["temperature"]
+    for _ in range(2):  # outside a run's conclusion nothing is remembered
+        run.model.pooled_vectors(["what is my balance"])
+    assert len(encoded) == len(sizes) + len(oos_sizes) + 2
 
 
 def test_a_calibrated_run_shows_its_reliability_diagram(rejecting):

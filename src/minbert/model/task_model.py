@@ -12,10 +12,11 @@ as a directory (see `model/layout.py`) that `minbert.load` reads back anywhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -75,6 +76,15 @@ class ModelDescription:
                 raise MinbertError(f"{name} {value!r} is not a whole number from {low} to {high:,}")
         if not isinstance(self.normalize, bool) or not isinstance(self.base_checkpoint, str):
             raise MinbertError("normalize must be true or false and base_checkpoint a string")
+
+
+class Encoded(NamedTuple):
+    """Pooled vectors of an input list, as `pooled_vectors(inputs, batch_size, bf16)` returned them."""
+
+    inputs: Sequence[str] | Sequence[Pair]
+    batch_size: int
+    bf16: bool
+    vectors: torch.Tensor
 
 
 @dataclass
@@ -155,6 +165,7 @@ class Model(HeadPredictions, nn.Module):
         self.heads = nn.ModuleDict(
             {spec.name: TaskHead(spec, config.projection_size or width) for spec in config.heads}
         )
+        self._encoded: dict[tuple[Any, int, bool], torch.Tensor] | None = None
 
     @classmethod
     def from_checkpoint(
@@ -288,6 +299,25 @@ class Model(HeadPredictions, nn.Module):
         """Pooled vectors (float32, CPU, eval mode) of texts or cross-encoded pairs, in input order."""
         if not inputs:
             return torch.empty(0, self.encoder.config.hidden_size)
+        if self._encoded is None:
+            return self._encode_pooled(inputs, batch_size, bf16)
+        key = (tuple(inputs), batch_size, bf16)
+        if key not in self._encoded:
+            self._encoded[key] = self._encode_pooled(inputs, batch_size, bf16)
+        return self._encoded[key].clone()
+
+    @contextmanager
+    def encoding_once(self, known: Iterable[Encoded] = ()) -> Iterator[None]:
+        """While the model stays fixed (after training: post-hoc fitting, then the final evaluation), each input list
+        is encoded once however many steps read it, and `known` ones (a frozen encoder's cached vectors) not at all:
+        on a frozen-encoder run re-encoding dev would cost as much as the head's whole training."""
+        self._encoded = {(tuple(k.inputs), k.batch_size, k.bf16): k.vectors for k in known}
+        try:
+            yield
+        finally:
+            self._encoded = None
+
+    def _encode_pooled(self, inputs: Sequence[str] | Sequence[Pair], batch_size: int, bf16: bool) -> torch.Tensor:
         was_training = self.training
         self.eval()
         device = self.device

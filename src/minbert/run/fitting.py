@@ -184,7 +184,8 @@ def fit_run(
         model.to(device).eval()
     if not is_main():  # multi-process training: rank 0 evaluates, saves and reports
         return Fitted(specs, None, {})
-    concluded = conclude(model, specs, read, config, metrics_log, fit.steps)
+    known = [encoded for task in head_tasks for encoded in task.encoded()]
+    concluded = conclude(model, specs, read, config, metrics_log, fit.steps, known)
     summary = run_summary(config, read, specs, mixed.num_train_examples, concluded.posthoc)
     before = fit.evaluations[0] if cfg.eval_before and fit.evaluations else None
     before_metric = metric if multitask else "accuracy"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -16,7 +17,7 @@ from minbert.data.readers import Example
 from minbert.errors import MinbertError
 from minbert.evaluation.calibration import expected_calibration_error, probabilities_before_calibration
 from minbert.model.heads import HeadSpec
-from minbert.model.task_model import Model
+from minbert.model.task_model import Encoded, Model
 from minbert.run.inputs import RunData
 from minbert.tasks.head_task import Evaluation, evaluate_examples
 from minbert.tasks.multitask import flatten
@@ -34,10 +35,24 @@ class Concluded(NamedTuple):
 
 
 def conclude(
-    model: Model, specs: list[HeadSpec], read: RunData, config: RunConfig, metrics_log: MetricsLog, steps: int
+    model: Model,
+    specs: list[HeadSpec],
+    read: RunData,
+    config: RunConfig,
+    metrics_log: MetricsLog,
+    steps: int,
+    known: Iterable[Encoded] = (),
 ) -> Concluded:
     """After training, with the model fixed: fit the post-hoc steps, then evaluate every head on dev and test
-    (and the out-of-scope test texts), logging each split's metrics as a final_dev / final_test event."""
+    (and the out-of-scope test texts), logging each split's metrics as a final_dev / final_test event. Each
+    input list is encoded once, and `known` ones (a frozen encoder's cached train and dev vectors) not again."""
+    with model.encoding_once(known):
+        return _conclude(model, specs, read, config, metrics_log, steps)
+
+
+def _conclude(
+    model: Model, specs: list[HeadSpec], read: RunData, config: RunConfig, metrics_log: MetricsLog, steps: int
+) -> Concluded:
     cfg, data, multitask = config.train, read.data, config.task == "multitask"
     model.eval()
     posthoc = fit_posthoc(model, specs, read.tasks, data, read.oos_dev, config)

@@ -36,7 +36,7 @@ from minbert.evaluation.calibration import expected_calibration_error, negative_
 from minbert.evaluation.metrics import classification_metrics, regression_metrics
 from minbert.evaluation.multilabel import multilabel_metrics, tune_thresholds
 from minbert.model.heads import HeadSpec
-from minbert.model.task_model import HeadPredictions, Model
+from minbert.model.task_model import Encoded, HeadPredictions, Model
 from minbert.model.tokenizer import Batch
 from minbert.tasks.distillation import Distillation
 from minbert.training.losses import ce_plus_scl, cosent, distillation_loss
@@ -334,6 +334,7 @@ class HeadTask:
             started = time.perf_counter()
             self.train_vectors = self._vectors(model, inputs)
             self.dev_vectors = self._vectors(model, self.dev_inputs) if self.dev else None
+            self.train_inputs = inputs
             log.info(
                 "task %s, frozen encoder: cached %d sentence vectors in %.1f s; epochs train the head only",
                 spec.name,
@@ -341,21 +342,31 @@ class HeadTask:
                 time.perf_counter() - started,
             )
             return
-        if spec.input == "bi":
-            self.first = self.tokenizer.ids_with_types([a for a, _ in inputs])
-            self.second: list[tuple[list[int], list[int]]] | None = self.tokenizer.ids_with_types(
-                [b for _, b in inputs]
-            )
-        else:
-            self.first, self.second = self.tokenizer.ids_with_types(inputs), None
+        sides = [self.tokenizer.ids_with_types(side) for side in self._sides(inputs)]
+        self.first, self.second = sides[0], sides[1] if len(sides) > 1 else None
+
+    def encoded(self) -> list[Encoded]:
+        """The train and dev vectors this task cached from a frozen encoder, for `Model.encoding_once` to reuse
+        after training (none when the encoder trained)."""
+        if not self.cached:
+            return []
+        cached = [(self.train_inputs, self.train_vectors)]
+        if self.dev_vectors is not None:
+            cached.append((self.dev_inputs, self.dev_vectors))
+        return [
+            Encoded(side, self.eval_batch_size, self.bf16, vectors)
+            for inputs, pair in cached
+            for side, vectors in zip(self._sides(inputs), pair, strict=False)
+            if vectors is not None
+        ]
+
+    def _sides(self, inputs: list[Any]) -> list[list[Any]]:
+        """What the encoder reads: the inputs, or a bi-encoder's two sides."""
+        return [[a for a, _ in inputs], [b for _, b in inputs]] if self.spec.input == "bi" else [inputs]
 
     def _vectors(self, model: Model, inputs: list[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.spec.input == "bi":
-            return (
-                model.pooled_vectors([a for a, _ in inputs], self.eval_batch_size, self.bf16),
-                model.pooled_vectors([b for _, b in inputs], self.eval_batch_size, self.bf16),
-            )
-        return model.pooled_vectors(inputs, self.eval_batch_size, self.bf16), None
+        vectors = [model.pooled_vectors(side, self.eval_batch_size, self.bf16) for side in self._sides(inputs)]
+        return vectors[0], vectors[1] if len(vectors) > 1 else None
 
     @property
     def num_train_examples(self) -> int:
