@@ -183,7 +183,8 @@ def test_a_vector_method_rejects_the_same_texts_on_every_backend_after_a_reload(
 def test_a_frozen_run_encodes_each_text_once(clinc, tmp_path, monkeypatch):
     """After training, calibration, the rejector's statistics and threshold and the final evaluation reuse the
     vectors the frozen encoder cached for training, and encode any other input list once: on a frozen probe,
-    encoding dev again would cost as much as training the head."""
+    encoding dev again would cost as much as training the head. The out-of-scope test pass reads the run's
+    evaluation batch size (and precision), so it finds the test vectors too."""
     encoded: list[tuple[str, ...]] = []
     encode = Model._encode_pooled
 
@@ -193,7 +194,7 @@ def test_a_frozen_run_encodes_each_text_once(clinc, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Model, "_encode_pooled", counting)
     data = {"oos_dev": [str(clinc / "oos_dev.jsonl")], "oos_test": [str(clinc / "oos_test.jsonl")]}
-    train_section = {"freeze": "encoder", "epochs": 3, "lr": 3e-3, "progress": False, "seed": 2}
+    train_section = {"freeze": "encoder", "epochs": 3, "lr": 3e-3, "progress": False, "seed": 2, "eval_batch_size": 64}
     sections = {"oos": {"method": "mahalanobis"}, "calibration": "temperature", "train": train_section}
     run = train(load_config(config(clinc, tmp_path / "once", data=data, **sections)))
     sizes = {name: len((clinc / f"{name}.jsonl").read_text().splitlines()) for name in ("train", "dev", "test")}

@@ -82,7 +82,9 @@ def _conclude(
                 specs[0],
                 data[specs[0].name].test or [],
                 read.oos_test,
+                cfg.eval_batch_size,
                 oos_class=config.oos.label if config.data.oos_train else None,
+                bf16=cfg.bf16,
             )
             results[split] |= rejection.metrics
         if split == "dev" and posthoc:

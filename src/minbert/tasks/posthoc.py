@@ -158,16 +158,18 @@ def oos_evaluation(
     oos_test: Sequence[Example],
     batch_size: int = 128,
     oos_class: str | None = None,
+    bf16: bool = False,
 ) -> OosEvaluation:
     """OOS metrics on in-scope and out-of-scope texts, any backend: of the head's saved method and threshold, or,
     with `oos_class` (out-of-scope trained as a class), of predicting that class (score: 1 - its probability)."""
     if oos_class is None:
-        raw, in_scores = in_scope_scores(model, spec, test, batch_size)
-        oos_scores = in_scope_scores(model, spec, oos_test, batch_size)[1]
+        raw, in_scores = in_scope_scores(model, spec, test, batch_size, bf16)
+        oos_scores = in_scope_scores(model, spec, oos_test, batch_size, bf16)[1]
         in_correct = (spec.predicted_ids(raw) == targets_of(spec, test)).numpy()
         metrics = oos_metrics(in_scores, in_correct, oos_scores, spec.oos_threshold)
     else:
-        raw, oos_raw = raw_outputs(model, spec, test, batch_size), raw_outputs(model, spec, oos_test, batch_size)
+        raw = raw_outputs(model, spec, test, batch_size, bf16)
+        oos_raw = raw_outputs(model, spec, oos_test, batch_size, bf16)
         in_correct = (spec.predicted_ids(raw) == targets_of(spec, test)).numpy()
         column = spec.labels.index(oos_class)
         in_scores = (1 - spec.probabilities(raw)[:, column]).numpy()
