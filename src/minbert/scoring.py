@@ -97,15 +97,8 @@ def evaluate(
             options.unseen_labels,
             "left out" if options.unseen_labels == "skip" else "scored as misses",
         )
-    counted = unseen if options.unseen_labels == "count_wrong" else []
-    evaluation = evaluate_examples(model, spec.name, seen, batch_size, unseen=counted)
-    metrics = {
-        **evaluation.metrics,
-        "examples": len(seen) + (len(unseen) if options.unseen_labels == "count_wrong" else 0),
-    }
-    if unseen and options.unseen_labels == "skip":
-        metrics["skipped_unseen_label_rows"] = len(unseen)
-    if oos_data is not None:
+    oos = None
+    if oos_data is not None:  # read and checked before the (long) scoring
         if spec.oos_method == "none":
             raise MinbertError(
                 f"{model_dir}: --oos-data scores out-of-scope rejection, and this model has none (train with oos.method)"
@@ -117,7 +110,18 @@ def evaluate(
             role="oos_test",
             skip_bad_rows=options.skip_bad_rows,
         )
-        metrics |= {**oos_evaluation(model, spec, seen, oos, batch_size).metrics, "oos_examples": len(oos)}
+    counted = unseen if options.unseen_labels == "count_wrong" else []
+    with model.encoding_once():  # the OOS metrics read the outputs on `seen` again: computed once
+        evaluation = evaluate_examples(model, spec.name, seen, batch_size, unseen=counted)
+        rejection = oos_evaluation(model, spec, seen, oos, batch_size).metrics if oos is not None else {}
+    metrics = {
+        **evaluation.metrics,
+        "examples": len(seen) + (len(unseen) if options.unseen_labels == "count_wrong" else 0),
+    }
+    if unseen and options.unseen_labels == "skip":
+        metrics["skipped_unseen_label_rows"] = len(unseen)
+    if oos is not None:
+        metrics |= {**rejection, "oos_examples": len(oos)}
     return metrics
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +14,7 @@ import yaml
 
 from minbert import MinbertError, load, load_config, train
 from minbert.cli import main
-from minbert.model.backends import export_onnx, load_backend
+from minbert.model.backends import OnnxModel, export_onnx, load_backend
 from minbert.model.task_model import Model
 from minbert.run import refit
 
@@ -143,8 +146,21 @@ def test_oos_config_errors(clinc, tmp_path, sections, message):
         load_config(config(clinc, tmp_path / "bad", **sections))
 
 
+def counting(encode: Callable[..., torch.Tensor], encoded: list[int]) -> Callable[..., torch.Tensor]:
+    """A backend's `encode(self, ..., inputs, ...)` that first notes how many `inputs` it was given."""
+    signature = inspect.signature(encode)
+
+    def counted(*arguments: Any) -> torch.Tensor:
+        encoded.append(len(signature.bind(*arguments).arguments["inputs"]))
+        return encode(*arguments)
+
+    return counted
+
+
 @pytest.mark.parametrize("method", ["mahalanobis", "knn"])
-def test_a_vector_method_rejects_the_same_texts_on_every_backend_after_a_reload(clinc, tmp_path, method, capsys):
+def test_a_vector_method_rejects_the_same_texts_on_every_backend_after_a_reload(
+    clinc, tmp_path, method, capsys, monkeypatch
+):
     data = {"oos_dev": [str(clinc / "oos_dev.jsonl")], "oos_test": [str(clinc / "oos_test.jsonl")]}
     run = train(load_config(config(clinc, tmp_path / method, data=data, oos={"method": method})))
     assert run.summary["oos_method"] == method and run.results["test"]["oos_auroc"] > 0.8
@@ -162,20 +178,17 @@ def test_a_vector_method_rejects_the_same_texts_on_every_backend_after_a_reload(
     labels = {b: [p.label for p in load_backend(model_dir, b).predict(texts)] for b in ("torch", "onnx")}
     assert labels["torch"] == labels["onnx"] == [p.label for p in reloaded.predict(texts)]
     assert 0 < labels["torch"].count("oos") < len(texts)
-    assert (
-        main(
-            [
-                "eval",
-                str(run.output_dir),
-                "--data",
-                str(clinc / "test.jsonl"),
-                "--oos-data",
-                str(clinc / "oos_test.jsonl"),
-            ]
-        )
-        == 0
-    )
-    assert json.loads(capsys.readouterr().out)["oos_auroc"] == pytest.approx(run.results["test"]["oos_auroc"], abs=1e-4)
+    encoded: list[int] = []  # the length of each input list a backend encodes
+    for backend, method_name in [(Model, "_encode_pooled"), (OnnxModel, "_session_run")]:
+        monkeypatch.setattr(backend, method_name, counting(getattr(backend, method_name), encoded))
+    sizes = sorted(len((clinc / f"{name}.jsonl").read_text().splitlines()) for name in ("test", "oos_test"))
+    for backend, tolerance in [("torch", 1e-4), ("onnx", 1e-3)]:
+        encoded.clear()
+        data = ["--data", str(clinc / "test.jsonl"), "--oos-data", str(clinc / "oos_test.jsonl")]
+        assert main(["eval", str(run.output_dir), *data, "--backend", backend]) == 0
+        metrics = json.loads(capsys.readouterr().out)
+        assert metrics["oos_auroc"] == pytest.approx(run.results["test"]["oos_auroc"], abs=tolerance)
+        assert sorted(encoded) == sizes  # test feeds its metrics and the rejection's from one pass
     report = (run.output_dir / "report.md").read_text()
     assert "oos_scores.png" in report and (run.output_dir / "oos_scores.png").stat().st_size > 10_000
 
@@ -185,21 +198,15 @@ def test_a_frozen_run_encodes_each_text_once(clinc, tmp_path, monkeypatch):
     vectors the frozen encoder cached for training, and encode any other input list once: on a frozen probe,
     encoding dev again would cost as much as training the head. The out-of-scope test pass reads the run's
     evaluation batch size (and precision), so it finds the test vectors too."""
-    encoded: list[tuple[str, ...]] = []
-    encode = Model._encode_pooled
-
-    def counting(model, inputs, batch_size, bf16):
-        encoded.append(tuple(inputs))
-        return encode(model, inputs, batch_size, bf16)
-
-    monkeypatch.setattr(Model, "_encode_pooled", counting)
+    encoded: list[int] = []
+    monkeypatch.setattr(Model, "_encode_pooled", counting(Model._encode_pooled, encoded))
     data = {"oos_dev": [str(clinc / "oos_dev.jsonl")], "oos_test": [str(clinc / "oos_test.jsonl")]}
     train_section = {"freeze": "encoder", "epochs": 3, "lr": 3e-3, "progress": False, "seed": 2, "eval_batch_size": 64}
     sections = {"oos": {"method": "mahalanobis"}, "calibration": "temperature", "train": train_section}
     run = train(load_config(config(clinc, tmp_path / "once", data=data, **sections)))
     sizes = {name: len((clinc / f"{name}.jsonl").read_text().splitlines()) for name in ("train", "dev", "test")}
     oos_sizes = [len((clinc / f"{name}.jsonl").read_text().splitlines()) for name in ("oos_dev", "oos_test")]
-    assert sorted(map(len, encoded)) == sorted([*sizes.values(), *oos_sizes])  # train and dev before training only
+    assert sorted(encoded) == sorted([*sizes.values(), *oos_sizes])  # train and dev before training only
     assert run.results["dev"]["accuracy"] > 0.5 and 0 < run.summary["temperature"]
     for _ in range(2):  # outside a run's conclusion nothing is remembered
         run.model.pooled_vectors(["what is my balance"])

@@ -232,6 +232,8 @@ class OnnxModel(HeadPredictions):
     ) -> torch.Tensor:
         """Raw head outputs in input order (bf16 is a PyTorch option and does not apply here)."""
         self.spec(task)
+        if self._encoded is not None and IN_SCOPE.format(task) in self.outputs:
+            return self.scored_outputs(task, inputs, batch_size)[0]  # one remembered run for outputs and scores
         return self._run([task], inputs, batch_size)
 
     def scored_outputs(
@@ -246,7 +248,14 @@ class OnnxModel(HeadPredictions):
         return both[:, :-1], both[:, -1]
 
     def _run(self, names: list[str], inputs: Sequence[str] | Sequence[Pair], batch_size: int) -> torch.Tensor:
-        """The named outputs in input order, side by side as columns (one output: as it is)."""
+        """The named outputs in input order, side by side as columns (one output: as it is); inside encoding_once
+        each (names, inputs) is run once."""
+        return self._once(
+            (tuple(names), tuple(inputs), batch_size), lambda: self._session_run(names, inputs, batch_size)
+        )
+
+    def _session_run(self, names: list[str], inputs: Sequence[str] | Sequence[Pair], batch_size: int) -> torch.Tensor:
+        """One pass of ONNX Runtime over the inputs, in length-sorted batches."""
 
         def run(batch: Batch) -> torch.Tensor:
             found = self.session.run(names, {name: t.numpy() for name, t in batch.as_kwargs().items()})

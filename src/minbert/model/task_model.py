@@ -12,7 +12,7 @@ as a directory (see `model/layout.py`) that `minbert.load` reads back anywhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,6 +102,27 @@ class HeadPredictions:
     """`predict`, `predict_proba` and `labels` from a backend's `spec`, `default_task` and `raw_outputs`: written
     once for the PyTorch model and the ONNX export alike."""
 
+    _encoded: dict[tuple[Any, ...], torch.Tensor] | None = None  # what encoding_once remembers (None: outside it)
+
+    @contextmanager
+    def encoding_once(self, known: Iterable[Encoded] = ()) -> Iterator[None]:
+        """While the model stays fixed (a run's post-hoc fitting and final evaluation, `minbert eval`), each input
+        list is encoded once however many steps read it, and `known` ones (a frozen encoder's cached vectors) not at
+        all: on a frozen-encoder run re-encoding dev would cost as much as the head's whole training."""
+        self._encoded = {(tuple(k.inputs), k.batch_size, k.bf16): k.vectors for k in known}
+        try:
+            yield
+        finally:
+            self._encoded = None
+
+    def _once(self, key: tuple[Any, ...], encode: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """`encode()`, or inside encoding_once a copy of what it returned for the same `key` before."""
+        if self._encoded is None:
+            return encode()
+        if key not in self._encoded:
+            self._encoded[key] = encode()
+        return self._encoded[key].clone()
+
     def spec(self, task: str) -> HeadSpec:
         raise NotImplementedError
 
@@ -165,7 +186,6 @@ class Model(HeadPredictions, nn.Module):
         self.heads = nn.ModuleDict(
             {spec.name: TaskHead(spec, config.projection_size or width) for spec in config.heads}
         )
-        self._encoded: dict[tuple[Any, int, bool], torch.Tensor] | None = None
 
     @classmethod
     def from_checkpoint(
@@ -299,23 +319,7 @@ class Model(HeadPredictions, nn.Module):
         """Pooled vectors (float32, CPU, eval mode) of texts or cross-encoded pairs, in input order."""
         if not inputs:
             return torch.empty(0, self.encoder.config.hidden_size)
-        if self._encoded is None:
-            return self._encode_pooled(inputs, batch_size, bf16)
-        key = (tuple(inputs), batch_size, bf16)
-        if key not in self._encoded:
-            self._encoded[key] = self._encode_pooled(inputs, batch_size, bf16)
-        return self._encoded[key].clone()
-
-    @contextmanager
-    def encoding_once(self, known: Iterable[Encoded] = ()) -> Iterator[None]:
-        """While the model stays fixed (after training: post-hoc fitting, then the final evaluation), each input list
-        is encoded once however many steps read it, and `known` ones (a frozen encoder's cached vectors) not at all:
-        on a frozen-encoder run re-encoding dev would cost as much as the head's whole training."""
-        self._encoded = {(tuple(k.inputs), k.batch_size, k.bf16): k.vectors for k in known}
-        try:
-            yield
-        finally:
-            self._encoded = None
+        return self._once((tuple(inputs), batch_size, bf16), lambda: self._encode_pooled(inputs, batch_size, bf16))
 
     def _encode_pooled(self, inputs: Sequence[str] | Sequence[Pair], batch_size: int, bf16: bool) -> torch.Tensor:
         was_training = self.training
