@@ -250,9 +250,7 @@ class OnnxModel(HeadPredictions):
     def _run(self, names: list[str], inputs: Sequence[str] | Sequence[Pair], batch_size: int) -> torch.Tensor:
         """The named outputs in input order, side by side as columns (one output: as it is); inside encoding_once
         each (names, inputs) is run once."""
-        return self._once(
-            (tuple(names), tuple(inputs), batch_size), lambda: self._session_run(names, inputs, batch_size)
-        )
+        return self._once(inputs, (tuple(names), batch_size), lambda: self._session_run(names, inputs, batch_size))
 
     def _session_run(self, names: list[str], inputs: Sequence[str] | Sequence[Pair], batch_size: int) -> torch.Tensor:
         """One pass of ONNX Runtime over the inputs, in length-sorted batches."""

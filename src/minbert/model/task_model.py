@@ -115,10 +115,14 @@ class HeadPredictions:
         finally:
             self._encoded = None
 
-    def _once(self, key: tuple[Any, ...], encode: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """`encode()`, or inside encoding_once a copy of what it returned for the same `key` before."""
+    def _once(
+        self, inputs: Sequence[str] | Sequence[Pair], settings: tuple[Any, ...], encode: Callable[[], torch.Tensor]
+    ) -> torch.Tensor:
+        """`encode()`, or inside encoding_once a copy of what it returned before for the same inputs and settings.
+        Outside it no key is built: predict and serve pay nothing for the memo."""
         if self._encoded is None:
             return encode()
+        key = (tuple(inputs), *settings)
         if key not in self._encoded:
             self._encoded[key] = encode()
         return self._encoded[key].clone()
@@ -319,7 +323,7 @@ class Model(HeadPredictions, nn.Module):
         """Pooled vectors (float32, CPU, eval mode) of texts or cross-encoded pairs, in input order."""
         if not inputs:
             return torch.empty(0, self.encoder.config.hidden_size)
-        return self._once((tuple(inputs), batch_size, bf16), lambda: self._encode_pooled(inputs, batch_size, bf16))
+        return self._once(inputs, (batch_size, bf16), lambda: self._encode_pooled(inputs, batch_size, bf16))
 
     def _encode_pooled(self, inputs: Sequence[str] | Sequence[Pair], batch_size: int, bf16: bool) -> torch.Tensor:
         was_training = self.training
