@@ -116,7 +116,7 @@ def evaluate(
         rejection = oos_evaluation(model, spec, seen, oos, batch_size).metrics if oos is not None else {}
     metrics = {
         **evaluation.metrics,
-        "examples": len(seen) + (len(unseen) if options.unseen_labels == "count_wrong" else 0),
+        "examples": len(seen) + len(counted),
     }
     if unseen and options.unseen_labels == "skip":
         metrics["skipped_unseen_label_rows"] = len(unseen)
