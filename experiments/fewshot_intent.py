@@ -68,11 +68,12 @@ def render() -> Path:
         "training set (seeded). Mean ± sd over the splits run; the published split's number alone beside it. minbert:",
         "`configs/fewshot_intent.yaml` (chosen before any test number; best epoch on dev). SetFit 1.2: the paper's recipe",
         "on the very same rows and checkpoint, one thread on the same CPU (no dev set). Target: the issue's bar for",
-        "MPNet-base, above ICDA, judged on the published split; against SetFit: as accurate in at most half its wall time",
-        "(at equal precision only where the precision column says so: SetFit runs fp32).",
+        "MPNet-base, above ICDA, judged on the published split; against SetFit: as accurate in at most half its wall time,",
+        "judged on the splits both ran on one CPU at one precision (SetFit runs fp32, so a split minbert ran in bf16 is",
+        "not judged).",
         "",
         "| dataset | K | checkpoint | contender | splits | test acc. (mean ± sd) | published split | ICDA | CPFT | RoBERTa + clf "
-        "| target (MPNet) | met? | against SetFit, same splits and CPU | wall per run | precision, CPU |",
+        "| target (MPNet) | met? | against SetFit, same splits, CPU and precision | wall per run | precision, CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     cells: dict[tuple[str, str], list[dict[str, tuple[float, float]]]] = {}

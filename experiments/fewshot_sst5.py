@@ -71,14 +71,15 @@ def render() -> Path:
         "pairs stage as SetFit's then a probe on the frozen encoder (`configs/fewshot_sst5_pairs.yaml`), best epoch on",
         "dev; SetFit 1.2: the paper's recipe (20 pair iterations, batch 16, one epoch, body lr 2e-5, logistic head), no",
         "dev set. Target: the SetFit paper's MPNet number for minbert with MPNet-base; against SetFit on the same",
-        "splits: as accurate in at most half its wall time (at equal precision only where the precision column says so:",
-        "SetFit runs fp32).",
+        "splits, CPU and precision: as accurate in at most half its wall time (SetFit runs fp32, so a split minbert ran",
+        "in bf16 is not judged).",
         "",
         "The rows come from two CPUs (last column): every MiniLM row from an AMD EPYC with AVX2 only; MPNet's splits",
         "1-3 (and N = 64) from an AMD EPYC with AVX-512 (avx512_bf16; minbert in bf16 there), MPNet's N = 8 pairs and",
         "SetFit rows of splits 4-10 and fine-tuning splits 3-10 from the AVX2 one (fp32, both contenders). A minbert row",
-        "is judged against SetFit only on the splits both ran on one CPU (so not fine-tuning's split 3, whose SetFit",
-        "row ran on the AVX-512 one). MiniLM's rows first ran on the AVX-512 CPU;",
+        "is judged against SetFit only on the splits both ran on one CPU at one precision: so not MPNet's bf16 splits",
+        "(pairs 1-3, fine-tuning 1-2, N = 64), nor fine-tuning's split 3, whose SetFit row ran on the AVX-512 one.",
+        "MiniLM's rows first ran on the AVX-512 CPU;",
         "N = 8 and N = 64 were rerun on the AVX2 one, all contenders, so that each cell is judged on all 10 splits.",
         "fp32 few-shot fine-tuning does not always give the same numbers on the two (their kernels round differently,",
         "and a few dozen rows amplify it): at N = 8, 8 of 10 splits matched to the digit (split 1 gave 23.17 on one and",
@@ -92,7 +93,7 @@ def render() -> Path:
         "like-for-like comparison.",
         "",
         "| N | checkpoint | contender | splits | test acc. (mean ± sd) | wall per split | SetFit paper (paraphrase-MPNet) "
-        "| RoBERTa-large FT | target met? | against SetFit, same splits and CPU | precision, CPU |",
+        "| RoBERTa-large FT | target met? | against SetFit, same splits, CPU and precision | precision, CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     cells: dict[tuple[str, str], list[dict[str, tuple[float, float]]]] = {}

@@ -62,11 +62,16 @@ def test_accuracy_rows(rows: list[dict], recipe: str) -> list[dict]:
     return [r for r in rows if r["recipe"] == recipe and (r["split"], r["metric"]) == ("test", "accuracy")]
 
 
-def same_cpu_splits(rows: list[dict], recipe: str, other: str) -> set[str]:
-    """The splits both recipes ran on one CPU: wall times from two CPUs do not compare, and fp32 results differ
-    between CPUs (AVX2 and AVX-512 kernels round differently)."""
-    cpu = {r["seed"]: r.get("cpu") for r in test_accuracy_rows(rows, other)}
-    return {r["seed"] for r in test_accuracy_rows(rows, recipe) if r["seed"] in cpu and cpu[r["seed"]] == r.get("cpu")}
+def comparable_splits(rows: list[dict], recipe: str, other: str) -> set[str]:
+    """The splits both recipes ran on one CPU at one precision: wall times from two CPUs or two precisions do not
+    compare (bf16 autocast is several times faster where the CPU has it), and fp32 results differ between CPUs
+    (AVX2 and AVX-512 kernels round differently)."""
+    machine = {r["seed"]: (r.get("cpu"), r.get("precision")) for r in test_accuracy_rows(rows, other)}
+    return {
+        r["seed"]
+        for r in test_accuracy_rows(rows, recipe)
+        if r["seed"] in machine and machine[r["seed"]] == (r.get("cpu"), r.get("precision"))
+    }
 
 
 def contender_splits(rows: list[dict], recipe: str) -> tuple[dict[str, tuple[float, float]], str]:
@@ -113,15 +118,18 @@ class Contender:
 def contenders(rows: list[dict], recipe: str, variants: dict[str, str] | None = None) -> list[Contender]:
     """minbert's and SetFit's rows of a few-shot cell, from results.csv `rows` of one checkpoint: minbert's `recipe`,
     then each of its other recipes on the same rows (`variants`, label -> recipe) that has run, then SetFit. A
-    minbert recipe is judged against SetFit on the splits both ran on the same CPU (`same_cpu_splits`)."""
+    minbert recipe is judged against SetFit on the splits both ran on one CPU at one precision
+    (`comparable_splits`)."""
     setfit_recipe = f"setfit_{recipe}"
     setfit, setfit_machine = contender_splits(rows, setfit_recipe)
     judged = []
     for label, own in [("minbert", recipe), *(variants or {}).items()]:
         splits, machine = contender_splits(rows, own)
         if splits or label == "minbert":
-            comparable = same_cpu_splits(rows, own, setfit_recipe)
+            comparable = comparable_splits(rows, own, setfit_recipe)
             against = versus({s: v for s, v in splits.items() if s in comparable}, setfit)
+            if not against and set(splits) & set(setfit):
+                against = "not judged: no split both ran on one CPU at one precision"
             judged.append(Contender(label, splits, machine, against))
     return [*judged, Contender("SetFit", setfit, setfit_machine, "")]
 

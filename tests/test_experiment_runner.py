@@ -180,9 +180,9 @@ def test_versus_compares_on_the_splits_both_ran():
 def test_a_second_minbert_recipe_is_judged_against_the_same_setfit_splits():
     from setfit_beside import contenders
 
-    def row(recipe: str, seed: str, value: float, wall: float, cpu: str = "cpu") -> dict:
+    def row(recipe: str, seed: str, value: float, wall: float, cpu: str = "cpu", precision: str = "fp32") -> dict:
         return {"recipe": recipe, "seed": seed, "split": "test", "metric": "accuracy", "value": str(value),
-                "wall_s": str(wall), "precision": "fp32", "cpu": cpu}  # fmt: skip
+                "wall_s": str(wall), "precision": precision, "cpu": cpu}  # fmt: skip
 
     rows = [row("n8", "1", 0.30, 150.0), row("n8_pairs", "1", 0.36, 90.0), row("setfit_n8", "1", 0.35, 200.0)]
     labels = {c.label: c.against for c in contenders(rows, "n8", {"pairs": "n8_pairs", "unrun": "n8_other"})}
@@ -195,6 +195,14 @@ def test_a_second_minbert_recipe_is_judged_against_the_same_setfit_splits():
     rows += [row("n8_pairs", "2", 0.90, 1.0, cpu="other"), row("setfit_n8", "2", 0.10, 1000.0)]
     pairs = next(c for c in contenders(rows, "n8", {"pairs": "n8_pairs"}) if c.label == "pairs")
     assert pairs.against == "+1.00 pts, 0.45x wall (1 split): met" and len(pairs.splits) == 2
+    # so is a split minbert ran in bf16 on SetFit's CPU: its wall time is not at SetFit's precision (fp32)
+    rows += [row("n8_pairs", "3", 0.90, 1.0, precision="bf16"), row("setfit_n8", "3", 0.10, 1000.0)]
+    pairs = next(c for c in contenders(rows, "n8", {"pairs": "n8_pairs"}) if c.label == "pairs")
+    assert pairs.against == "+1.00 pts, 0.45x wall (1 split): met" and len(pairs.splits) == 3
+    # and a recipe whose every split is such a one says why it has no verdict
+    rows += [row("n8_other", "3", 0.50, 1.0, precision="bf16")]
+    other = next(c for c in contenders(rows, "n8", {"other": "n8_other"}) if c.label == "other")
+    assert other.against == "not judged: no split both ran on one CPU at one precision"
 
 
 def test_protocol_wall_projects_each_cell_to_every_split():
