@@ -14,7 +14,7 @@ from minbert import MinbertError
 from minbert.evaluation.calibration import expected_calibration_error, fit_temperature, negative_log_likelihood
 from minbert.evaluation.oos import choose_threshold, oos_metrics
 from minbert.model.heads import HeadSpec, KnnScore, MahalanobisScore, TaskHead
-from minbert.model.task_model import predictions
+from minbert.model.task_model import Model, predictions
 
 
 def test_ece_by_hand():
@@ -113,6 +113,24 @@ def test_mahalanobis_needs_every_class_and_ignores_directions_without_variance()
     scorer.fit(flat, torch.arange(40) % 2)
     moved = torch.tensor([[0.3, -0.2, 0.0], [0.3, -0.2, 5.0]])
     assert torch.isfinite(scorer(moved)).all() and scorer(moved)[0] == pytest.approx(scorer(moved)[1].item())
+
+
+def test_a_files_in_scope_scores_are_taken_a_batch_at_a_time(monkeypatch):
+    """Mahalanobis holds (rows, classes, width) at once; over a whole eval file that is gigabytes, so
+    scored_outputs hands it one batch at a time, with the scores it would give all at once."""
+    spec = HeadSpec("main", labels=["a", "b", "c"], oos_method="mahalanobis")
+    model = Model.from_checkpoint(None, [spec], pooling="mean", max_length=32).eval()
+    texts = [f"please set an alarm for {hour} o'clock" for hour in range(10)]
+    head = model.head("main")
+    head.rejector.fit(model.head_vectors(texts), torch.arange(10) % 3)  # type: ignore[union-attr]
+    rows: list[int] = []
+    forward = MahalanobisScore.forward
+    monkeypatch.setattr(MahalanobisScore, "forward", lambda self, z: rows.append(len(z)) or forward(self, z))
+    raw, scores = model.scored_outputs("main", texts, batch_size=4)
+    assert rows == [4, 4, 2]
+    with torch.no_grad():
+        whole = head.in_scope(model.head_vectors(texts), raw)
+    assert scores is not None and torch.allclose(scores, whole, rtol=1e-5)
 
 
 def test_knn_score_is_minus_the_cosine_distance_to_the_kth_nearest_training_vector():

@@ -357,14 +357,20 @@ class Model(HeadPredictions, nn.Module):
     def scored_outputs(
         self, task: str, inputs: Sequence[str] | Sequence[Pair], batch_size: int = 128, bf16: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Raw outputs and in-scope scores (None without an out-of-scope method) from one encoder pass."""
+        """Raw outputs and in-scope scores (None without an out-of-scope method) from one encoder pass. The scores
+        are taken `batch_size` rows at a time: Mahalanobis compares every row with every class mean at once, which
+        for a whole file (4,500 rows, 150 classes, width 384) is gigabytes."""
         spec = self.spec(task)
         if spec.oos_method == "none":
             return self.raw_outputs(task, inputs, batch_size, bf16), None
         u = self.pooled_vectors(inputs, batch_size, bf16)
         raw = self.heads_on_vectors(task, u)
-        shared = self.shared(u.to(self.device))
-        return raw, self.head(task).in_scope(shared, raw.to(self.device)).float().cpu()
+        head = self.head(task)
+        scores = [
+            head.in_scope(self.shared(rows.to(self.device)), outputs.to(self.device)).float().cpu()
+            for rows, outputs in zip(u.split(batch_size), raw.split(batch_size), strict=True)
+        ]
+        return raw, torch.cat(scores)
 
     def head_vectors(self, inputs: Sequence[str], batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
         """The vectors the heads read (after the shared projection), float32 on CPU: what vector methods fit on."""
