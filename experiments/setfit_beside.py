@@ -64,7 +64,7 @@ def test_accuracy_rows(rows: list[dict], recipe: str) -> list[dict]:
 
 def comparable_splits(rows: list[dict], recipe: str, other: str) -> set[str]:
     """The splits both recipes ran on one CPU at one precision: wall times from two CPUs or two precisions do not
-    compare (bf16 autocast is several times faster where the CPU has it), and fp32 results differ between CPUs
+    compare (bf16 autocast runs faster where the CPU has it: about 4x on AMX), and fp32 results differ between CPUs
     (AVX2 and AVX-512 kernels round differently)."""
     machine = {r["seed"]: (r.get("cpu"), r.get("precision")) for r in test_accuracy_rows(rows, other)}
     return {
