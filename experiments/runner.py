@@ -308,7 +308,7 @@ def main(
 ) -> None:
     """The command line shared by the experiment scripts: run what is missing, re-render after each run.
     `before(run)`, when given, prepares what a selected run that is still to do needs (a teacher, a file);
-    `beside(run)` runs a contender on the same split right after each selected run."""
+    `beside(run)` runs a contender on the same split right after each selected run (`--only` runs one side)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--render", action="store_true", help="only render the table from results.csv")
     parser.add_argument("--recipes", nargs="*", help="only these recipes")
@@ -317,6 +317,14 @@ def main(
         "--checkpoint", help=f"run with this encoder instead (e.g. all-mpnet-base-v2; default {DEFAULT_CHECKPOINT})"
     )
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (for CPUs with avx512_bf16 or AMX)")
+    parser.set_defaults(only=None)
+    if beside is not None:
+        parser.add_argument(
+            "--only",
+            choices=["minbert", "contender"],
+            help="run only minbert's runs, or only the contender beside them: on a 2-core CPU, one process of each "
+            "(in two checkouts, one thread each) halves the wall of a cell whose contender is slow",
+        )
     parser.epilog = (
         "Any other arguments are config overrides added to every run, e.g. `--train.patience 3`; a run keeps\n"
         "its results.csv key, so an interrupted run resumes with them (its config.yaml records them)."
@@ -329,10 +337,11 @@ def main(
     if not args.render:
         for run in runs:
             if (not args.recipes or run.recipe in args.recipes) and (not args.seeds or run.seed in args.seeds):
-                if before is not None and run.key not in finished_runs():
-                    before(run)
-                run_all([run])
-                if beside is not None:
+                if args.only != "contender":
+                    if before is not None and run.key not in finished_runs():
+                        before(run)
+                    run_all([run])
+                if beside is not None and args.only != "minbert":
                     beside(run)
                 render()
     print(render().read_text())

@@ -2,7 +2,7 @@
 a run keeps its key (so it resumes) and gives training overrides to the run a refit refits; a run retrained
 because its model is gone keeps the retrain's rows apart from the rows on record; a finished run missing from
 results.csv is recorded from its directory, and one of another config is refused; a script's `before` hook
-prepares only the selected runs still to do; SetFit beside a run gets exactly the run's training and test rows,
+prepares only the selected runs still to do, and `--only` runs one side of a run and its contender; SetFit beside a run gets exactly the run's training and test rows,
 and each of minbert's recipes in a few-shot cell is judged against SetFit on the same splits."""
 
 from __future__ import annotations
@@ -130,6 +130,28 @@ def test_before_prepares_only_the_selected_runs_still_to_do(tmp_path, monkeypatc
         ("a", runner.DEFAULT_CHECKPOINT, "1"),
         ("a", runner.DEFAULT_CHECKPOINT, "2"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("only", "sides"),
+    [([], ["minbert", "contender"]), (["--only", "minbert"], ["minbert"]), (["--only", "contender"], ["contender"])],
+)
+def test_only_runs_one_side_of_each_selected_run(tmp_path, monkeypatch, only, sides):
+    runs = [Run("exp", "a", tmp_path / "c.yaml", seed) for seed in (1, 2)]
+    monkeypatch.setattr(runner, "finished_runs", lambda: set())
+    ran: list[tuple[str, str]] = []
+    monkeypatch.setattr(runner, "run_all", lambda todo: ran.extend(("minbert", run.seed) for run in todo))
+    (tmp_path / "table.md").write_text("table")
+    monkeypatch.setattr(sys, "argv", ["script", "--seeds", "2", *only])
+    runner.main(
+        "doc",
+        runs,
+        lambda: tmp_path / "table.md",
+        beside=lambda run: ran.append(("contender", run.seed)),
+        before=lambda run: ran.append(("before", run.seed)),
+    )
+    expected = {"minbert": [("before", 2), ("minbert", 2)], "contender": [("contender", 2)]}
+    assert ran == [step for side in sides for step in expected[side]]
 
 
 def test_setfit_beside_trains_on_the_runs_own_rows(tmp_path, monkeypatch):
