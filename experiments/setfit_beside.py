@@ -2,15 +2,20 @@
 on the same test rows, one thread on the same CPU. The rows come from minbert's own reading of the run's config
 (a published split file, or the seeded per-class sample), so the two contenders never see different data.
 Recorded in experiments/results.csv as recipe `setfit_<recipe>` of the run's experiment (accuracy, wall time).
+Like minbert's runs it resumes: a SetFit run stopped part-way goes on from its last checkpoint on the same CPU, its
+wall time summed over the sittings.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import statistics
-import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from runner import Run, append_rows, finished_runs, rehome
+from runner import Run, WallClock, append_rows, finished_runs, rehome
 from setfit_contender import run_setfit
 
 from minbert.config import load_config
@@ -26,29 +31,46 @@ def setfit_rows(run: Run) -> list[dict]:
     task = read.data[read.tasks[0].name]
     if not task.test:
         raise SystemExit(f"{run.config}: SetFit is scored on the test split, and this run has none")
-    started = time.perf_counter()
-    result = run_setfit(
-        resolve_checkpoint(run.checkpoint),
-        [(e.text, str(e.label)) for e in task.train],
-        [(e.text, str(e.label)) for e in task.test],
-        seed=run.seed,
-    )
+    train = [(e.text, str(e.label)) for e in task.train]
+    test = [(e.text, str(e.label)) for e in task.test]
+    cpu = cpu_description()
+    folder = setfit_run(run).output_dir
+    start_afresh_unless(folder, {"checkpoint": run.checkpoint, "seed": run.seed, "cpu": cpu, "rows": [train, test]})
+    with WallClock(folder / "wall_s.json") as clock:
+        result = run_setfit(resolve_checkpoint(run.checkpoint), train, test, seed=run.seed, folder=folder)
     base = {
         "experiment": run.experiment,
         "recipe": f"setfit_{run.recipe}",
         "checkpoint": run.checkpoint,
         "seed": run.seed,
-        "wall_s": round(time.perf_counter() - started, 1),
+        "wall_s": round(clock.total(), 1),
         "examples_per_s": "",
         "precision": "fp32",
-        "cpu": cpu_description(),
+        "cpu": cpu,
     }
     return [{**base, "split": "test", "metric": "accuracy", "value": round(result["accuracy"], 6)}]
 
 
+def setfit_run(run: Run) -> Run:
+    """SetFit's side of minbert's `run`: its key in results.csv and its folder beside minbert's run directory."""
+    return replace(run, recipe=f"setfit_{run.recipe}")
+
+
+def start_afresh_unless(folder: Path, sitting: dict) -> None:
+    """Empty `folder` unless its earlier sittings trained on the same rows, checkpoint and seed on the same CPU:
+    a run goes on only where its wall time and its result would be those of one uninterrupted run."""
+    marker = folder / "sitting.sha256"
+    digest = hashlib.sha256(json.dumps(sitting, sort_keys=True).encode()).hexdigest()
+    if marker.is_file() and marker.read_text() == digest:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    marker.write_text(digest)
+
+
 def setfit_beside(run: Run) -> None:
     """SetFit on the split minbert's `run` just trained on, unless it is on record already."""
-    key = replace(run, recipe=f"setfit_{run.recipe}").key
+    key = setfit_run(run).key
     if key in finished_runs():
         return
     print(f"SetFit / {run.recipe} / {run.checkpoint} / split {run.seed} ...", flush=True)

@@ -2,8 +2,9 @@
 a run keeps its key (so it resumes) and gives training overrides to the run a refit refits; a run retrained
 because its model is gone keeps the retrain's rows apart from the rows on record; a finished run missing from
 results.csv is recorded from its directory, and one of another config is refused; a script's `before` hook
-prepares only the selected runs still to do, and `--only` runs one side of a run and its contender; SetFit beside a run gets exactly the run's training and test rows,
-and each of minbert's recipes in a few-shot cell is judged against SetFit on the same splits."""
+prepares only the selected runs still to do, and `--only` runs one side of a run and its contender; SetFit
+beside a run gets exactly the run's training and test rows and resumes only on the same rows and CPU, and each
+of minbert's recipes in a few-shot cell is judged against SetFit on the same splits."""
 
 from __future__ import annotations
 
@@ -166,7 +167,7 @@ def test_setfit_beside_trains_on_the_runs_own_rows(tmp_path, monkeypatch):
     )
     seen: dict[str, list] = {}
 
-    def fake_setfit(checkpoint, train, test, seed):
+    def fake_setfit(checkpoint, train, test, seed, folder):
         seen.update(train=train, test=test, seed=[seed])
         return {"accuracy": 0.5}
 
@@ -187,6 +188,54 @@ def test_setfit_beside_trains_on_the_runs_own_rows(tmp_path, monkeypatch):
     assert seen["train"] != first
     setfit_beside.setfit_rows(Run("exp", "all", config, 1))
     assert len(seen["train"]) == 18
+
+
+def test_a_stopped_setfit_run_resumes_only_on_the_same_rows_and_cpu(tmp_path, monkeypatch):
+    import setfit_beside
+
+    (tmp_path / "train.txt").write_text("".join(f"{i % 2} ||| text {i}\n" for i in range(8)))
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"task: classification\ndata: {{train: {tmp_path}/train.txt, test: {tmp_path}/train.txt, format: pipe}}\n"
+    )
+    monkeypatch.setenv("MINBERT_EXPERIMENT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(setfit_beside, "resolve_checkpoint", lambda name: tmp_path)
+    sittings: list[bool] = []  # per sitting: whether the folder held the earlier sitting's checkpoint
+
+    def stopped_once(checkpoint, train, test, seed, folder):
+        sittings.append((folder / "checkpoint-500").is_dir())
+        if len(sittings) == 1:
+            (folder / "checkpoint-500").mkdir()
+            raise KeyboardInterrupt  # the session ended part-way
+        return {"accuracy": 0.75}
+
+    monkeypatch.setattr(setfit_beside, "run_setfit", stopped_once)
+    run = Run("exp", "all", config, 1)
+    with pytest.raises(KeyboardInterrupt):
+        setfit_beside.setfit_rows(run)
+    rows = setfit_beside.setfit_rows(run)
+    folder = setfit_beside.setfit_run(run).output_dir
+    assert sittings == [False, True] and rows[0]["value"] == 0.75
+    assert len(json.loads((folder / "wall_s.json").read_text())) == 2  # the wall time sums both sittings
+    monkeypatch.setattr(setfit_beside, "cpu_description", lambda: "another CPU")
+    setfit_beside.setfit_rows(run)
+    assert sittings[-1] is False and len(json.loads((folder / "wall_s.json").read_text())) == 1
+    (folder / "checkpoint-500").mkdir(exist_ok=True)
+    setfit_beside.setfit_rows(Run("exp", "all", config, 1, ["--data.shots_per_class", "2"]))
+    assert sittings[-1] is False  # other rows: started afresh
+
+
+def test_setfit_resumes_from_the_last_checkpoint_it_finished_writing(tmp_path):
+    from setfit_contender import last_checkpoint
+
+    assert last_checkpoint(tmp_path) is None
+    for step, finished in ((500, True), (1000, True), (1500, False), (2000, True)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if finished:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (tmp_path / "checkpoint-2000" / "trainer_state.json").write_text('{"global_st')  # stopped while saving it
+    (tmp_path / "checkpoint-best").mkdir()
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-1000"
 
 
 def test_versus_compares_on_the_splits_both_ran():
