@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runner import Run, WallClock, append_rows, finished_runs, rehome
-from setfit_contender import run_setfit
+from setfit_contender import last_checkpoint, run_setfit
 
 from minbert.config import load_config
 from minbert.model.checkpoint import resolve_checkpoint
@@ -36,6 +36,11 @@ def setfit_rows(run: Run) -> list[dict]:
     cpu = cpu_description()
     folder = setfit_run(run).output_dir
     start_afresh_unless(folder, {"checkpoint": run.checkpoint, "seed": run.seed, "cpu": cpu, "rows": [train, test]})
+    going_on = last_checkpoint(folder / "checkpoints")
+    print(
+        f"    {folder}: {f'going on from {going_on.name}' if going_on else 'started'} (progress in setfit.log)",
+        flush=True,
+    )
     with WallClock(folder / "wall_s.json") as clock:
         result = run_setfit(resolve_checkpoint(run.checkpoint), train, test, seed=run.seed, folder=folder)
     base = {

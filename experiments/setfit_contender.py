@@ -79,9 +79,11 @@ def run_in(
             *("--train", str(files["train"]), "--test", str(files["test"]), "--out", str(out)),
         ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=folder)  # its checkpoints/ go there
+        log = folder / "setfit.log"  # its training loss and epoch every 50 steps: the progress of a run of hours
+        with log.open("a") as stream:  # its checkpoints/ go to the folder too
+            done = subprocess.run(command, env=env, stdout=stream, stderr=subprocess.STDOUT, cwd=folder)
         if done.returncode:
-            raise RuntimeError(f"SetFit failed: {done.stderr.strip()[-1500:]}")
+            raise RuntimeError(f"SetFit failed ({log}): {log.read_text().strip()[-1500:]}")
         shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # done: its 1.3 GB (MPNet) are no longer needed
     return dict(json.loads(out.read_text()))
 
