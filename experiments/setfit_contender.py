@@ -67,6 +67,7 @@ def run_in(
     seed: int,
     threads: int,
 ) -> dict[str, Any]:
+    """`run_setfit` in `folder`: its result once it has one, else SetFit run there (going on from a checkpoint)."""
     out = folder / "result.json"
     if not out.is_file():
         folder.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,8 @@ def worker(args: argparse.Namespace) -> None:
     trained = time.perf_counter() - started
     predicted = list(model.predict([r["text"] for r in test], batch_size=64))
     accuracy = sum(str(p) == r["label"] for p, r in zip(predicted, test, strict=True)) / len(test)
-    Path(args.out).write_text(
+    written = Path(args.out).with_suffix(".tmp")  # a result file is whole or absent: a run that has one is done
+    written.write_text(
         json.dumps(
             {
                 "accuracy": accuracy,
@@ -147,6 +149,7 @@ def worker(args: argparse.Namespace) -> None:
             }
         )
     )
+    os.replace(written, args.out)
 
 
 def main() -> None:
