@@ -140,7 +140,7 @@ def test_before_prepares_only_the_selected_runs_still_to_do(tmp_path, monkeypatc
 def test_only_runs_one_side_of_each_selected_run(tmp_path, monkeypatch, only, sides):
     runs = [Run("exp", "a", tmp_path / "c.yaml", seed) for seed in (1, 2)]
     monkeypatch.setattr(runner, "finished_runs", lambda: set())
-    ran: list[tuple[str, str]] = []
+    ran: list[tuple[str, int]] = []
     monkeypatch.setattr(runner, "run_all", lambda todo: ran.extend(("minbert", run.seed) for run in todo))
     (tmp_path / "table.md").write_text("table")
     monkeypatch.setattr(sys, "argv", ["script", "--seeds", "2", *only])
