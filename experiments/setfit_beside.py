@@ -34,7 +34,8 @@ def setfit_rows(run: Run) -> list[dict]:
     train = [(e.text, str(e.label)) for e in task.train]
     test = [(e.text, str(e.label)) for e in task.test]
     cpu = cpu_description()
-    folder = setfit_run(run).output_dir
+    side = setfit_run(run)
+    folder = side.output_dir
     start_afresh_unless(folder, {"checkpoint": run.checkpoint, "seed": run.seed, "cpu": cpu, "rows": [train, test]})
     going_on = last_checkpoint(folder / "checkpoints")
     print(
@@ -45,7 +46,7 @@ def setfit_rows(run: Run) -> list[dict]:
         result = run_setfit(resolve_checkpoint(run.checkpoint), train, test, seed=run.seed, folder=folder)
     base = {
         "experiment": run.experiment,
-        "recipe": f"setfit_{run.recipe}",
+        "recipe": side.recipe,
         "checkpoint": run.checkpoint,
         "seed": run.seed,
         "wall_s": round(clock.total(), 1),
@@ -56,9 +57,14 @@ def setfit_rows(run: Run) -> list[dict]:
     return [{**base, "split": "test", "metric": "accuracy", "value": round(result["accuracy"], 6)}]
 
 
+def setfit_recipe(recipe: str) -> str:
+    """The results.csv recipe of SetFit's runs beside minbert's `recipe`."""
+    return f"setfit_{recipe}"
+
+
 def setfit_run(run: Run) -> Run:
     """SetFit's side of minbert's `run`: its key in results.csv and its folder beside minbert's run directory."""
-    return replace(run, recipe=f"setfit_{run.recipe}")
+    return replace(run, recipe=setfit_recipe(run.recipe))
 
 
 def start_afresh_unless(folder: Path, sitting: dict) -> None:
@@ -147,13 +153,13 @@ def contenders(rows: list[dict], recipe: str, variants: dict[str, str] | None = 
     then each of its other recipes on the same rows (`variants`, label -> recipe) that has run, then SetFit. A
     minbert recipe is judged against SetFit on the splits both ran on one CPU at one precision
     (`comparable_splits`)."""
-    setfit_recipe = f"setfit_{recipe}"
-    setfit, setfit_machine = contender_splits(rows, setfit_recipe)
+    setfit_side = setfit_recipe(recipe)
+    setfit, setfit_machine = contender_splits(rows, setfit_side)
     judged = []
     for label, own in [("minbert", recipe), *(variants or {}).items()]:
         splits, machine = contender_splits(rows, own)
         if splits or label == "minbert":
-            comparable = comparable_splits(rows, own, setfit_recipe)
+            comparable = comparable_splits(rows, own, setfit_side)
             against = versus({s: v for s, v in splits.items() if s in comparable}, setfit)
             if not against and set(splits) & set(setfit):
                 against = "not judged: no split both ran on one CPU at one precision"

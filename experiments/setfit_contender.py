@@ -101,7 +101,7 @@ def last_checkpoint(folder: Path) -> Path | None:
         except (OSError, ValueError):
             continue
         finished.append(path)
-    return max(finished, key=lambda path: int(path.name.rpartition("-")[2]), default=None)
+    return max(finished, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
 
 
 def worker(args: argparse.Namespace) -> None:
